@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything htvend, its tests and its benchmarks need on a fresh Debian 12 machine
+# (run as root), then builds the TypeScript. Idempotent: re-running only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  runc crun docker-registry busybox-static skopeo umoci qemu-user-static binfmt-support
+  uidmap iproute2 curl wget openssl ca-certificates debootstrap
+  # peers for benchmarks and tests
+  nginx mitmproxy buildah
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# nginx and the registry are started by tests on loopback ports; keep the distro services off.
+for svc in nginx docker-registry; do
+  if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then systemctl stop "$svc" || true; fi
+done
+
+# Foreign-architecture RUN steps execute under qemu via binfmt_misc.
+if [ -d /proc/sys/fs/binfmt_misc ]; then
+  mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true
+  update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+fi
+
+# crun refuses "cgroups in hybrid mode" while a v1 controller (hugetlb) is still listed in
+# the unified hierarchy; mount v1 hierarchies for those controllers (ENVIRONMENT.md).
+if [ -f /sys/fs/cgroup/unified/cgroup.controllers ]; then
+  for c in $(cat /sys/fs/cgroup/unified/cgroup.controllers); do
+    [ -d "/sys/fs/cgroup/$c" ] && mountpoint -q "/sys/fs/cgroup/$c" && continue
+    mkdir -p "/sys/fs/cgroup/$c" && mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" 2>/dev/null || true
+  done
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run --silent build

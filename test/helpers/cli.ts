@@ -1,0 +1,50 @@
+/**
+ * Spawning our own CLIs from tests. Works both from compiled tests (dist/test/…, runs
+ * dist/src/cli/*.js) and from TypeScript run with tsx (runs src/cli/*.ts through tsx).
+ */
+import { spawn, type SpawnOptions } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const fromTs = import.meta.url.endsWith('.ts');
+/** Repository root. */
+export const repoRoot = fromTs ? join(here, '..', '..') : join(here, '..', '..', '..');
+
+/** argv prefix that runs CLI `name` (`htvend` or `build-img-with-proxy`). */
+export function cliCommand(name: 'htvend' | 'build-img-with-proxy'): string[] {
+  return fromTs
+    ? [process.execPath, '--import', 'tsx', join(repoRoot, 'src', 'cli', `${name}.ts`)]
+    : [process.execPath, join(repoRoot, 'dist', 'src', 'cli', `${name}.js`)];
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion, capturing output. Rejects only if it cannot be spawned. */
+export function run(argv: string[], opts: SpawnOptions & { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const [cmd, ...args] = argv;
+    const child = spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'pipe'], ...opts });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+    child.stdin?.end(opts.input ?? '');
+  });
+}
+
+/** Runs one of our CLIs. */
+export function runCli(name: 'htvend' | 'build-img-with-proxy', args: string[], opts: Parameters<typeof run>[1] = {}): Promise<RunResult> {
+  return run([...cliCommand(name), ...args], opts);
+}

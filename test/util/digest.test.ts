@@ -1,0 +1,43 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { EMPTY_DIGEST, HashingStream, VerifyingStream, parseDigest, sha256Hex } from '../../src/util/digest.js';
+import { redactUrl, redactText } from '../../src/util/redact.js';
+
+test('parseDigest accepts bare and sha256: forms and rejects anything else', () => {
+  const hex = sha256Hex('x');
+  assert.equal(parseDigest(hex), hex);
+  assert.equal(parseDigest(`sha256:${hex}`), hex);
+  assert.throws(() => parseDigest(hex.toUpperCase(), 'assets.json "u"'), /assets.json "u": invalid sha256/);
+  assert.throws(() => parseDigest('abc'), /invalid sha256/);
+  assert.equal(EMPTY_DIGEST, 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+});
+
+test('HashingStream hashes and counts what passes through', async () => {
+  const h = new HashingStream();
+  const chunks: Buffer[] = [];
+  await pipeline(Readable.from([Buffer.from('ab'), Buffer.from('c')]), h, new Writable({ write(c, _e, cb) { chunks.push(c); cb(); } }));
+  assert.equal(h.digest(), sha256Hex('abc'));
+  assert.equal(h.size, 3);
+  assert.equal(Buffer.concat(chunks).toString(), 'abc');
+});
+
+test('VerifyingStream fails before emitting the last chunk on a mismatch', async () => {
+  const seen: string[] = [];
+  const sink = new Writable({ write(c, _e, cb) { seen.push(String(c)); cb(); } });
+  await assert.rejects(
+    pipeline(Readable.from([Buffer.from('a'), Buffer.from('b'), Buffer.from('X')]), new VerifyingStream(sha256Hex('abc'), 'blob t'), sink),
+    /blob t: content does not match sha256/,
+  );
+  assert.equal(seen.join(''), 'ab'); // the final chunk was never delivered
+  const ok: string[] = [];
+  await pipeline(Readable.from([Buffer.from('ab'), Buffer.from('c')]), new VerifyingStream(sha256Hex('abc'), 'b', 3), new Writable({ write(c, _e, cb) { ok.push(String(c)); cb(); } }));
+  assert.equal(ok.join(''), 'abc');
+});
+
+test('redactUrl hides userinfo passwords in the Go form and keeps the encoding', () => {
+  assert.equal(redactUrl('https://bob:s3cr%2Ft@h.example/a%2Fb?x=1'), 'https://bob:xxxxx@h.example/a%2Fb?x=1');
+  assert.equal(redactUrl('https://h.example/a%2Fb'), 'https://h.example/a%2Fb');
+  assert.equal(redactText('fetch https://u:p@h/x failed'), 'fetch https://u:xxxxx@h/x failed');
+});
