@@ -1,0 +1,232 @@
+/**
+ * Applies layer tars, in order, to a rootfs directory on the host (the stage's working rootfs).
+ * Handles OCI whiteouts (`.wh.name`, `.wh..wh..opq`), hard links, symlinks, ownership and modes.
+ *
+ * Safety: we run as root, so a layer (or a symlink an earlier layer planted) must never make
+ * us write outside the rootfs. Every parent directory is resolved component by component
+ * inside the root (symlinks re-anchored at the root, like chroot would), and the final
+ * component is never followed: an existing symlink there is replaced, not written through.
+ *
+ * Not reproduced on the host (Node has no API for them, and nothing here needs them on disk):
+ * device nodes, fifos and extended attributes. They are skipped with a debug log line.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { chmod, chown, lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, rm, symlink, unlink, utimes } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { extract as tarExtract, type Headers } from 'tar-stream';
+import { HtvendError, describeError } from '../../util/errors.js';
+import type { Logger } from '../../util/log.js';
+import { silentLogger } from '../../util/log.js';
+
+/** Compression of a blob, sniffed from its first bytes (media types lie more often than magic). */
+export async function sniffCompression(path: string): Promise<'gzip' | 'zstd' | 'bzip2' | 'xz' | 'none'> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(6);
+    const { bytesRead } = await fh.read(buf, 0, 6, 0);
+    const b = buf.subarray(0, bytesRead);
+    if (b[0] === 0x1f && b[1] === 0x8b) return 'gzip';
+    if (b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) return 'zstd';
+    if (b[0] === 0x42 && b[1] === 0x5a && b[2] === 0x68) return 'bzip2';
+    if (b[0] === 0xfd && b[1] === 0x37 && b[2] === 0x7a && b[3] === 0x58) return 'xz';
+    return 'none';
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A readable of the uncompressed tar inside `path` (gzip or plain); a clear error otherwise. */
+export async function openTar(path: string, what: string, signal?: AbortSignal): Promise<Readable> {
+  const kind = await sniffCompression(path);
+  if (kind === 'zstd' || kind === 'bzip2' || kind === 'xz') {
+    throw new HtvendError('INPUT', `${what}: ${kind}-compressed tars are not supported (only gzip and uncompressed)`, {
+      hint: kind === 'zstd' ? 'Node 20 has no zstd decoder and no maintained pure-JS one is installed; use a gzip variant of the image' : undefined,
+    });
+  }
+  const file = createReadStream(path, { signal });
+  if (kind === 'none') return file;
+  const gunzip = createGunzip();
+  file.on('error', (e) => gunzip.destroy(e));
+  return file.pipe(gunzip);
+}
+
+/** Normalises a tar member name to a clean relative path; rejects `..` escapes. */
+export function cleanMemberPath(name: string, what: string): string {
+  const p = posix.normalize('/' + name).slice(1).replace(/\/+$/, '');
+  if (p.split('/').includes('..')) throw new HtvendError('INPUT', `${what}: tar member escapes the root: ${name}`);
+  return p;
+}
+
+/** Resolves parent directories of layer paths inside a root without ever leaving it. */
+export class RootResolver {
+  private readonly dirCache = new Map<string, string>();
+  constructor(readonly root: string) {}
+
+  /** Host path of the directory `rel` (a layer path), following symlinks within the root; creates missing dirs when `create`. */
+  async dir(rel: string, create: boolean): Promise<string | undefined> {
+    if (rel === '') return this.root;
+    const cached = this.dirCache.get(rel);
+    if (cached) return cached;
+    let cur = '';
+    const parts = rel.split('/');
+    let hops = 0;
+    while (parts.length > 0) {
+      const name = parts.shift()!;
+      if (name === '' || name === '.') continue;
+      if (name === '..') {
+        cur = posix.dirname(cur) === '.' ? '' : posix.dirname(cur);
+        continue;
+      }
+      const next = cur === '' ? name : `${cur}/${name}`;
+      const host = join(this.root, next);
+      const st = await lstat(host).catch(() => undefined);
+      if (st?.isSymbolicLink()) {
+        if (++hops > 40) throw new HtvendError('INPUT', `too many symlinks resolving /${rel} in the image`);
+        const target = await readlink(host);
+        parts.unshift(...target.split('/'));
+        if (target.startsWith('/')) cur = '';
+        continue;
+      }
+      if (!st) {
+        if (!create) return undefined;
+        await mkdir(host, { mode: 0o755 });
+      } else if (!st.isDirectory()) {
+        if (!create) return undefined;
+        throw new HtvendError('INPUT', `/${next} is not a directory in the image`);
+      }
+      cur = next;
+    }
+    const host = join(this.root, cur);
+    this.dirCache.set(rel, host);
+    return host;
+  }
+
+  /** Host path of `rel` with its parent resolved and the last component NOT followed. */
+  async path(rel: string, create: boolean): Promise<string | undefined> {
+    const parent = await this.dir(posix.dirname(rel) === '.' ? '' : posix.dirname(rel), create);
+    return parent === undefined ? undefined : join(parent, posix.basename(rel));
+  }
+
+  /** Forget cached resolutions at or under `rel` (it was replaced). */
+  invalidate(rel: string): void {
+    for (const k of this.dirCache.keys()) if (k === rel || k.startsWith(rel + '/')) this.dirCache.delete(k);
+  }
+}
+
+export interface ApplyOptions {
+  signal?: AbortSignal;
+  log?: Logger;
+}
+
+/** Applies one layer blob (gzip or plain tar) to `root`. */
+export async function applyLayer(root: string, blobPath: string, what: string, opts: ApplyOptions = {}): Promise<void> {
+  const tar = await openTar(blobPath, what, opts.signal);
+  await applyTarStream(root, tar, what, opts);
+}
+
+/** Applies an uncompressed tar stream to `root` (also used by ADD of local archives, without whiteouts). */
+export async function applyTarStream(root: string, tar: Readable, what: string, opts: ApplyOptions & { whiteouts?: boolean; prefix?: string } = {}): Promise<void> {
+  const log = opts.log ?? silentLogger;
+  const res = new RootResolver(root);
+  const created = new Set<string>();
+  const dirTimes: { host: string; mtime: Date }[] = [];
+  const ex = tarExtract();
+  const whiteouts = opts.whiteouts ?? true;
+  const prefix = (opts.prefix ?? '').replace(/^\/+|\/+$/g, '');
+  const handle = async (h: Headers, body: Readable): Promise<void> => {
+    let rel = cleanMemberPath(h.name, what);
+    if (prefix) rel = rel === '' ? prefix : `${prefix}/${rel}`;
+    const base = posix.basename(rel);
+    const parentRel = posix.dirname(rel) === '.' ? '' : posix.dirname(rel);
+    if (whiteouts && base === '.wh..wh..opq') {
+      const dir = await res.dir(parentRel, false);
+      if (dir) {
+        for (const name of await readdir(dir)) {
+          const childRel = parentRel === '' ? name : `${parentRel}/${name}`;
+          if (!created.has(childRel)) {
+            await rm(join(dir, name), { recursive: true, force: true });
+            res.invalidate(childRel);
+          }
+        }
+      }
+      return void body.resume();
+    }
+    if (whiteouts && base.startsWith('.wh.')) {
+      const victimRel = parentRel === '' ? base.slice(4) : `${parentRel}/${base.slice(4)}`;
+      const victim = await res.path(victimRel, false);
+      if (victim) await rm(victim, { recursive: true, force: true });
+      res.invalidate(victimRel);
+      return void body.resume();
+    }
+    if (rel === '') {
+      body.resume();
+      return;
+    }
+    const host = (await res.path(rel, true))!;
+    const existing = await lstat(host).catch(() => undefined);
+    const mtime = h.mtime ?? new Date(0);
+    const uid = h.uid ?? 0;
+    const gid = h.gid ?? 0;
+    const mode = (h.mode ?? 0o644) & 0o7777;
+    created.add(rel);
+    if (h.type === 'directory') {
+      if (existing && !existing.isDirectory()) await rm(host, { force: true });
+      if (!existing || !existing.isDirectory()) await mkdir(host, { mode });
+      await chown(host, uid, gid);
+      await chmod(host, mode);
+      dirTimes.push({ host, mtime });
+      body.resume();
+      return;
+    }
+    if (existing) {
+      await rm(host, { recursive: true, force: true });
+      res.invalidate(rel);
+    }
+    switch (h.type) {
+      case 'file':
+      case 'contiguous-file':
+        await pipeline(body, createWriteStream(host, { mode: 0o600 }), { signal: opts.signal });
+        await chown(host, uid, gid);
+        await chmod(host, mode);
+        await utimes(host, mtime, mtime);
+        return;
+      case 'symlink':
+        await symlink(h.linkname ?? '', host);
+        await lchown(host, uid, gid);
+        await lutimes(host, mtime, mtime).catch(() => {});
+        body.resume();
+        return;
+      case 'link': {
+        const target = await res.path(cleanMemberPath(prefix ? `${prefix}/${h.linkname ?? ''}` : (h.linkname ?? ''), what), false);
+        if (!target) throw new HtvendError('INPUT', `${what}: hard link ${h.name} -> ${h.linkname}: target missing`);
+        await link(target, host);
+        body.resume();
+        return;
+      }
+      default:
+        log.debug(`${what}: skipping ${h.type} entry ${h.name}`);
+        created.delete(rel);
+        body.resume();
+    }
+  };
+  ex.on('entry', (h, body, next) => {
+    handle(h, body).then(
+      () => next(),
+      (e) => ex.destroy(e instanceof HtvendError ? e : new HtvendError('IO', `${what}: extracting ${h.name}: ${describeError(e)}`, { cause: e })),
+    );
+  });
+  await pipeline(tar, ex, { signal: opts.signal });
+  // Directory mtimes last: creating children above changed them.
+  for (const { host, mtime } of dirTimes.reverse()) await utimes(host, mtime, mtime).catch(() => {});
+}
+
+/** Removes a path recursively; unlink for non-dirs. */
+export async function removePath(host: string): Promise<void> {
+  const st = await lstat(host).catch(() => undefined);
+  if (!st) return;
+  if (st.isDirectory()) await rm(host, { recursive: true, force: true });
+  else await unlink(host);
+}
