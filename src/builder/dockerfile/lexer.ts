@@ -1,0 +1,154 @@
+/**
+ * Docker's Dockerfile word lexer: quote-aware word splitting and variable expansion with the
+ * rules of BuildKit's `shell.Lex` (frontend/dockerfile/shell): single quotes are literal,
+ * double quotes allow `$` expansion and escape only `"`, `$` and the escape char, the escape
+ * char (`\` or the `# escape=` directive's) escapes anything outside quotes, and
+ * `$a`, `${a}`, `${a:-b}`, `${a-b}`, `${a:+b}`, `${a+b}`, `${a:?msg}`, `${a?msg}` are expanded.
+ * Unset variables expand to ''.
+ */
+import { HtvendError } from '../../util/errors.js';
+
+/** Variables in scope: `undefined` = unset (distinct from '' for `${a-b}` vs `${a:-b}`). */
+export type Vars = (name: string) => string | undefined;
+
+export function varsFrom(...maps: (Map<string, string> | Record<string, string> | undefined)[]): Vars {
+  return (name) => {
+    for (const m of maps) {
+      if (!m) continue;
+      const v = m instanceof Map ? m.get(name) : Object.prototype.hasOwnProperty.call(m, name) ? m[name] : undefined;
+      if (v !== undefined) return v;
+    }
+    return undefined;
+  };
+}
+
+const isSpace = (c: string) => c === ' ' || c === '\t' || c === '\n' || c === '\r';
+
+/** Splits on unquoted whitespace, keeping quotes and escapes in the words (expand them with `expandWord`). */
+export function splitWords(text: string, escape = '\\'): string[] {
+  const words: string[] = [];
+  let cur = '';
+  let inWord = false;
+  let quote: '"' | "'" | null = null;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quote) {
+      cur += c;
+      if (c === escape && quote === '"' && i + 1 < text.length) cur += text[++i];
+      else if (c === quote) quote = null;
+      continue;
+    }
+    if (isSpace(c)) {
+      if (inWord) words.push(cur);
+      cur = '';
+      inWord = false;
+      continue;
+    }
+    inWord = true;
+    cur += c;
+    if (c === escape && i + 1 < text.length) cur += text[++i];
+    else if (c === '"' || c === "'") quote = c;
+  }
+  if (quote) throw new HtvendError('INPUT', `unterminated ${quote} quote in: ${text}`);
+  if (inWord) words.push(cur);
+  return words;
+}
+
+interface LexState {
+  s: string;
+  i: number;
+}
+
+/** Expands variables and removes quoting/escapes from one word. */
+export function expandWord(word: string, vars: Vars, escape = '\\'): string {
+  const st: LexState = { s: word, i: 0 };
+  return lexUntil(st, vars, escape, null);
+}
+
+/** `splitWords` then `expandWord` on each. */
+export function expandWords(text: string, vars: Vars, escape = '\\'): string[] {
+  return splitWords(text, escape).map((w) => expandWord(w, vars, escape));
+}
+
+function lexUntil(st: LexState, vars: Vars, escape: string, stop: '}' | null): string {
+  let out = '';
+  while (st.i < st.s.length) {
+    const c = st.s[st.i]!;
+    if (stop && c === stop) return out;
+    if (c === escape) {
+      if (st.i + 1 < st.s.length) out += st.s[st.i + 1];
+      st.i += 2;
+    } else if (c === "'") {
+      const end = st.s.indexOf("'", st.i + 1);
+      if (end < 0) throw new HtvendError('INPUT', `unterminated ' quote in: ${st.s}`);
+      out += st.s.slice(st.i + 1, end);
+      st.i = end + 1;
+    } else if (c === '"') {
+      st.i++;
+      while (st.i < st.s.length && st.s[st.i] !== '"') {
+        const d = st.s[st.i]!;
+        if (d === escape && st.i + 1 < st.s.length && ['"', '$', escape].includes(st.s[st.i + 1]!)) {
+          out += st.s[st.i + 1];
+          st.i += 2;
+        } else if (d === '$') {
+          out += lexDollar(st, vars, escape);
+        } else {
+          out += d;
+          st.i++;
+        }
+      }
+      if (st.i >= st.s.length) throw new HtvendError('INPUT', `unterminated " quote in: ${st.s}`);
+      st.i++;
+    } else if (c === '$') {
+      out += lexDollar(st, vars, escape);
+    } else {
+      out += c;
+      st.i++;
+    }
+  }
+  if (stop) throw new HtvendError('INPUT', `missing '}' in: ${st.s}`);
+  return out;
+}
+
+const NAME_START = /[A-Za-z_]/;
+const NAME_CHAR = /[A-Za-z0-9_]/;
+
+function lexDollar(st: LexState, vars: Vars, escape: string): string {
+  st.i++; // '$'
+  const c = st.s[st.i];
+  if (c === undefined) return '$';
+  if (c === '{') {
+    st.i++;
+    let name = '';
+    while (st.i < st.s.length && NAME_CHAR.test(st.s[st.i]!)) name += st.s[st.i++];
+    if (name === '') throw new HtvendError('INPUT', `bad substitution in: ${st.s}`);
+    const next = st.s[st.i];
+    if (next === '}') {
+      st.i++;
+      return vars(name) ?? '';
+    }
+    let op = '';
+    if (next === ':') {
+      op = ':';
+      st.i++;
+    }
+    const kind = st.s[st.i];
+    if (kind !== '-' && kind !== '+' && kind !== '?') throw new HtvendError('INPUT', `unsupported modifier '${op}${kind ?? ''}' in \${${name}…} in: ${st.s}`);
+    st.i++;
+    const word = lexUntil(st, vars, escape, '}');
+    st.i++; // '}'
+    const v = vars(name);
+    const set = op === ':' ? v !== undefined && v !== '' : v !== undefined;
+    if (kind === '-') return set ? v! : word;
+    if (kind === '+') return set ? word : '';
+    if (!set) throw new HtvendError('INPUT', `${name}: ${word || 'is not allowed to be unset'}`);
+    return v!;
+  }
+  if (NAME_START.test(c)) {
+    let name = '';
+    while (st.i < st.s.length && NAME_CHAR.test(st.s[st.i]!)) name += st.s[st.i++];
+    return vars(name) ?? '';
+  }
+  // `$1`, `$$`, `$ ` …: Docker keeps the dollar literally.
+  return '$';
+}

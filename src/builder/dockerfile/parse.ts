@@ -1,0 +1,307 @@
+/**
+ * Dockerfile text → typed instructions (see types.ts), using dockerfile-ast for the line
+ * structure (instructions, continuation lines, comments, flags, the escape directive) and our
+ * lexer for words. Validates every instruction's form and flags; errors cite `file:line`.
+ */
+import { DockerfileParser, type Instruction as AstInstruction, type Flag } from 'dockerfile-ast';
+import { HtvendError } from '../../util/errors.js';
+import { splitWords } from './lexer.js';
+import type { ArgInstr, CommandForm, FromInstr, Heredoc, Instruction, Loc, ParsedDockerfile, RawFlag } from './types.js';
+
+const FLAGS: Record<string, Set<string>> = {
+  FROM: new Set(['platform']),
+  RUN: new Set(['mount', 'network', 'security']),
+  COPY: new Set(['from', 'chown', 'chmod', 'link', 'parents', 'exclude']),
+  ADD: new Set(['chown', 'chmod', 'link', 'checksum', 'keep-git-dir', 'exclude']),
+  HEALTHCHECK: new Set(['interval', 'timeout', 'start-period', 'start-interval', 'retries']),
+};
+const REPEATABLE = new Set(['mount', 'exclude']);
+
+function fail(loc: Loc, msg: string, hint?: string): never {
+  throw new HtvendError('INPUT', `${loc.file}:${loc.line}: ${msg}`, { hint });
+}
+
+/** Removes escaped newlines (line continuations) and comment lines inside them, like Docker. */
+function joinContinuations(raw: string, escape: string): string {
+  const lines = raw.split('\n');
+  let out = '';
+  for (let i = 0; i < lines.length; i++) {
+    let line = lines[i]!.replace(/\r$/, '');
+    if (i > 0 && /^\s*#/.test(line)) continue;
+    if (i > 0 && /^\s*$/.test(line)) continue;
+    const m = line.match(new RegExp(`${escape === '\\' ? '\\\\' : '`'}\\s*$`));
+    if (m && i < lines.length - 1) line = line.slice(0, m.index);
+    else if (i < lines.length - 1) line += '\n';
+    out += line;
+  }
+  return out;
+}
+
+const HEREDOC_RE = /<<(-?)(["']?)([A-Za-z_][A-Za-z0-9_]*)\2/g;
+
+/** Splits `cmd <<EOF …` raw text into the command line and its heredocs. */
+function parseHeredocs(raw: string, loc: Loc): { line: string; heredocs: Heredoc[] } | undefined {
+  const nl = raw.indexOf('\n');
+  const first = nl < 0 ? raw : raw.slice(0, nl);
+  const markers = [...first.matchAll(HEREDOC_RE)];
+  if (markers.length === 0) return undefined;
+  const rest = nl < 0 ? [] : raw.slice(nl + 1).split('\n');
+  const heredocs: Heredoc[] = [];
+  for (const m of markers) {
+    const strip = m[1] === '-';
+    const name = m[3]!;
+    const body: string[] = [];
+    let closed = false;
+    while (rest.length > 0) {
+      let l = rest.shift()!.replace(/\r$/, '');
+      if (strip) l = l.replace(/^\t+/, '');
+      if (l === name) {
+        closed = true;
+        break;
+      }
+      body.push(l);
+    }
+    if (!closed) fail(loc, `heredoc <<${name} is not terminated`);
+    heredocs.push({ name, content: body.length ? body.join('\n') + '\n' : '', expand: m[2] === '' });
+  }
+  return { line: first, heredocs };
+}
+
+function parseJsonArray(text: string): string[] | undefined {
+  const t = text.trim();
+  if (!t.startsWith('[')) return undefined;
+  try {
+    const v: unknown = JSON.parse(t);
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+  } catch {
+    // Docker falls back to shell form when the JSON does not parse.
+  }
+  return undefined;
+}
+
+function commandForm(text: string): CommandForm {
+  const argv = parseJsonArray(text);
+  return argv ? { form: 'exec', argv } : { form: 'shell', cmdline: text.trim() };
+}
+
+/** Parses `--x=y` style durations (`30s`, `1m30s`, `500ms`) into nanoseconds. */
+function durationNs(v: string, loc: Loc, flag: string): number {
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  let total = 0;
+  let m: RegExpExecArray | null;
+  let consumed = 0;
+  const unit: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+  while ((m = re.exec(v))) {
+    total += Number(m[1]) * unit[m[2]!]!;
+    consumed = re.lastIndex;
+  }
+  if (consumed !== v.length || v === '') fail(loc, `--${flag}: bad duration ${JSON.stringify(v)}`);
+  return Math.round(total);
+}
+
+/** Splits `KEY=value KEY2="v 2"` (or legacy `KEY value`) into raw pairs. */
+function keyValues(text: string, loc: Loc, kw: string, escape: string, allowLegacy: boolean): [string, string][] {
+  const words = splitWords(text, escape);
+  if (words.length === 0) fail(loc, `${kw} requires at least one argument`);
+  if (allowLegacy && !words[0]!.includes('=')) {
+    // `ENV KEY value with spaces`: the rest of the line is the value.
+    const key = words[0]!;
+    const value = text.trim().slice(key.length).trim();
+    if (value === '' && kw === 'ENV') fail(loc, `ENV ${key} needs a value (ENV KEY=value or ENV KEY value)`);
+    return [[key, value]];
+  }
+  return words.map((w) => {
+    const eq = w.indexOf('=');
+    if (eq <= 0) fail(loc, `${kw}: expected KEY=value, got ${JSON.stringify(w)}`);
+    return [w.slice(0, eq), w.slice(eq + 1)];
+  });
+}
+
+function flagsOf(ast: AstInstruction, kw: string, loc: Loc): RawFlag[] {
+  const getFlags = (ast as unknown as { getFlags?: () => Flag[] }).getFlags;
+  const flags = getFlags ? getFlags.call(ast).map((f) => ({ name: f.getName(), value: f.getValue() })) : [];
+  const allowed = FLAGS[kw] ?? new Set<string>();
+  const seen = new Set<string>();
+  for (const f of flags) {
+    if (!allowed.has(f.name)) fail(loc, `unknown flag --${f.name} for ${kw}`, allowed.size ? `${kw} accepts ${[...allowed].map((a) => '--' + a).join(', ')}` : `${kw} takes no flags`);
+    if (seen.has(f.name) && !REPEATABLE.has(f.name)) fail(loc, `flag --${f.name} given twice`);
+    seen.add(f.name);
+  }
+  return flags;
+}
+
+function one(flags: RawFlag[], name: string, loc: Loc): string | undefined {
+  const f = flags.find((x) => x.name === name);
+  if (!f) return undefined;
+  if (f.value === null || f.value === '') fail(loc, `--${name} needs a value`);
+  return f.value;
+}
+
+function bool(flags: RawFlag[], name: string, loc: Loc): boolean {
+  const f = flags.find((x) => x.name === name);
+  if (!f) return false;
+  if (f.value === null || f.value === 'true') return true;
+  if (f.value === 'false') return false;
+  return fail(loc, `--${name}: expected true or false, got ${JSON.stringify(f.value)}`);
+}
+
+/** Converts one dockerfile-ast instruction (also used for ONBUILD triggers). */
+export function convertInstruction(ast: AstInstruction, file: string, escape: string, lineOverride?: number): Instruction {
+  const kw = ast.getKeyword().toUpperCase();
+  const loc: Loc = { file, line: lineOverride ?? ast.getRange().start.line + 1 };
+  const text = ast.getTextContent().replace(/\s*\\\r?\n\s*/g, ' ').trim();
+  const rawArgs = ast.getRawArgumentsContent() ?? '';
+  const flags = flagsOf(ast, kw, loc);
+  const hd = kw === 'RUN' || kw === 'COPY' || kw === 'ADD' ? parseHeredocs(rawArgs, loc) : undefined;
+  const args = hd ? hd.line : joinContinuations(rawArgs, escape).trim();
+  const base = { loc, text };
+  if (args === '' && kw !== 'HEALTHCHECK') fail(loc, `${kw} requires arguments`);
+  switch (kw) {
+    case 'FROM': {
+      const w = splitWords(args, escape);
+      if (w.length !== 1 && !(w.length === 3 && w[1]!.toUpperCase() === 'AS')) fail(loc, 'FROM takes an image and optionally AS <name>: FROM image [AS name]');
+      const stageName = w[2]?.toLowerCase();
+      if (stageName !== undefined && !/^[a-z][a-z0-9._-]*$/.test(stageName)) fail(loc, `invalid stage name ${JSON.stringify(w[2])}`);
+      const platform = one(flags, 'platform', loc);
+      return { ...base, kind: 'FROM', image: w[0]!, ...(stageName ? { stageName } : {}), ...(platform ? { platform } : {}) };
+    }
+    case 'ARG': {
+      const words = splitWords(args, escape);
+      return {
+        ...base,
+        kind: 'ARG',
+        args: words.map((w) => {
+          const eq = w.indexOf('=');
+          const name = eq < 0 ? w : w.slice(0, eq);
+          if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) fail(loc, `ARG: invalid name ${JSON.stringify(name)}`);
+          return eq < 0 ? { name } : { name, default: w.slice(eq + 1) };
+        }),
+      };
+    }
+    case 'RUN': {
+      const network = one(flags, 'network', loc);
+      if (network !== undefined && !['default', 'host', 'none'].includes(network)) fail(loc, `RUN --network must be default, host or none, got ${JSON.stringify(network)}`);
+      const security = one(flags, 'security', loc);
+      if (security !== undefined && !['sandbox', 'insecure'].includes(security)) fail(loc, `RUN --security must be sandbox or insecure`);
+      const mounts = flags.filter((f) => f.name === 'mount').map((f) => f.value ?? fail(loc, '--mount needs a value'));
+      return { ...base, kind: 'RUN', cmd: commandForm(args), mounts, ...(network ? { network } : {}), ...(security ? { security } : {}), heredocs: hd?.heredocs ?? [] };
+    }
+    case 'COPY':
+    case 'ADD': {
+      const json = parseJsonArray(args);
+      const words = json ?? splitWords(args, escape);
+      if (words.length < 2) fail(loc, `${kw} requires at least one source and a destination`);
+      const from = one(flags, 'from', loc);
+      const chown = one(flags, 'chown', loc);
+      const chmod = one(flags, 'chmod', loc);
+      const checksum = one(flags, 'checksum', loc);
+      const keepGitDir = one(flags, 'keep-git-dir', loc);
+      return {
+        ...base,
+        kind: kw,
+        sources: words.slice(0, -1),
+        dest: words[words.length - 1]!,
+        json: json !== undefined,
+        ...(from ? { from } : {}),
+        ...(chown ? { chown } : {}),
+        ...(chmod ? { chmod } : {}),
+        ...(checksum ? { checksum } : {}),
+        ...(keepGitDir ? { keepGitDir } : {}),
+        link: bool(flags, 'link', loc),
+        parents: bool(flags, 'parents', loc),
+        exclude: flags.filter((f) => f.name === 'exclude').map((f) => f.value ?? ''),
+        heredocs: hd?.heredocs ?? [],
+      };
+    }
+    case 'ENV':
+      return { ...base, kind: 'ENV', pairs: keyValues(args, loc, 'ENV', escape, true) };
+    case 'LABEL':
+      return { ...base, kind: 'LABEL', pairs: keyValues(args, loc, 'LABEL', escape, false) };
+    case 'WORKDIR':
+      return { ...base, kind: 'WORKDIR', path: args };
+    case 'USER': {
+      if (splitWords(args, escape).length !== 1) fail(loc, 'USER takes exactly one argument: USER user[:group]');
+      return { ...base, kind: 'USER', user: args };
+    }
+    case 'EXPOSE':
+      return { ...base, kind: 'EXPOSE', ports: splitWords(args, escape) };
+    case 'CMD':
+    case 'ENTRYPOINT':
+      return { ...base, kind: kw, cmd: commandForm(args) };
+    case 'VOLUME': {
+      const json = parseJsonArray(args);
+      return { ...base, kind: 'VOLUME', paths: json ?? splitWords(args, escape), json: json !== undefined };
+    }
+    case 'SHELL': {
+      const argv = parseJsonArray(args);
+      if (!argv || argv.length === 0) fail(loc, 'SHELL requires the arguments to be in JSON form: SHELL ["executable", "param"]');
+      return { ...base, kind: 'SHELL', argv };
+    }
+    case 'STOPSIGNAL': {
+      if (splitWords(args, escape).length !== 1) fail(loc, 'STOPSIGNAL takes exactly one signal');
+      return { ...base, kind: 'STOPSIGNAL', signal: args };
+    }
+    case 'HEALTHCHECK': {
+      const first = args.split(/\s+/)[0]?.toUpperCase();
+      if (first === 'NONE') {
+        if (flags.length || args.trim().toUpperCase() !== 'NONE') fail(loc, 'HEALTHCHECK NONE takes no other arguments');
+        return { ...base, kind: 'HEALTHCHECK', check: null };
+      }
+      if (first !== 'CMD') fail(loc, 'HEALTHCHECK must be NONE or CMD <command>');
+      const cmd = commandForm(args.trim().slice(3));
+      const d = (n: string) => {
+        const v = one(flags, n, loc);
+        return v === undefined ? undefined : durationNs(v, loc, n);
+      };
+      const retriesRaw = one(flags, 'retries', loc);
+      const retries = retriesRaw === undefined ? undefined : Number(retriesRaw);
+      if (retries !== undefined && !(Number.isInteger(retries) && retries >= 0)) fail(loc, `--retries must be a non-negative integer`);
+      const check = { cmd, interval: d('interval'), timeout: d('timeout'), startPeriod: d('start-period'), startInterval: d('start-interval'), retries };
+      for (const k of Object.keys(check) as (keyof typeof check)[]) if (check[k] === undefined) delete check[k];
+      return { ...base, kind: 'HEALTHCHECK', check };
+    }
+    case 'ONBUILD': {
+      const trig = args.split(/\s+/)[0]!.toUpperCase();
+      if (trig === 'ONBUILD' || trig === 'FROM' || trig === 'MAINTAINER') fail(loc, `ONBUILD ${trig} is not allowed`);
+      if (!(trig in KNOWN)) fail(loc, `ONBUILD: unknown instruction ${trig}`);
+      return { ...base, kind: 'ONBUILD', trigger: args };
+    }
+    case 'MAINTAINER':
+      return { ...base, kind: 'MAINTAINER', name: args };
+    default:
+      return fail(loc, `unknown instruction: ${ast.getInstruction()}`, `known instructions: ${Object.keys(KNOWN).join(', ')}`);
+  }
+}
+
+const KNOWN: Record<string, true> = Object.fromEntries(
+  ['ADD', 'ARG', 'CMD', 'COPY', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'FROM', 'HEALTHCHECK', 'LABEL', 'MAINTAINER', 'ONBUILD', 'RUN', 'SHELL', 'STOPSIGNAL', 'USER', 'VOLUME', 'WORKDIR'].map((k) => [k, true]),
+);
+
+/** Parses a whole Dockerfile. `file` is the name used in error messages (e.g. `Dockerfile`). */
+export function parseDockerfile(content: string, file = 'Dockerfile'): ParsedDockerfile {
+  const ast = DockerfileParser.parse(content);
+  const escape = ast.getEscapeCharacter();
+  const globalArgs: ArgInstr[] = [];
+  const stages: ParsedDockerfile['stages'] = [];
+  for (const a of ast.getInstructions()) {
+    const ins = convertInstruction(a, file, escape);
+    if (ins.kind === 'FROM') {
+      stages.push({ from: ins as FromInstr, instructions: [] });
+    } else if (stages.length === 0) {
+      if (ins.kind !== 'ARG') throw new HtvendError('INPUT', `${file}:${ins.loc.line}: ${ins.kind} before the first FROM (only ARG may come before FROM)`);
+      globalArgs.push(ins);
+    } else {
+      stages[stages.length - 1]!.instructions.push(ins);
+    }
+  }
+  if (stages.length === 0) throw new HtvendError('INPUT', `${file}: no FROM instruction`, { hint: 'a Dockerfile must start with FROM (after optional ARGs)' });
+  return { file, escape, globalArgs, stages };
+}
+
+/** Parses an ONBUILD trigger text as an instruction (line = the line of the FROM that triggers it). */
+export function parseTrigger(trigger: string, file: string, line: number): Instruction {
+  const ast = DockerfileParser.parse(trigger);
+  const [a] = ast.getInstructions();
+  if (!a) throw new HtvendError('INPUT', `${file}:${line}: empty ONBUILD trigger`);
+  return convertInstruction(a, file, ast.getEscapeCharacter(), line);
+}
