@@ -1,0 +1,185 @@
+/**
+ * Recording (SPEC §3): one upstream GET per URL at a time, its 200 body streamed to the client
+ * and into `store.put()` at once (never buffered whole), then the entry written to the
+ * manifest. Concurrent requests for the same URL wait for that one fetch and are replayed.
+ *
+ * The first client is fed straight from the upstream stream ("tee") when it asked for exactly
+ * what is being recorded: a plain GET whose Accept-Encoding allows the response's coding.
+ * Otherwise (HEAD, Range, a refused coding) it waits for the commit and is replayed, so it
+ * gets exactly what an offline replay would give it.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Writable } from 'node:stream';
+import type { AssetEntry, AssetLookup } from '../manifest/types.js';
+import type { BlobWriter } from '../store/store.js';
+import type { UpstreamClient, UpstreamResponse } from '../upstream/client.js';
+import { fetchForRecording } from '../upstream/record-fetch.js';
+import { describeError, isAbortError } from '../util/errors.js';
+import { acceptsCoding } from './encoding.js';
+import { first, pickRecordedHeaders, responseHeadersForClient } from './headers.js';
+import { badGateway, relayResponse } from './passthrough.js';
+import { replayEntry, type ReplayContext } from './replay.js';
+import type { RequestFacts } from './types.js';
+
+export interface RecordContext extends ReplayContext {
+  upstream: UpstreamClient;
+  assets: AssetLookup;
+  cacheHeaders: readonly string[];
+}
+
+interface Recorded {
+  entry: AssetEntry;
+  size: number;
+}
+
+interface JobResult {
+  recorded?: Recorded | undefined;
+  /** True when the first client's response has been fully handled by the job. */
+  servedPrimary: boolean;
+}
+
+/** Resolves when `w` can take more data, or is gone (errors are observed elsewhere). */
+function drained(w: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      w.off('drain', done).off('close', done).off('error', done);
+      resolve();
+    };
+    w.on('drain', done).on('close', done).on('error', done);
+  });
+}
+
+export class Recorder {
+  private readonly inflight = new Map<string, Promise<Recorded | undefined>>();
+  /** Keys recorded by this proxy run (--force-refresh replays only these). */
+  readonly recordedKeys = new Set<string>();
+
+  constructor(private readonly ctx: RecordContext) {}
+
+  /** Every recording in progress, for close() to wait on. */
+  pending(): Promise<unknown>[] {
+    return [...this.inflight.values()];
+  }
+
+  async serve(req: IncomingMessage, res: ServerResponse, f: RequestFacts): Promise<void> {
+    const running = this.inflight.get(f.key);
+    if (running) {
+      this.ctx.log.debug(`${f.method} ${f.key}: waiting for the recording already in progress`);
+      const rec = await running;
+      if (rec) return replayEntry(this.ctx, req, res, rec.entry, rec.size);
+      // That fetch did not produce a recording (non-200, failure): fetch for this client.
+      return this.serveUnrecorded(req, res, f);
+    }
+    let settle!: (r: Recorded | undefined) => void;
+    const shared = new Promise<Recorded | undefined>((r) => (settle = r));
+    this.inflight.set(f.key, shared);
+    let result: JobResult;
+    try {
+      result = await this.record(req, res, f, settle);
+    } catch (e) {
+      this.ctx.log.warn(`recording ${f.key} failed: ${describeError(e)}`);
+      result = { servedPrimary: false };
+    } finally {
+      settle(undefined); // no-op if the job already settled
+      this.inflight.delete(f.key);
+    }
+    if (result.servedPrimary) return;
+    if (result.recorded) return replayEntry(this.ctx, req, res, result.recorded.entry, result.recorded.size);
+    badGateway(res, `could not record ${f.key} (see htvend log)`);
+  }
+
+  /** Fetches like a recording would, but only relays the response. */
+  private async serveUnrecorded(req: IncomingMessage, res: ServerResponse, f: RequestFacts): Promise<void> {
+    try {
+      const up = await fetchForRecording(this.ctx.upstream, f.url, { headers: req.headers, signal: this.ctx.signal });
+      await relayResponse(this.ctx, req, res, up);
+    } catch (e) {
+      badGateway(res, describeError(e));
+    }
+  }
+
+  private async record(req: IncomingMessage, res: ServerResponse, f: RequestFacts, settle: (r: Recorded | undefined) => void): Promise<JobResult> {
+    const { ctx } = this;
+    let up: UpstreamResponse;
+    try {
+      up = await fetchForRecording(ctx.upstream, f.url, { headers: req.headers, signal: ctx.signal });
+    } catch (e) {
+      if (!isAbortError(e)) ctx.log.warn(`GET ${f.key}: ${describeError(e)}`);
+      badGateway(res, describeError(e));
+      return { servedPrimary: true };
+    }
+    if (up.status !== 200) {
+      ctx.log.info(`GET ${f.key}: upstream answered ${up.status}, passed on unrecorded`);
+      ctx.counters.add('htvend_passthrough_total');
+      settle(undefined); // waiters fetch for themselves rather than wait for this body
+      await relayResponse(ctx, req, res, up);
+      return { servedPrimary: true };
+    }
+
+    const coding = first(up.headers['content-encoding']);
+    const tee = req.method === 'GET' && req.headers.range === undefined && (!coding || acceptsCoding(first(req.headers['accept-encoding']), coding));
+    const lengthHeader = first(up.headers['content-length']);
+    const size = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
+
+    let writer: BlobWriter;
+    try {
+      writer = await ctx.store.put({ signal: ctx.signal, size });
+    } catch (e) {
+      up.body.destroy();
+      ctx.log.error(`cannot store ${f.key} in ${ctx.store.description}: ${describeError(e)}`);
+      return { servedPrimary: false };
+    }
+
+    let clientGone = !tee;
+    if (tee) {
+      res.on('error', () => {}); // a vanished client is handled by 'close' below
+      res.once('close', () => (clientGone = true));
+      res.writeHead(200, responseHeadersForClient(up.headers));
+    }
+    let storeError: unknown;
+    writer.stream.on('error', (e) => (storeError ??= e));
+    let n = 0;
+    try {
+      for await (const chunk of up.body as AsyncIterable<Buffer>) {
+        n += chunk.length;
+        const okStore = writer.stream.write(chunk);
+        const okClient = clientGone || res.write(chunk);
+        if (!okStore || !okClient) await Promise.all([okStore || drained(writer.stream), okClient || clientGone || drained(res)]);
+        if (storeError) throw storeError;
+      }
+      ctx.counters.add('htvend_upstream_bytes_total', n);
+      await new Promise<void>((resolve, reject) => {
+        writer.stream.once('error', reject);
+        writer.stream.end(resolve);
+      });
+    } catch (e) {
+      ctx.counters.add('htvend_upstream_bytes_total', n);
+      ctx.counters.add('htvend_record_failed_total');
+      up.body.destroy();
+      await writer.abort(e);
+      ctx.log.warn(`GET ${f.key}: not recorded, transfer failed after ${n} bytes: ${describeError(e)}`);
+      if (tee) res.destroy();
+      return { servedPrimary: tee };
+    }
+
+    let recorded: Recorded | undefined;
+    try {
+      const digest = await writer.commit();
+      const entry: AssetEntry = { Sha256: digest, Headers: pickRecordedHeaders(up.headers, ctx.cacheHeaders) };
+      ctx.assets.put(f.key, entry);
+      this.recordedKeys.add(f.key);
+      ctx.counters.add('htvend_recorded_total');
+      ctx.log.info(`recorded ${f.key} (sha256 ${digest}, ${n} bytes)`);
+      recorded = { entry, size: n };
+    } catch (e) {
+      ctx.counters.add('htvend_record_failed_total');
+      await writer.abort(e);
+      ctx.log.error(`GET ${f.key}: storing the body in ${ctx.store.description} failed: ${describeError(e)}`);
+    }
+    settle(recorded);
+    // The client already has every byte, and they were the upstream's: end it normally even
+    // if the store refused them.
+    if (tee && !clientGone) res.end();
+    return { recorded, servedPrimary: tee };
+  }
+}

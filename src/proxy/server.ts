@@ -1,0 +1,176 @@
+/**
+ * The recording/replaying MITM proxy (SPEC §3). One node:http server parses every request,
+ * whether it arrived as a plain absolute-form proxy request, inside an intercepted CONNECT
+ * tunnel, or on the optional TLS listener. Each request is turned into facts, the first
+ * matching rule (rules.ts) picks an action, and the action streams the response.
+ */
+import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import type { Socket, AddressInfo } from 'node:net';
+import { HtvendError, describeError } from '../util/errors.js';
+import { redactUrl } from '../util/redact.js';
+import { assetKey } from '../manifest/key.js';
+import { Counters } from './counters.js';
+import { chooseRule } from './rules.js';
+import { replayEntry } from './replay.js';
+import { Recorder } from './record.js';
+import { passThrough, badGateway } from './passthrough.js';
+import { interceptConnect, tunnelOf } from './connect.js';
+import type { ProxyOptions, RunningProxy, RequestFacts, ActionName } from './types.js';
+
+export type { ProxyOptions, RunningProxy } from './types.js';
+
+/** `host:port`, `:port`, `[v6]:port` → listen arguments. An empty host means loopback. */
+export function parseListenAddr(addr: string, flag: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr);
+  if (!m) throw new HtvendError('USAGE', `${flag}: ${JSON.stringify(addr)} is not host:port`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new HtvendError('USAGE', `${flag}: port ${port} out of range`);
+  // Go's ":0" means all interfaces; SPEC §3 says loopback unless told otherwise, and an
+  // explicit host (0.0.0.0) is "told otherwise".
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+function listen(server: Server | TlsServer, addr: string, flag: string): Promise<AddressInfo> {
+  const { host, port } = parseListenAddr(addr, flag);
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error) => reject(new HtvendError('IO', `${flag}: cannot listen on ${addr}: ${describeError(e)}`, { cause: e }));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+function hostPortOf(a: AddressInfo): string {
+  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
+
+/** The absolute URL a request is for, or undefined for a request that is not a proxy request. */
+function requestUrl(req: IncomingMessage): string | undefined {
+  const tunnel = tunnelOf(req.socket);
+  const path = req.url ?? '/';
+  if (/^https?:\/\//i.test(path)) return path;
+  if (!tunnel || !path.startsWith('/')) return undefined;
+  // Like the Go tool: scheme from the tunnel, authority from the Host header.
+  return `https://${req.headers.host ?? tunnel.authority}${path}`;
+}
+
+export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
+  const { mode, assets, store, log } = opts;
+  if (mode === 'build' && !opts.upstream) throw new HtvendError('INTERNAL', 'build mode needs an upstream client');
+  const counters = new Counters();
+  const missing = new Set<string>();
+  const base = { store, log, counters, signal: opts.signal };
+  const recorder = opts.upstream ? new Recorder({ ...base, upstream: opts.upstream, assets, cacheHeaders: opts.cacheHeaders }) : undefined;
+  const matchesAny = (res: RegExp[], key: string) => res.some((r) => r.test(key));
+
+  async function facts(req: IncomingMessage, url: string): Promise<RequestFacts> {
+    const key = assetKey(url);
+    const method = (req.method ?? 'GET').toUpperCase();
+    const f: RequestFacts = { mode, method, url, key, noCache: matchesAny(opts.noCacheResponse, key), dummyOk: matchesAny(opts.dummyOkResponse, key) };
+    if (f.noCache || (method !== 'GET' && method !== 'HEAD')) return f;
+    let entry = assets.get(key);
+    // --force-refresh: entries of the previous file are ignored, this run's are replayed.
+    if (entry && opts.forceRefresh && mode === 'build' && !recorder?.recordedKeys.has(key)) entry = undefined;
+    if (entry) {
+      f.entry = entry;
+      f.blobSize = (await store.stat(entry.Sha256, { signal: opts.signal }))?.size;
+    }
+    return f;
+  }
+
+  const actions: Record<ActionName, (req: IncomingMessage, res: ServerResponse, f: RequestFacts) => Promise<void> | void> = {
+    'dummy-ok': (_req, res) => {
+      counters.add('htvend_dummy_ok_total');
+      res.writeHead(200, { 'Content-Length': '0' }).end();
+    },
+    'pass-through': (req, res, f) => {
+      counters.add('htvend_passthrough_total');
+      return passThrough({ upstream: opts.upstream!, log, signal: opts.signal }, req, res, f.url);
+    },
+    'deny-method': (_req, res, f) => {
+      counters.add('htvend_denied_total');
+      log.warn(`offline: refused ${f.method} ${f.key} (only GET and HEAD are replayed)`);
+      res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end(`htvend offline: ${f.method} is not replayed, only GET and HEAD\n`);
+    },
+    replay: (req, res, f) => {
+      // Build mode: reusing an entry marks it as requested by this run (AssetLookup contract).
+      if (mode === 'build') assets.put(f.key, f.entry!);
+      return replayEntry(base, req, res, f.entry!, f.blobSize!);
+    },
+    record: (req, res, f) => recorder!.serve(req, res, f),
+    'deny-missing': (_req, res, f) => {
+      counters.add('htvend_missing_asset_total');
+      missing.add(f.key);
+      log.warn(`missing asset for URL: ${f.key}${f.entry ? ` (blob ${f.entry.Sha256} not in ${store.description})` : ''}`);
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end(`htvend offline: not recorded: ${f.key}\n`);
+    },
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = requestUrl(req);
+    if (!url) {
+      res.writeHead(400, { 'Content-Type': 'text/plain' }).end('htvend is a proxy: send absolute-form requests or CONNECT\n');
+      return;
+    }
+    try {
+      const f = await facts(req, url);
+      const rule = chooseRule(f);
+      log.debug(`rule ${rule.name}: ${rule.explain(f)}`);
+      await actions[rule.action](req, res, f);
+    } catch (e) {
+      log.error(`${req.method} ${redactUrl(url)}: ${describeError(e)}`);
+      badGateway(res, describeError(e));
+    }
+  }
+
+  const server = createServer({ requestTimeout: 0, keepAliveTimeout: 30_000 } as Parameters<typeof createServer>[0], (req, res) => void handle(req, res));
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => interceptConnect({ server, ca: opts.ca, log }, req, socket, head));
+  server.on('clientError', (_e, socket: Socket) => socket.destroy());
+
+  const addr = await listen(server, opts.listenAddr ?? '127.0.0.1:0', '--listen-addr');
+  const hostPort = hostPortOf(addr);
+  let tlsServer: TlsServer | undefined;
+  let tlsUrl: string | undefined;
+  if (opts.tlsListenAddr) {
+    // The proxy itself over TLS: decrypted sockets are parsed by the same HTTP server.
+    const { host } = parseListenAddr(opts.tlsListenAddr, '--tls-listen-addr');
+    tlsServer = createTlsServer(
+      {
+        secureContext: await opts.ca.secureContextFor(host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host),
+        SNICallback: (name, cb) => opts.ca.secureContextFor(name).then((c) => cb(null, c), (e: Error) => cb(e)),
+      },
+      (tlsSocket) => server.emit('connection', tlsSocket),
+    );
+    tlsServer.on('tlsClientError', (e) => log.debug(`TLS listener: ${describeError(e)}`));
+    const taddr = await listen(tlsServer, opts.tlsListenAddr, '--tls-listen-addr');
+    tlsUrl = `https://${hostPortOf(taddr)}`;
+  }
+  log.debug(`proxy (${mode}) listening on ${hostPort}${tlsUrl ? ` and ${tlsUrl}` : ''}`);
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${hostPort}`,
+    hostPort,
+    tlsUrl,
+    counters: () => counters.snapshot(),
+    missing: () => [...missing].sort(),
+    close: () =>
+      (closing ??= (async () => {
+        const stopped = Promise.all([server, ...(tlsServer ? [tlsServer] : [])].map((s) => new Promise((r) => s.close(r))));
+        // Clients are done (the child exited) or being stopped: cut their sockets; recordings
+        // carry on into the store without them and are awaited below.
+        for (const s of sockets) s.destroy();
+        server.closeAllConnections();
+        await Promise.allSettled(recorder?.pending() ?? []);
+        await stopped;
+      })()),
+  };
+}
