@@ -1,0 +1,46 @@
+/**
+ * What every RUN gets so it goes through the htvend proxy and trusts its CA (SPEC §4, §7; the
+ * original cli/scripts/build-img-with-proxy): proxy variables, the CA PEM bind-mounted
+ * read-only at the SSL_CERT_FILE path with every CERT_FILE_VARS name (and the common CA
+ * variables) pointing at it, the PKCS#12 truststore at each JKS_KEYSTORE_PATH, the Maven
+ * settings at each MVN_SETTINGS_PATH, and SOURCE_DATE_EPOCH. All of it lives only in the
+ * container's env and mounts, never in the rootfs, so none of it can reach a layer.
+ */
+import { posix } from 'node:path';
+import type { OciMount } from './spec.js';
+import type { RunStepRequest } from './types.js';
+
+/** CA variables clients read (SPEC §4), set alongside CERT_FILE_VARS. */
+export const COMMON_CA_VARS = [
+  'SSL_CERT_FILE',
+  'NODE_EXTRA_CA_CERTS',
+  'REQUESTS_CA_BUNDLE',
+  'CURL_CA_BUNDLE',
+  'PIP_CERT',
+  'GIT_SSL_CAINFO',
+  'AWS_CA_BUNDLE',
+  'CARGO_HTTP_CAINFO',
+];
+
+export interface Injection {
+  /** `NAME=value` entries that override the image env for this step only. */
+  env: string[];
+  mounts: OciMount[];
+}
+
+/** The env and read-only mounts injected into one step. */
+export function proxyInjection(req: Pick<RunStepRequest, 'proxyEnv' | 'epoch'>): Injection {
+  const p = req.proxyEnv;
+  const env = Object.entries(p.env).map(([k, v]) => `${k}=${v}`);
+  const mounts: OciMount[] = [];
+  const ro = (source: string, target: string): OciMount => ({ destination: posix.resolve('/', target), type: 'bind', source, options: ['rbind', 'ro'] });
+  if (p.caFile) {
+    const target = p.caTarget || p.caFile;
+    mounts.push(ro(p.caFile, target));
+    for (const name of new Set([...p.certFileVars, ...COMMON_CA_VARS])) env.push(`${name}=${posix.resolve('/', target)}`);
+  }
+  for (const t of p.jks?.targets ?? []) mounts.push(ro(p.jks!.hostFile, t));
+  for (const t of p.mvnSettings?.targets ?? []) mounts.push(ro(p.mvnSettings!.hostFile, t));
+  env.push(`SOURCE_DATE_EPOCH=${req.epoch}`);
+  return { env, mounts };
+}

@@ -1,0 +1,64 @@
+/**
+ * The per-step root filesystem: an overlayfs with the stage's rootfs as lowerdir and a fresh
+ * upperdir, so the step's changes are exactly the upperdir. redirect_dir/metacopy/index are
+ * forced off: with them on, a renamed directory or a chmod'ed file would be recorded as an
+ * xattr pointing into the lower layer instead of real content, which a layer cannot express.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HtvendError } from '../../util/errors.js';
+import { mustRunTool, runTool } from './exec.js';
+
+export interface OverlayDirs {
+  upper: string;
+  work: string;
+  merged: string;
+}
+
+/** Creates upper/work/merged under `dir` and mounts the overlay on merged. */
+export async function mountOverlay(lowerdirs: string[], dir: string, signal?: AbortSignal): Promise<OverlayDirs> {
+  const d: OverlayDirs = { upper: join(dir, 'upper'), work: join(dir, 'work'), merged: join(dir, 'merged') };
+  for (const p of [d.upper, d.work, d.merged]) await mkdir(p, { recursive: true, mode: 0o755 });
+  for (const l of lowerdirs) {
+    if (/[:,]/.test(l)) throw new HtvendError('INTERNAL', `rootfs path ${l} contains ':' or ',' and cannot be an overlay lowerdir`);
+  }
+  const base = `lowerdir=${lowerdirs.join(':')},upperdir=${d.upper},workdir=${d.work}`;
+  // Older kernels reject unknown options: retry with fewer (they default to off there anyway).
+  let last = '';
+  for (const extra of [',redirect_dir=off,metacopy=off,index=off', ',redirect_dir=off,index=off', '']) {
+    const r = await runTool(['mount', '-t', 'overlay', 'overlay', '-o', base + extra, d.merged], signal);
+    if (r.code === 0) return d;
+    last = r.stderr;
+  }
+  throw new HtvendError('IO', `cannot mount overlayfs for the RUN step: ${last}`);
+}
+
+/** Unmounts the overlay (lazily if something still holds it, so cleanup never hangs). */
+export async function unmountOverlay(merged: string): Promise<void> {
+  const r = await runTool(['umount', merged]);
+  if (r.code !== 0) await mustRunTool(['umount', '-l', merged], `unmounting ${merged}`);
+}
+
+let overlayUsable: Promise<boolean> | undefined;
+
+/**
+ * Whether overlayfs can be mounted here (probed once per process). `BUILD_IMG_SNAPSHOT=copy`
+ * forces the copy fallback; `=overlay` forces overlay.
+ */
+export function canUseOverlay(probeDir: string): Promise<boolean> {
+  const forced = process.env.BUILD_IMG_SNAPSHOT;
+  if (forced === 'copy') return Promise.resolve(false);
+  if (forced === 'overlay') return Promise.resolve(true);
+  overlayUsable ??= (async () => {
+    const lower = join(probeDir, 'probe-lower');
+    await mkdir(lower, { recursive: true });
+    try {
+      const d = await mountOverlay([lower], join(probeDir, 'probe'));
+      await unmountOverlay(d.merged);
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  return overlayUsable;
+}

@@ -1,0 +1,151 @@
+/**
+ * The fallback when overlayfs cannot be mounted (or `BUILD_IMG_SNAPSHOT=copy`): the step runs
+ * on a full copy of the rootfs, and its changes are found by comparing the copy with the
+ * untouched original: type, mode, owner, size, mtime (ns), symlink target, and for regular
+ * files whose metadata all match but whose ctime moved after the copy was made, the content.
+ * Slower than overlay (a full copy per step) but needs nothing from the kernel.
+ */
+import { createReadStream, type BigIntStats } from 'node:fs';
+import { lstat, readdir, readlink, rmdir, unlink, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LayerEntry } from '../fs/types.js';
+import { comparePaths } from '../fs/layer-writer.js';
+import { mustRunTool } from './exec.js';
+import type { MountStubs } from './upper.js';
+
+/** Copies `lower` to `copy` (preserving owners, modes, times, hard links) and returns the copy's birth mark. */
+export async function makeCopySnapshot(lower: string, copy: string, signal?: AbortSignal): Promise<bigint> {
+  await mustRunTool(['cp', '-a', '--reflink=auto', '-T', lower, copy], 'copying the rootfs for the RUN step', signal);
+  // Files written after this instant have a later ctime than anything cp made.
+  // cp -a sets a directory's times after filling it, so the root's ctime is the latest.
+  return (await lstat(copy, { bigint: true })).ctimeNs;
+}
+
+/** Removes runtime-made mountpoint stubs from the copy and restores their parents' times. */
+export async function dropStubsFromCopy(copy: string, lower: string, stubs: MountStubs): Promise<void> {
+  const deepestFirst = [...stubs.created].sort((a, b) => b.split('/').length - a.split('/').length);
+  for (const rel of deepestFirst) {
+    const p = join(copy, rel);
+    const st = await lstat(p).catch(() => undefined);
+    if (!st) continue;
+    if (st.isFile() && st.size === 0) await unlink(p);
+    else if (st.isDirectory()) await rmdir(p).catch(() => {}); // not empty: the step put something there
+  }
+  for (const rel of stubs.parents.keys()) {
+    const before = await lstat(join(lower, rel)).catch(() => undefined);
+    if (before?.isDirectory()) await utimes(join(copy, rel), before.atime, before.mtime).catch(() => {});
+  }
+}
+
+/** Entries describing how `after` differs from `before` (parents of changes included). */
+export async function diffTrees(before: string, after: string, copyMark: bigint, signal?: AbortSignal): Promise<LayerEntry[]> {
+  const changed = new Map<string, LayerEntry>();
+  const inodes = new Map<string, string[]>();
+  const add = async (rel: string, st: BigIntStats) => {
+    const e = await entryFor(join(after, rel), rel, st);
+    if (!e) return;
+    changed.set(rel, e);
+    if (e.type === 'file' && st.nlink > 1n) {
+      const key = `${st.dev}:${st.ino}`;
+      inodes.set(key, [...(inodes.get(key) ?? []), rel]);
+    }
+  };
+  const addTree = async (rel: string, st: BigIntStats) => {
+    await add(rel, st);
+    if (!st.isDirectory()) return;
+    for (const n of (await readdir(join(after, rel))).sort(comparePaths)) {
+      const c = `${rel}/${n}`;
+      await addTree(c, await lstat(join(after, c), { bigint: true }));
+    }
+  };
+  const walk = async (rel: string): Promise<void> => {
+    signal?.throwIfAborted();
+    const a = (await readdir(join(after, rel))).sort(comparePaths);
+    const b = new Set(await readdir(join(before, rel)));
+    for (const n of a) {
+      const c = rel ? `${rel}/${n}` : n;
+      const sa = await lstat(join(after, c), { bigint: true });
+      if (!b.has(n)) {
+        await addTree(c, sa);
+        continue;
+      }
+      b.delete(n);
+      const sb = await lstat(join(before, c), { bigint: true });
+      if (kind(sa) !== kind(sb)) {
+        await addTree(c, sa);
+        continue;
+      }
+      if (await differs(join(before, c), join(after, c), sb, sa, copyMark)) await add(c, sa);
+      if (sa.isDirectory()) await walk(c);
+    }
+    for (const gone of b) changed.set(rel ? `${rel}/${gone}` : gone, { type: 'whiteout', path: rel ? `${rel}/${gone}` : gone });
+  };
+  await walk('');
+  // Parents of every change, like an overlay upper dir has them.
+  for (const rel of [...changed.keys()]) {
+    for (let i = rel.lastIndexOf('/'); i > 0; i = rel.lastIndexOf('/', i - 1)) {
+      const parent = rel.slice(0, i);
+      if (!changed.has(parent)) await add(parent, await lstat(join(after, parent), { bigint: true }));
+    }
+  }
+  for (const paths of inodes.values()) {
+    paths.sort(comparePaths);
+    for (const p of paths.slice(1)) {
+      const e = changed.get(p)!;
+      changed.set(p, { type: 'hardlink', path: p, target: paths[0]!, uid: (e as { uid?: number }).uid, gid: (e as { gid?: number }).gid });
+    }
+  }
+  return [...changed.values()];
+}
+
+function kind(st: BigIntStats): string {
+  return st.isDirectory() ? 'd' : st.isFile() ? 'f' : st.isSymbolicLink() ? 'l' : 'o';
+}
+
+async function differs(pb: string, pa: string, sb: BigIntStats, sa: BigIntStats, copyMark: bigint): Promise<boolean> {
+  if (sb.mode !== sa.mode || sb.uid !== sa.uid || sb.gid !== sa.gid || sb.mtimeNs !== sa.mtimeNs) return true;
+  if (sa.isSymbolicLink()) return (await readlink(pb)) !== (await readlink(pa));
+  if (!sa.isFile()) return false;
+  if (sb.size !== sa.size) return true;
+  // Untouched since the copy: cp wrote it, nothing else did.
+  if (sa.ctimeNs <= copyMark) return false;
+  return !(await sameContent(pb, pa));
+}
+
+async function sameContent(a: string, b: string): Promise<boolean> {
+  const ra = createReadStream(a, { highWaterMark: 1 << 20 })[Symbol.asyncIterator]();
+  const rb = createReadStream(b, { highWaterMark: 1 << 20 })[Symbol.asyncIterator]();
+  let bufA: Buffer = Buffer.alloc(0);
+  let bufB: Buffer = Buffer.alloc(0);
+  try {
+    for (;;) {
+      if (bufA.length === 0) {
+        const n = await ra.next();
+        bufA = n.done ? Buffer.alloc(0) : (n.value as Buffer);
+        if (n.done && bufB.length === 0) return (await rb.next()).done === true;
+      }
+      if (bufB.length === 0) {
+        const n = await rb.next();
+        if (n.done) return false;
+        bufB = n.value as Buffer;
+      }
+      if (bufA.length === 0) return false;
+      const len = Math.min(bufA.length, bufB.length);
+      if (!bufA.subarray(0, len).equals(bufB.subarray(0, len))) return false;
+      bufA = bufA.subarray(len);
+      bufB = bufB.subarray(len);
+    }
+  } finally {
+    await ra.return?.();
+    await rb.return?.();
+  }
+}
+
+async function entryFor(abs: string, rel: string, st: BigIntStats): Promise<LayerEntry | undefined> {
+  const base = { path: rel, uid: Number(st.uid), gid: Number(st.gid), mtime: Number(st.mtimeNs / 1_000_000_000n) };
+  const mode = Number(st.mode) & 0o7777;
+  if (st.isDirectory()) return { type: 'dir', mode, ...base };
+  if (st.isFile()) return { type: 'file', source: abs, mode, size: Number(st.size), ...base };
+  if (st.isSymbolicLink()) return { type: 'symlink', target: await readlink(abs), ...base };
+  return undefined;
+}
