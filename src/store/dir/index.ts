@@ -1,0 +1,229 @@
+/**
+ * The filesystem blob store (SPEC §6): flat `<dir>/<sha256 hex>` files, the layout of the Go
+ * htvend, so one directory can be shared by both tools.
+ *
+ * Writes go to a temp file in the same directory (hashed on the way, fsynced), then are renamed
+ * to their digest: a blob is either absent or complete. Concurrent puts of the same bytes are
+ * safe: each writer has its own temp file and the renames are atomic; a complete existing blob
+ * is kept. Files are created 0600 and directories 0755, as the Go tool does (blobs may come
+ * from authenticated sources).
+ */
+import { createReadStream } from 'node:fs';
+import { access, constants, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { randomBytes, createHash, type Hash } from 'node:crypto';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { Writable, addAbortSignal, pipeline, type Readable } from 'node:stream';
+import { HtvendError, describeError } from '../../util/errors.js';
+import { VerifyingStream, type Digest } from '../../util/digest.js';
+import type { BlobStat, BlobStore, BlobWriter, DeletableStore, IoOptions, PutOptions, RangeReadableStore } from '../store.js';
+
+/** Read chunk size: large chunks keep sha256 hashing, not syscalls, the bottleneck. */
+const READ_HIGH_WATER_MARK = 1024 * 1024;
+const WRITE_HIGH_WATER_MARK = 1024 * 1024;
+/** Prefix of in-progress files; like the Go tool's `tmp*` names they never look like a digest. */
+const TEMP_PREFIX = 'tmp-htvend-';
+
+/**
+ * `${XDG_DATA_HOME:-~/.local/share}/htvend/cache/blobs`, the Go tool's default. A `dir` starting
+ * with the literal `${XDG_DATA_HOME}/` (the flag's documented default) is expanded the same way.
+ */
+export function resolveBlobsDir(dir: string | undefined, env: Readonly<Record<string, string | undefined>> = process.env): string {
+  const xdg = env.XDG_DATA_HOME && isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : join(env.HOME || homedir(), '.local', 'share');
+  if (dir === undefined || dir === '') return join(xdg, 'htvend', 'cache', 'blobs');
+  if (dir.startsWith('${XDG_DATA_HOME}/')) return join(xdg, dir.slice('${XDG_DATA_HOME}/'.length));
+  return resolve(dir);
+}
+
+/** A Writable that hashes what it writes to an open file handle. */
+class HashingFileWriter extends Writable {
+  readonly hash: Hash = createHash('sha256');
+  size = 0;
+
+  constructor(private readonly fh: FileHandle) {
+    super({ highWaterMark: WRITE_HIGH_WATER_MARK });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.hash.update(chunk);
+    this.size += chunk.length;
+    this.fh.write(chunk).then(() => cb(), cb);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    const bufs = chunks.map((c) => c.chunk);
+    for (const b of bufs) {
+      this.hash.update(b);
+      this.size += b.length;
+    }
+    this.fh.writev(bufs).then(() => cb(), cb);
+  }
+}
+
+export interface DirStoreOptions extends IoOptions {
+  /** Create the directory if missing (default true). */
+  create?: boolean;
+}
+
+/** Filesystem BlobStore; open with `DirStore.open()`. */
+export class DirStore implements BlobStore, RangeReadableStore, DeletableStore {
+  readonly description: string;
+
+  private constructor(readonly dir: string) {
+    this.description = `filesystem store ${dir}`;
+  }
+
+  /** Opens (and by default creates) the blob directory; an unusable one is a STORE error naming it. */
+  static async open(dir: string, opts: DirStoreOptions = {}): Promise<DirStore> {
+    opts.signal?.throwIfAborted();
+    try {
+      if (opts.create ?? true) await mkdir(dir, { recursive: true, mode: 0o755 });
+      const s = await stat(dir);
+      if (!s.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+      await access(dir, constants.R_OK | constants.X_OK);
+    } catch (e) {
+      throw new HtvendError('STORE', `blob directory ${dir} is not usable: ${describeError(e)}`, {
+        hint: 'check --blobs-dir and its permissions',
+        cause: e,
+      });
+    }
+    return new DirStore(dir);
+  }
+
+  /** Path of a blob's file. */
+  pathOf(digest: Digest): string {
+    return join(this.dir, digest);
+  }
+
+  async stat(digest: Digest, opts: IoOptions = {}): Promise<BlobStat | undefined> {
+    opts.signal?.throwIfAborted();
+    try {
+      const s = await stat(this.pathOf(digest));
+      return s.isFile() ? { size: s.size } : undefined;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw this.ioError(`cannot stat blob ${digest}`, e);
+    }
+  }
+
+  async get(digest: Digest, opts: IoOptions = {}): Promise<Readable> {
+    const { fh, size } = await this.openBlob(digest, opts);
+    const raw = createReadStream('', { fd: fh, highWaterMark: READ_HIGH_WATER_MARK });
+    const verified = new VerifyingStream(digest, `blob ${digest} in ${this.description}`, size);
+    // pipeline: a read error destroys `verified`; destroying `verified` closes the file.
+    pipeline(raw, verified, () => {});
+    if (opts.signal) addAbortSignal(opts.signal, verified);
+    return verified;
+  }
+
+  async getRange(digest: Digest, start: number, end: number, opts: IoOptions = {}): Promise<Readable> {
+    const { fh, size } = await this.openBlob(digest, opts);
+    if (start < 0 || end < start || end >= size) {
+      await fh.close();
+      throw new HtvendError('INTERNAL', `range ${start}-${end} outside blob ${digest} of ${size} bytes`);
+    }
+    const raw = createReadStream('', { fd: fh, start, end, highWaterMark: READ_HIGH_WATER_MARK });
+    if (opts.signal) addAbortSignal(opts.signal, raw);
+    return raw;
+  }
+
+  async delete(digest: Digest, opts: IoOptions = {}): Promise<void> {
+    opts.signal?.throwIfAborted();
+    try {
+      await rm(this.pathOf(digest), { force: true });
+    } catch (e) {
+      throw this.ioError(`cannot delete blob ${digest}`, e);
+    }
+  }
+
+  async put(opts: PutOptions = {}): Promise<BlobWriter> {
+    opts.signal?.throwIfAborted();
+    const tmp = join(this.dir, TEMP_PREFIX + randomBytes(8).toString('hex'));
+    let fh: FileHandle;
+    try {
+      fh = await open(tmp, 'wx', 0o600);
+    } catch (e) {
+      throw this.ioError('cannot create a blob', e);
+    }
+    const stream = new HashingFileWriter(fh);
+    let state: 'open' | 'committed' | 'aborted' = 'open';
+    const cleanup = async () => {
+      stream.destroy();
+      await fh.close().catch(() => {});
+      await rm(tmp, { force: true }).catch(() => {});
+    };
+    const onAbort = () => void writer.abort(opts.signal?.reason);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+    const writer: BlobWriter = {
+      stream,
+      commit: async () => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        if (state !== 'open') throw new HtvendError('INTERNAL', `commit of a blob writer that was already ${state}`);
+        try {
+          if (!stream.writableFinished) {
+            throw new HtvendError('INTERNAL', 'commit() called before the blob stream was ended');
+          }
+          const digest = stream.hash.digest('hex') as Digest;
+          if (opts.expected && digest !== opts.expected) {
+            throw new HtvendError('DIGEST_MISMATCH', `upload to ${this.description}: content has sha256 ${digest}, expected ${opts.expected}`);
+          }
+          if (opts.size !== undefined && stream.size !== opts.size) {
+            throw new HtvendError('DIGEST_MISMATCH', `upload to ${this.description}: ${stream.size} bytes, expected ${opts.size}`);
+          }
+          await fh.datasync();
+          await fh.close();
+          const target = this.pathOf(digest);
+          const existing = await stat(target).catch(() => undefined);
+          if (existing?.isFile() && existing.size === stream.size) {
+            await rm(tmp, { force: true }); // another writer got there first: same bytes, keep theirs
+          } else {
+            await rename(tmp, target);
+          }
+          state = 'committed';
+          return digest;
+        } catch (e) {
+          state = 'aborted';
+          await cleanup();
+          if (e instanceof HtvendError) throw e;
+          throw this.ioError('cannot store a blob', e);
+        }
+      },
+      abort: async () => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        if (state !== 'open') return;
+        state = 'aborted';
+        await cleanup();
+      },
+    };
+    return writer;
+  }
+
+  private async openBlob(digest: Digest, opts: IoOptions): Promise<{ fh: FileHandle; size: number }> {
+    opts.signal?.throwIfAborted();
+    let fh: FileHandle;
+    try {
+      fh = await open(this.pathOf(digest), 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new HtvendError('NOT_FOUND', `blob ${digest} is not in ${this.description}`);
+      }
+      throw this.ioError(`cannot read blob ${digest}`, e);
+    }
+    try {
+      return { fh, size: (await fh.stat()).size };
+    } catch (e) {
+      await fh.close();
+      throw this.ioError(`cannot read blob ${digest}`, e);
+    }
+  }
+
+  private ioError(what: string, e: unknown): HtvendError {
+    return new HtvendError('STORE', `${what} in ${this.description}: ${describeError(e)}`, { cause: e });
+  }
+}
+
+/** Opens the filesystem store for `--blobs-dir` (undefined = the XDG default). */
+export async function openDirStore(dir: string | undefined, opts: { env?: Readonly<Record<string, string | undefined>>; signal?: AbortSignal | undefined } = {}): Promise<DirStore> {
+  return DirStore.open(resolveBlobsDir(dir, opts.env), { signal: opts.signal });
+}

@@ -1,0 +1,98 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DirStore, resolveBlobsDir } from '../../src/store/dir/index.js';
+import { canDelete, canReadRange } from '../../src/store/store.js';
+import { sha256Hex } from '../../src/util/digest.js';
+import { HtvendError } from '../../src/util/errors.js';
+import { tempDir } from '../helpers/tmp.js';
+import { runConformance } from './conformance.js';
+
+runConformance(
+  'filesystem',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'htvend-test-'));
+    const store = await DirStore.open(join(dir, 'blobs'));
+    // After every test: no temp file left behind, only digest-named files.
+    t.after(async () => {
+      try {
+        for (const name of await readdir(join(dir, 'blobs'))) assert.match(name, /^[0-9a-f]{64}$/, `left-over file ${name}`);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+    return store;
+  },
+  { corrupt: async (store, digest, bytes) => writeFile((store as DirStore).pathOf(digest), bytes) },
+);
+
+async function put(store: DirStore, data: Buffer) {
+  const w = await store.put();
+  await pipeline(Readable.from([data]), w.stream);
+  return w.commit();
+}
+
+test('blobs are flat <dir>/<sha256 hex> files with the raw bytes, private like the Go tool makes them', async (t) => {
+  const dir = await tempDir(t);
+  const store = await DirStore.open(dir);
+  const d = await put(store, Buffer.from('abc'));
+  assert.deepEqual(await readdir(dir), [d]);
+  assert.equal(await readFile(join(dir, d), 'utf8'), 'abc');
+  assert.equal((await stat(join(dir, d))).mode & 0o777, 0o600);
+});
+
+test('a blob written by the Go tool into the shared directory is served and verified', async (t) => {
+  const dir = await tempDir(t);
+  const data = Buffer.from('written by go');
+  await writeFile(join(dir, sha256Hex(data)), data, { mode: 0o600 });
+  const store = await DirStore.open(dir);
+  const chunks: Buffer[] = [];
+  for await (const c of await store.get(sha256Hex(data))) chunks.push(c as Buffer);
+  assert.deepEqual(Buffer.concat(chunks), data);
+});
+
+test('a put over a truncated copy replaces it; a complete copy is kept', async (t) => {
+  const dir = await tempDir(t);
+  const store = await DirStore.open(dir);
+  const data = Buffer.from('complete content');
+  const d = sha256Hex(data);
+  await writeFile(join(dir, d), 'compl');
+  await put(store, data);
+  assert.equal(await readFile(join(dir, d), 'utf8'), 'complete content');
+  const before = await stat(join(dir, d));
+  await put(store, data);
+  assert.equal((await stat(join(dir, d))).ino, before.ino);
+});
+
+test('getRange reads an inclusive slice; delete removes the blob', async (t) => {
+  const dir = await tempDir(t);
+  const store = await DirStore.open(dir);
+  assert.ok(canReadRange(store) && canDelete(store));
+  const d = await put(store, Buffer.from('0123456789'));
+  const chunks: Buffer[] = [];
+  for await (const c of await store.getRange(d, 2, 5)) chunks.push(c as Buffer);
+  assert.equal(Buffer.concat(chunks).toString(), '2345');
+  await store.delete(d);
+  assert.equal(await store.stat(d), undefined);
+  await store.delete(d); // deleting a missing blob is fine
+});
+
+test('an unusable blob directory is a STORE error naming it', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'not-a-dir');
+  await writeFile(file, '');
+  await assert.rejects(DirStore.open(file), (e: unknown) => e instanceof HtvendError && e.code === 'STORE' && e.message.includes(file));
+  await assert.rejects(DirStore.open(join(file, 'sub')), (e: unknown) => e instanceof HtvendError && e.code === 'STORE' && e.message.includes(join(file, 'sub')));
+  await assert.rejects(DirStore.open(join(dir, 'missing'), { create: false }), (e: unknown) => e instanceof HtvendError && e.code === 'STORE');
+});
+
+test('the default blob directory follows XDG_DATA_HOME like the Go tool', () => {
+  assert.equal(resolveBlobsDir(undefined, { XDG_DATA_HOME: '/x/data', HOME: '/home/u' }), '/x/data/htvend/cache/blobs');
+  assert.equal(resolveBlobsDir(undefined, { HOME: '/home/u' }), '/home/u/.local/share/htvend/cache/blobs');
+  assert.equal(resolveBlobsDir('${XDG_DATA_HOME}/htvend/cache/blobs', { HOME: '/home/u' }), '/home/u/.local/share/htvend/cache/blobs');
+  assert.equal(resolveBlobsDir('/abs/blobs', {}), '/abs/blobs');
+});
