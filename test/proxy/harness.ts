@@ -116,7 +116,8 @@ export async function startBench(t: TestContext, over: Partial<ProxyOptions> = {
 /** Runs curl through the proxy trusting its CA; returns status, headers (lowercase) and body. */
 export async function curl(b: Bench, url: string, args: string[] = []): Promise<{ code: number | null; status: number; headers: Record<string, string>; body: string; stderr: string }> {
   // Headers go to stdout ahead of the body (`-D -`; curl crashes writing them to a piped /dev/stderr).
-  const r = await run(['curl', '-sS', '-D', '-', '-x', b.proxy.url, '--cacert', b.caFile, ...args, url], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+  const head = args.includes('-I') ? [] : ['-D', '-']; // -I prints the headers itself
+  const r = await run(['curl', '-sS', ...head, '-x', b.proxy.url, '--cacert', b.caFile, ...args, url], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
   let rest = r.stdout;
   let last = '';
   while (rest.startsWith('HTTP/')) {
