@@ -33,8 +33,8 @@ function clientFor(reg: RegistryServer, repo: string, extra: Parameters<typeof R
 async function openUploads(reg: RegistryServer, repo: string): Promise<string[]> {
   const dir = join(reg.dir, 'docker/registry/v2/repositories', repo, '_uploads');
   const open: string[] = [];
-  for (const id of await readdir(dir).catch(() => [])) {
-    if ((await readdir(join(dir, id)).catch(() => [])).includes('data')) open.push(id);
+  for (const id of await readdir(dir).catch((): string[] => [])) {
+    if ((await readdir(join(dir, id)).catch((): string[] => [])).includes('data')) open.push(id);
   }
   return open;
 }
