@@ -23,17 +23,25 @@ import { resolveUser } from './user.js';
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 let counter = 0;
 
+/** Knobs the builder normally takes from the environment; tests set them explicitly. */
+export interface ExecuteOptions {
+  /** Default `BUILD_IMG_SNAPSHOT` (`overlay` | `copy`), else overlay when it can be mounted. */
+  snapshot?: 'overlay' | 'copy';
+  /** Default `BUILD_IMG_RUNTIME`, else runc, else crun. */
+  runtime?: string;
+}
+
 /** Runs one RUN step and returns its changes as a layer (null when it changed nothing). */
-export async function executeRun(req: RunStepRequest): Promise<RunStepResult> {
+export async function executeRun(req: RunStepRequest, opts: ExecuteOptions = {}): Promise<RunStepResult> {
   req.signal.throwIfAborted();
   if (req.rootfsLayers.length === 0) throw new HtvendError('INTERNAL', `${req.dockerfileLine}: RUN without a rootfs`);
   await checkPlatform(req.platform, req.dockerfileLine);
   const stateRoot = join(req.tmpDir, 'runtime-state');
   await mkdir(stateRoot, { recursive: true, mode: 0o700 });
-  const rt = await pickRuntime(stateRoot);
+  const rt = await pickRuntime(stateRoot, opts.runtime ? { ...process.env, BUILD_IMG_RUNTIME: opts.runtime } : process.env);
   const stepDir = await mkdtemp(join(req.tmpDir, 'run-'));
   try {
-    const overlay = await canUseOverlay(req.tmpDir);
+    const overlay = await canUseOverlay(req.tmpDir, opts.snapshot ?? snapshotFromEnv());
     if (overlay) return await runOnOverlay(req, stepDir, rt);
     return await runOnCopy(req, stepDir, rt);
   } finally {
@@ -149,4 +157,11 @@ async function hostNetworkFiles(stepDir: string): Promise<OciMount[]> {
     out.push({ destination: `/etc/${name}`, type: 'bind', source: copy, options: ['rbind', 'rw'] });
   }
   return out;
+}
+
+function snapshotFromEnv(): 'overlay' | 'copy' | undefined {
+  const v = process.env.BUILD_IMG_SNAPSHOT;
+  if (v === undefined || v === '') return undefined;
+  if (v === 'overlay' || v === 'copy') return v;
+  throw new HtvendError('USAGE', `BUILD_IMG_SNAPSHOT=${v}: expected overlay or copy`);
 }

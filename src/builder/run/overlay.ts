@@ -42,11 +42,10 @@ export async function unmountOverlay(merged: string): Promise<void> {
 let overlayUsable: Promise<boolean> | undefined;
 
 /**
- * Whether overlayfs can be mounted here (probed once per process). `BUILD_IMG_SNAPSHOT=copy`
- * forces the copy fallback; `=overlay` forces overlay.
+ * Whether overlayfs can be mounted here (probed once per process); `forced` (from
+ * `BUILD_IMG_SNAPSHOT`) skips the probe.
  */
-export function canUseOverlay(probeDir: string): Promise<boolean> {
-  const forced = process.env.BUILD_IMG_SNAPSHOT;
+export function canUseOverlay(probeDir: string, forced?: 'overlay' | 'copy'): Promise<boolean> {
   if (forced === 'copy') return Promise.resolve(false);
   if (forced === 'overlay') return Promise.resolve(true);
   overlayUsable ??= (async () => {

@@ -8,6 +8,7 @@ import { createGunzip } from 'node:zlib';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { extract } from 'tar-stream';
+import { Writable } from 'node:stream';
 import type { RunStepRequest } from '../../../src/builder/run/types.js';
 import type { LayerInfo } from '../../../src/builder/fs/types.js';
 
@@ -82,7 +83,7 @@ export async function readLayer(layer: LayerInfo): Promise<TarMember[]> {
           mtime: h.mtime ? Math.floor(h.mtime.getTime() / 1000) : 0,
           linkname: h.linkname ?? null,
           body: Buffer.concat(chunks).toString('utf8'),
-          pax: (h.pax ?? {}) as Record<string, string>,
+          pax: ((h as { pax?: Record<string, string> }).pax ?? {}),
         });
         next();
       });
@@ -102,3 +103,15 @@ export function names(members: TarMember[]): string[] {
 }
 
 export { readdir, lstat, readlink, readFile };
+
+/** A writable that collects what the container printed. */
+export function collector(): { stream: NodeJS.WritableStream; text: () => string } {
+  const chunks: Buffer[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(Buffer.from(chunk));
+      cb();
+    },
+  });
+  return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
+}
