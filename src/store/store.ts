@@ -85,3 +85,17 @@ export interface StoreConfig {
   bucket?: string | undefined;
   prefix?: string | undefined;
 }
+
+/**
+ * Optional ability: called by `export` once every blob is in the destination, so the store can
+ * record the set (the registry store pushes a tagged OCI artifact manifest listing the blobs,
+ * which keeps registry garbage collection from deleting them). Returns a description of what
+ * was recorded, for the log.
+ */
+export interface ExportFinalizingStore extends BlobStore {
+  finalizeExport(blobs: readonly { digest: Digest; size?: number | undefined }[], opts?: IoOptions & { tag?: string | undefined }): Promise<string>;
+}
+
+export function canFinalizeExport(s: BlobStore): s is ExportFinalizingStore {
+  return typeof (s as Partial<ExportFinalizingStore>).finalizeExport === 'function';
+}
