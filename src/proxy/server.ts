@@ -5,8 +5,8 @@
  * matching rule (rules.ts) picks an action, and the action streams the response.
  */
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
-import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
-import type { Socket, AddressInfo } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { createServer as createNetServer, type Server as NetServer, type Socket, type AddressInfo } from 'node:net';
 import { HtvendError, describeError } from '../util/errors.js';
 import { redactUrl } from '../util/redact.js';
 import { assetKey } from '../manifest/key.js';
@@ -31,7 +31,7 @@ export function parseListenAddr(addr: string, flag: string): { host: string; por
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
 }
 
-function listen(server: Server | TlsServer, addr: string, flag: string): Promise<AddressInfo> {
+function listen(server: Server | NetServer, addr: string, flag: string): Promise<AddressInfo> {
   const { host, port } = parseListenAddr(addr, flag);
   return new Promise((resolve, reject) => {
     const onError = (e: Error) => reject(new HtvendError('IO', `${flag}: cannot listen on ${addr}: ${describeError(e)}`, { cause: e }));
@@ -137,19 +137,27 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
 
   const addr = await listen(server, opts.listenAddr ?? '127.0.0.1:0', '--listen-addr');
   const hostPort = hostPortOf(addr);
-  let tlsServer: TlsServer | undefined;
+  let tlsServer: NetServer | undefined;
   let tlsUrl: string | undefined;
   if (opts.tlsListenAddr) {
     // The proxy itself over TLS: decrypted sockets are parsed by the same HTTP server.
     const { host } = parseListenAddr(opts.tlsListenAddr, '--tls-listen-addr');
-    tlsServer = createTlsServer(
-      {
-        secureContext: await opts.ca.secureContextFor(host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host),
+    // A net server wrapping sockets itself: tls.Server ignores a `secureContext` option, and
+    // clients send no SNI for an IP, so the default leaf must come from the CA.
+    const defaultContext = await opts.ca.secureContextFor(host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+    tlsServer = createNetServer((raw) => {
+      const tlsSocket = new TLSSocket(raw, {
+        isServer: true,
+        secureContext: defaultContext,
+        ALPNProtocols: ['http/1.1'],
         SNICallback: (name, cb) => opts.ca.secureContextFor(name).then((c) => cb(null, c), (e: Error) => cb(e)),
-      },
-      (tlsSocket) => server.emit('connection', tlsSocket),
-    );
-    tlsServer.on('tlsClientError', (e) => log.debug(`TLS listener: ${describeError(e)}`));
+      });
+      tlsSocket.on('error', (e) => {
+        log.debug(`TLS listener: ${describeError(e)}`);
+        tlsSocket.destroy();
+      });
+      server.emit('connection', tlsSocket);
+    });
     const taddr = await listen(tlsServer, opts.tlsListenAddr, '--tls-listen-addr');
     tlsUrl = `https://${hostPortOf(taddr)}`;
   }

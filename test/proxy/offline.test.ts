@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { ProxyAgent, request } from 'undici';
+import { startBench, curl } from './harness.js';
+
+const offline = { mode: 'offline' as const, upstream: undefined };
+
+test('offline: --dummy-ok-response URLs get an empty 200', async (t) => {
+  const b = await startBench(t, offline);
+  const r = await b.get('https://registry.test/v2/');
+  assert.equal(r.status, 200);
+  assert.equal(r.body.length, 0);
+  assert.equal(r.headers['content-length'], '0');
+  assert.equal(b.proxy.counters().htvend_dummy_ok_total, 1);
+});
+
+test('offline: an unrecorded URL is a 404 with a warning naming it, counted and listed once', async (t) => {
+  const b = await startBench(t, offline);
+  const present = await b.store.add('ok');
+  b.assets.entries.set('https://mirror.test/blob-gone', { Sha256: 'f'.repeat(64) as typeof present, Headers: {} });
+  for (const u of ['https://mirror.test/z', 'http://mirror.test/a?x=1', 'https://mirror.test/z', 'https://mirror.test/blob-gone']) {
+    const r = await b.get(u);
+    assert.equal(r.status, 404, u);
+    assert.match(r.body.toString(), /not recorded/);
+  }
+  assert.equal(b.proxy.counters().htvend_missing_asset_total, 4);
+  assert.deepEqual(b.proxy.missing(), ['http://mirror.test/a?x=1', 'https://mirror.test/blob-gone', 'https://mirror.test/z']);
+  assert.ok(b.logs.some((l) => l.includes('WARN') && l.includes('missing asset for URL: https://mirror.test/z')));
+  assert.ok(b.logs.some((l) => l.includes(`blob ${'f'.repeat(64)} not in memory store`)));
+});
+
+test('offline: other methods get a clear 405', async (t) => {
+  const b = await startBench(t, offline);
+  const r = await b.get('https://api.test/upload', { method: 'POST', body: 'x' });
+  assert.equal(r.status, 405);
+  assert.equal(r.headers['allow'], 'GET, HEAD');
+  assert.match(r.body.toString(), /POST is not replayed/);
+});
+
+test('offline: a blob that does not match its digest is cut off, and the log names the blob', async (t) => {
+  const b = await startBench(t, offline);
+  const data = randomBytes(200_000);
+  const digest = await b.store.add(data);
+  b.store.corrupt(digest);
+  b.assets.entries.set('https://cdn.test/x.bin', { Sha256: digest, Headers: {} });
+  await assert.rejects(b.get('https://cdn.test/x.bin'), /closed|terminated|socket|mismatch|length/i);
+  const c = await curl(b, 'https://cdn.test/x.bin', ['-o', '/dev/null']);
+  assert.notEqual(c.code, 0, 'curl sees an incomplete transfer');
+  assert.ok(b.logs.some((l) => l.includes('ERROR') && l.includes(`blob ${digest} is corrupt`)));
+  assert.equal(b.proxy.counters().htvend_integrity_failed_total, 2);
+});
+
+test('offline: CONNECT to an IP address is intercepted with an IP certificate', async (t) => {
+  const b = await startBench(t, offline);
+  b.assets.entries.set('https://127.0.0.1:9/ip.txt', { Sha256: await b.store.add('by ip'), Headers: { 'Content-Type': 'text/plain' } });
+  const r = await curl(b, 'https://127.0.0.1:9/ip.txt');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.body, 'by ip');
+});
+
+test('the optional TLS listener is an HTTPS proxy for both CONNECT and absolute-form requests', async (t) => {
+  const b = await startBench(t, { ...offline, tlsListenAddr: '127.0.0.1:0' });
+  assert.match(b.proxy.tlsUrl!, /^https:\/\/127\.0\.0\.1:\d+$/);
+  b.assets.entries.set('https://s.test/a', { Sha256: await b.store.add('secure'), Headers: {} });
+  b.assets.entries.set('http://p.test/b', { Sha256: await b.store.add('plain'), Headers: {} });
+  const agent = new ProxyAgent({ uri: b.proxy.tlsUrl!, proxyTls: { ca: b.caPem }, requestTls: { ca: b.caPem } });
+  t.after(() => agent.close());
+  const r = await request('https://s.test/a', { dispatcher: agent });
+  assert.equal(await r.body.text(), 'secure');
+  const c = await curl(b, 'http://p.test/b', ['--proxy-cacert', b.caFile, '-x', b.proxy.tlsUrl!]);
+  assert.equal(c.code, 0, c.stderr);
+  assert.equal(c.body, 'plain');
+});
