@@ -1,0 +1,92 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { resetMidBody, slowBody } from '../helpers/https-upstream.js';
+import { startBench } from './harness.js';
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await sleep(10);
+  }
+}
+
+/** Opens a CONNECT tunnel through the proxy, sends a GET, resolves once `n` body-ish bytes arrived, then destroys the connection. */
+async function readSomeThenAbort(proxyHostPort: string, caPem: string, url: URL, n: number): Promise<void> {
+  const [host, port] = proxyHostPort.split(':');
+  const raw = connect(Number(port), host);
+  await new Promise<void>((resolve, reject) => {
+    raw.once('error', reject);
+    raw.write(`CONNECT ${url.host} HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
+    raw.once('data', () => resolve());
+  });
+  const s = tlsConnect({ socket: raw, ca: caPem, servername: url.hostname });
+  s.write(`GET ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
+  let got = 0;
+  await new Promise<void>((resolve) => {
+    s.on('data', (c: Buffer) => {
+      got += c.length;
+      if (got >= n) resolve();
+    });
+  });
+  s.destroy();
+  raw.destroy();
+}
+
+test('an upstream reset mid-body records nothing and cuts the client connection', async (t) => {
+  const b = await startBench(t);
+  b.up.route('/broken', resetMidBody(1_000_000, 100_000));
+  await assert.rejects(b.get(b.up.https + '/broken'), /closed|terminated|socket|other side/i);
+  await until(() => b.proxy.counters().htvend_record_failed_total === 1);
+  assert.equal(b.assets.entries.size, 0);
+  assert.equal(b.store.blobs.size, 0);
+  assert.equal(b.store.aborts, 1);
+  assert.ok(b.logs.some((l) => l.includes('not recorded, transfer failed')));
+});
+
+test('a client that aborts mid-download does not stop the recording', async (t) => {
+  const b = await startBench(t);
+  b.up.route('/slow', slowBody(20, 65536, 15));
+  const url = b.up.https + '/slow';
+  await readSomeThenAbort(b.proxy.hostPort, b.caPem, new URL(url), 70_000);
+  assert.equal(b.assets.entries.size, 0, 'not recorded before the end of the body');
+  await until(() => b.assets.get(url) !== undefined);
+  const blob = b.store.blobs.get(b.assets.get(url)!.Sha256)!;
+  assert.equal(blob.length, 20 * 65536);
+  assert.equal(b.store.aborts, 0);
+});
+
+test('concurrent requests for the same unrecorded URL cause exactly one upstream fetch', async (t) => {
+  const b = await startBench(t);
+  b.up.route('/once', slowBody(10, 10_000, 20));
+  const url = b.up.https + '/once';
+  const replies = await Promise.all([
+    b.get(url),
+    b.get(url),
+    b.get(url, { method: 'HEAD' }),
+    b.get(url, { headers: { range: 'bytes=0-9' } }),
+    b.get(b.up.http + '/once'),
+  ]);
+  assert.equal(b.up.hits('/once'), 2, 'one fetch for the https URL, one for the http URL');
+  for (const r of [replies[0]!, replies[1]!, replies[4]!]) {
+    assert.equal(r.status, 200);
+    assert.equal(r.body.length, 100_000);
+  }
+  assert.equal(replies[2]!.headers['content-length'], '100000');
+  assert.equal(replies[3]!.status, 206);
+  assert.equal(replies[3]!.body.length, 10);
+  assert.equal(b.proxy.counters().htvend_recorded_total, 2);
+});
+
+test('close() waits for an in-flight recording whose client has gone', async (t) => {
+  const b = await startBench(t);
+  b.up.route('/late', slowBody(10, 65536, 30));
+  const url = b.up.https + '/late';
+  await readSomeThenAbort(b.proxy.hostPort, b.caPem, new URL(url), 1);
+  await b.proxy.close();
+  assert.ok(b.assets.get(url), 'recorded before close() resolved');
+  assert.equal(b.store.blobs.get(b.assets.get(url)!.Sha256)!.length, 655360);
+});
