@@ -68,8 +68,8 @@ async function runOnCopy(req: RunStepRequest, stepDir: string, rt: Rt): Promise<
   const copy = join(stepDir, 'rootfs');
   const mark = await makeCopySnapshot(lower, copy, req.signal);
   const stubs = await runStep(req, stepDir, copy, rt);
-  await dropStubsFromCopy(copy, lower, stubs);
-  return layerFrom(req, await diffTrees(lower, copy, mark, req.signal));
+  await dropStubsFromCopy(copy, stubs);
+  return layerFrom(req, await diffTrees(lower, copy, mark, new Set(stubs.parents.keys()), req.signal));
 }
 
 /** Must run before stepDir (which holds the entries' sources) is removed; the blob goes to tmpDir. */

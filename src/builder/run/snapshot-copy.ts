@@ -6,7 +6,7 @@
  * Slower than overlay (a full copy per step) but needs nothing from the kernel.
  */
 import { createReadStream, type BigIntStats } from 'node:fs';
-import { lstat, readdir, readlink, rmdir, unlink, utimes } from 'node:fs/promises';
+import { lstat, readdir, readlink, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LayerEntry } from '../fs/types.js';
 import { comparePaths } from '../fs/layer-writer.js';
@@ -21,8 +21,8 @@ export async function makeCopySnapshot(lower: string, copy: string, signal?: Abo
   return (await lstat(copy, { bigint: true })).ctimeNs;
 }
 
-/** Removes runtime-made mountpoint stubs from the copy and restores their parents' times. */
-export async function dropStubsFromCopy(copy: string, lower: string, stubs: MountStubs): Promise<void> {
+/** Removes runtime-made mountpoint stubs (still empty) from the copy. */
+export async function dropStubsFromCopy(copy: string, stubs: MountStubs): Promise<void> {
   const deepestFirst = [...stubs.created].sort((a, b) => b.split('/').length - a.split('/').length);
   for (const rel of deepestFirst) {
     const p = join(copy, rel);
@@ -31,14 +31,14 @@ export async function dropStubsFromCopy(copy: string, lower: string, stubs: Moun
     if (st.isFile() && st.size === 0) await unlink(p);
     else if (st.isDirectory()) await rmdir(p).catch(() => {}); // not empty: the step put something there
   }
-  for (const rel of stubs.parents.keys()) {
-    const before = await lstat(join(lower, rel)).catch(() => undefined);
-    if (before?.isDirectory()) await utimes(join(copy, rel), before.atime, before.mtime).catch(() => {});
-  }
 }
 
-/** Entries describing how `after` differs from `before` (parents of changes included). */
-export async function diffTrees(before: string, after: string, copyMark: bigint, signal?: AbortSignal): Promise<LayerEntry[]> {
+/**
+ * Entries describing how `after` differs from `before` (parents of changes included).
+ * `touchedDirs` are directories whose mtime the runtime changed by making (now removed)
+ * mountpoints in them: their mtime alone is not a change.
+ */
+export async function diffTrees(before: string, after: string, copyMark: bigint, touchedDirs: Set<string>, signal?: AbortSignal): Promise<LayerEntry[]> {
   const changed = new Map<string, LayerEntry>();
   const inodes = new Map<string, string[]>();
   const add = async (rel: string, st: BigIntStats) => {
@@ -75,7 +75,7 @@ export async function diffTrees(before: string, after: string, copyMark: bigint,
         await addTree(c, sa);
         continue;
       }
-      if (await differs(join(before, c), join(after, c), sb, sa, copyMark)) await add(c, sa);
+      if (await differs(join(before, c), join(after, c), sb, sa, copyMark, touchedDirs.has(c))) await add(c, sa);
       if (sa.isDirectory()) await walk(c);
     }
     for (const gone of b) changed.set(rel ? `${rel}/${gone}` : gone, { type: 'whiteout', path: rel ? `${rel}/${gone}` : gone });
@@ -102,8 +102,9 @@ function kind(st: BigIntStats): string {
   return st.isDirectory() ? 'd' : st.isFile() ? 'f' : st.isSymbolicLink() ? 'l' : 'o';
 }
 
-async function differs(pb: string, pa: string, sb: BigIntStats, sa: BigIntStats, copyMark: bigint): Promise<boolean> {
-  if (sb.mode !== sa.mode || sb.uid !== sa.uid || sb.gid !== sa.gid || sb.mtimeNs !== sa.mtimeNs) return true;
+async function differs(pb: string, pa: string, sb: BigIntStats, sa: BigIntStats, copyMark: bigint, ignoreMtime: boolean): Promise<boolean> {
+  if (sb.mode !== sa.mode || sb.uid !== sa.uid || sb.gid !== sa.gid) return true;
+  if (sb.mtimeNs !== sa.mtimeNs && !ignoreMtime) return true;
   if (sa.isSymbolicLink()) return (await readlink(pb)) !== (await readlink(pa));
   if (!sa.isFile()) return false;
   if (sb.size !== sa.size) return true;
