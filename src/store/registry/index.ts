@@ -1,0 +1,182 @@
+/**
+ * The registry blob store (SPEC §6): blobs of one repository of an OCI distribution registry,
+ * named by `--blobs-registry https://host/v2/<repo>/` (the Go tool's flag and URL form).
+ * stat = HEAD, get = verified GET, put = upload (src/registry/upload.ts: monolithic for blobs
+ * within one 8 MiB chunk, chunked PATCHes otherwise, digest named on the final PUT).
+ *
+ * A registry only keeps blobs that some manifest references: `finalizeExport()` pushes an OCI
+ * artifact manifest listing every exported blob, tagged, so `registry garbage-collect` keeps them.
+ */
+import type { Readable } from 'node:stream';
+import { HtvendError } from '../../util/errors.js';
+import { sha256Hex, type Digest } from '../../util/digest.js';
+import { silentLogger, type Logger } from '../../util/log.js';
+import { RegistryClient, type RegistryClientOptions } from '../../registry/client.js';
+import { EMPTY_JSON, MEDIA_TYPES, type Descriptor, type ImageIndex, type ImageManifest } from '../../registry/types.js';
+import type { Env } from '../../registry/transport.js';
+import type { BlobStat, BlobWriter, DeletableStore, ExportFinalizingStore, IoOptions, PutOptions, RangeReadableStore } from '../store.js';
+
+/** `artifactType` of the manifest that lists exported blobs. */
+export const BLOBS_ARTIFACT_TYPE = 'application/vnd.htvend.blobs.v1+json';
+/** Keeps each listing manifest near 1.5 MB, well under registries' 4 MiB manifest limit. */
+const LAYERS_PER_MANIFEST = 10_000;
+
+export interface RegistryStoreOptions {
+  env?: Env | undefined;
+  log?: Logger | undefined;
+  signal?: AbortSignal | undefined;
+  /** buildah-style TLS knobs, for registries with private CAs or no TLS. */
+  tlsVerify?: boolean | undefined;
+  certDir?: string | undefined;
+  extraRoots?: readonly string[] | undefined;
+  chunkSize?: number | undefined;
+}
+
+export interface ParsedRegistryUrl {
+  scheme: 'http' | 'https';
+  host: string;
+  pathPrefix: string;
+  repository: string;
+  credentials?: { username: string; password: string } | undefined;
+  /** The URL without credentials, for messages. */
+  display: string;
+}
+
+/** Parses `http(s)://[user:pass@]host[:port][/prefix]/v2/<repo>/`; anything else is a USAGE error. */
+export function parseRegistryStoreUrl(raw: string): ParsedRegistryUrl {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new HtvendError('USAGE', `--blobs-registry ${JSON.stringify(raw.replace(/\/\/[^@/]*@/, '//'))}: not a URL (want https://host/v2/<repository>/)`);
+  }
+  const display = `${u.protocol}//${u.host}${u.pathname}`;
+  const m = /^(.*?)\/v2\/(.+?)\/*$/.exec(u.pathname);
+  if ((u.protocol !== 'https:' && u.protocol !== 'http:') || !m || !m[2]) {
+    throw new HtvendError('USAGE', `--blobs-registry ${display}: want http(s)://host/v2/<repository>/`);
+  }
+  const repository = decodeURIComponent(m[2]);
+  if (!/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repository)) {
+    throw new HtvendError('USAGE', `--blobs-registry ${display}: ${JSON.stringify(repository)} is not a valid repository name (lowercase, digits, separators)`);
+  }
+  const credentials = u.username ? { username: decodeURIComponent(u.username), password: decodeURIComponent(u.password) } : undefined;
+  return { scheme: u.protocol === 'https:' ? 'https' : 'http', host: u.host, pathPrefix: m[1] ?? '', repository, credentials, display };
+}
+
+export class RegistryStore implements RangeReadableStore, DeletableStore, ExportFinalizingStore {
+  readonly description: string;
+
+  constructor(
+    private readonly client: RegistryClient,
+    display: string,
+    private readonly log: Logger,
+  ) {
+    this.description = `registry store ${display}`;
+  }
+
+  async stat(digest: Digest, opts: IoOptions = {}): Promise<BlobStat | undefined> {
+    return this.client.statBlob(digest, opts);
+  }
+
+  async get(digest: Digest, opts: IoOptions = {}): Promise<Readable> {
+    return this.client.getBlob(digest, opts);
+  }
+
+  async getRange(digest: Digest, start: number, end: number, opts: IoOptions = {}): Promise<Readable> {
+    return this.client.getBlobRange(digest, start, end, opts);
+  }
+
+  async delete(digest: Digest, opts: IoOptions = {}): Promise<void> {
+    await this.client.deleteBlob(digest, opts);
+  }
+
+  async put(opts: PutOptions = {}): Promise<BlobWriter> {
+    opts.signal?.throwIfAborted();
+    const upload = this.client.createUpload({ signal: opts.signal });
+    return {
+      stream: upload.stream,
+      commit: async () => (await upload.commit(opts.expected)).digest,
+      abort: (reason?: unknown) => upload.abort(reason),
+    };
+  }
+
+  /**
+   * Pushes a tagged OCI artifact manifest (artifactType `application/vnd.htvend.blobs.v1+json`,
+   * empty config, one layer per blob) so registry GC keeps the exported blobs. The default tag
+   * is `htvend-<first 24 hex of the sha256 of the sorted digest list>`: the same set of blobs
+   * always gets the same tag and manifest. Returns `host/repo:tag@digest`.
+   */
+  async finalizeExport(blobs: readonly { digest: Digest; size?: number | undefined }[], opts: IoOptions & { tag?: string | undefined } = {}): Promise<string> {
+    const sizes = new Map<Digest, number | undefined>();
+    for (const b of blobs) sizes.set(b.digest, b.size ?? sizes.get(b.digest));
+    const digests = [...sizes.keys()].sort();
+    const tag = opts.tag ?? `htvend-${sha256Hex(digests.join('\n')).slice(0, 24)}`;
+    if (!/^[\w][\w.-]{0,127}$/.test(tag)) throw new HtvendError('USAGE', `export tag ${JSON.stringify(tag)} is not a valid OCI tag`);
+    const layers: Descriptor[] = [];
+    for (const d of digests) {
+      let size = sizes.get(d);
+      if (size === undefined) {
+        const st = await this.client.statBlob(d, opts);
+        if (!st) throw new HtvendError('STORE', `${this.description}: blob sha256:${d} is missing, cannot list it in the export manifest`);
+        size = st.size;
+      }
+      layers.push({ mediaType: 'application/octet-stream', digest: `sha256:${d}`, size });
+    }
+    if (!(await this.client.statBlob(EMPTY_JSON.digest.slice(7) as Digest, opts))) await this.client.putBlob(Buffer.from(EMPTY_JSON.bytes), opts);
+    const config: Descriptor = { mediaType: MEDIA_TYPES.ociEmpty, digest: EMPTY_JSON.digest, size: EMPTY_JSON.size };
+    const manifests: { body: string; desc: Descriptor }[] = [];
+    for (let i = 0; i < Math.max(1, layers.length); i += LAYERS_PER_MANIFEST) {
+      const m: ImageManifest = {
+        schemaVersion: 2,
+        mediaType: MEDIA_TYPES.ociManifest,
+        artifactType: BLOBS_ARTIFACT_TYPE,
+        config,
+        layers: layers.slice(i, i + LAYERS_PER_MANIFEST),
+        annotations: { 'dev.htvend.blobs.count': String(Math.min(LAYERS_PER_MANIFEST, layers.length - i)) },
+      };
+      const body = JSON.stringify(m);
+      manifests.push({ body, desc: { mediaType: MEDIA_TYPES.ociManifest, artifactType: BLOBS_ARTIFACT_TYPE, digest: `sha256:${sha256Hex(body)}`, size: Buffer.byteLength(body) } });
+    }
+    let digest: string;
+    if (manifests.length === 1) {
+      digest = await this.client.putManifest(tag, manifests[0]!.body, MEDIA_TYPES.ociManifest, opts);
+    } else {
+      // Too many blobs for one manifest: push each part by digest, then a tagged index of them.
+      for (const m of manifests) await this.client.putManifest(m.desc.digest, m.body, MEDIA_TYPES.ociManifest, opts);
+      const index: ImageIndex = { schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, artifactType: BLOBS_ARTIFACT_TYPE, manifests: manifests.map((m) => m.desc) };
+      digest = await this.client.putManifest(tag, JSON.stringify(index), MEDIA_TYPES.ociIndex, opts);
+    }
+    const ref = `${this.client.registry}/${this.client.repository}:${tag}@${digest}`;
+    this.log.info(`export: ${digests.length} blobs listed in ${ref}`);
+    return ref;
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}
+
+/**
+ * Opens the registry store at `url` (`https://[user:pass@]host/v2/<repo>/`). Credentials come
+ * from the URL, else from the Docker/containers auth files of `env`; proxy and CA variables
+ * from `env` too. Nothing is contacted until the first operation.
+ */
+export async function openRegistryStore(url: string, opts: RegistryStoreOptions = {}): Promise<RegistryStore> {
+  const parsed = parseRegistryStoreUrl(url);
+  const log = opts.log ?? silentLogger;
+  const clientOpts: RegistryClientOptions = {
+    env: opts.env,
+    log,
+    scheme: parsed.scheme,
+    tlsVerify: opts.tlsVerify,
+    certDir: opts.certDir,
+    extraRoots: opts.extraRoots,
+    credentials: parsed.credentials,
+    chunkSize: opts.chunkSize,
+    errorCode: 'STORE',
+    pathPrefix: parsed.pathPrefix,
+    signal: opts.signal,
+  };
+  const client = await RegistryClient.open(parsed.host, parsed.repository, clientOpts);
+  return new RegistryStore(client, parsed.display, log);
+}
