@@ -13,12 +13,12 @@ import type { RunStepRequest } from '../../../src/builder/run/types.js';
 import type { LayerInfo } from '../../../src/builder/fs/types.js';
 
 /** Creates a minimal busybox rootfs in `dir` with users root, app (1000) and group staff (50, app a member). */
-export async function makeBusyboxRootfs(dir: string): Promise<string> {
+export async function makeBusyboxRootfs(dir: string, busybox = '/bin/busybox'): Promise<string> {
   for (const d of ['bin', 'etc', 'tmp', 'root', 'home/app', 'var/lib/gone/sub', 'opt/keep']) await mkdir(join(dir, d), { recursive: true });
   await chmod(join(dir, 'tmp'), 0o1777);
-  await copyFile('/bin/busybox', join(dir, 'bin', 'busybox'));
+  await copyFile(busybox, join(dir, 'bin', 'busybox'));
   await chmod(join(dir, 'bin', 'busybox'), 0o755);
-  const applets = execFileSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  const applets = execFileSync(busybox, ['--list'], { encoding: 'utf8' }).split('\n').filter(Boolean);
   for (const a of applets) if (a !== 'busybox') await symlink('busybox', join(dir, 'bin', a));
   await writeFile(join(dir, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n');
   await writeFile(join(dir, 'etc', 'group'), 'root:x:0:\nstaff:x:50:app\napp:x:1000:\n');
@@ -114,4 +114,22 @@ export function collector(): { stream: NodeJS.WritableStream; text: () => string
     },
   });
   return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
+}
+
+/**
+ * The arm64 busybox-static binary, fetched with apt from the Debian mirror (adds the arm64
+ * dpkg architecture if needed). Only for tests marked as needing the Debian mirror.
+ */
+export async function arm64Busybox(dir: string): Promise<string> {
+  const sh = (cmd: string) => execFileSync('/bin/sh', ['-c', cmd], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+  if (!sh('dpkg --print-foreign-architectures').split('\n').includes('arm64')) {
+    sh('dpkg --add-architecture arm64 && apt-get update -qq');
+  }
+  try {
+    sh('apt-get download -qq busybox-static:arm64');
+  } catch {
+    sh('apt-get update -qq && apt-get download -qq busybox-static:arm64');
+  }
+  sh('dpkg-deb -x busybox-static_*_arm64.deb x');
+  return join(dir, 'x', 'bin', 'busybox');
 }
