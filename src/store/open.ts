@@ -1,0 +1,53 @@
+/**
+ * StoreConfig (the `--blobs-*` / `--dest.blobs-*` flags) → an open BlobStore.
+ *
+ * Remote backends are loaded on demand with `import()`: a filesystem-only run never loads the
+ * AWS SDK or the registry client (start-up time), and each backend module stays independent.
+ */
+import { HtvendError } from '../util/errors.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import type { BlobStore, StoreConfig } from './store.js';
+import { openDirStore } from './dir/index.js';
+
+export interface OpenStoreOptions {
+  /** htvend's own environment (XDG_DATA_HOME, AWS_*, proxy and CA variables). */
+  env?: Readonly<Record<string, string | undefined>> | undefined;
+  log?: Logger | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** What `src/store/registry/index.ts` and `src/store/s3/index.ts` export. */
+type BackendOpener = (cfg: StoreConfig, opts: Required<Pick<OpenStoreOptions, 'env' | 'log'>> & { signal?: AbortSignal | undefined }) => Promise<BlobStore>;
+
+async function loadBackend(module: string, exportName: string): Promise<BackendOpener> {
+  // A variable specifier keeps TypeScript from resolving the module at compile time.
+  const mod = (await import(module)) as Record<string, unknown>;
+  const fn = mod[exportName];
+  if (typeof fn !== 'function') throw new HtvendError('INTERNAL', `${module} does not export ${exportName}()`);
+  return fn as BackendOpener;
+}
+
+/**
+ * Opens the store `cfg` names. Missing required settings are USAGE errors naming the flag
+ * (`flagPrefix` is `--` or `--dest.`).
+ */
+export async function openStore(cfg: StoreConfig, opts: OpenStoreOptions = {}, flagPrefix = '--'): Promise<BlobStore> {
+  const env = opts.env ?? process.env;
+  const log = opts.log ?? silentLogger;
+  switch (cfg.backend) {
+    case 'filesystem':
+      return openDirStore(cfg.dir, { env, signal: opts.signal });
+    case 'registry': {
+      if (!cfg.registry) throw new HtvendError('USAGE', `${flagPrefix}blobs-registry is required with ${flagPrefix}blobs-backend registry`, { hint: 'e.g. https://host/v2/<repo>/' });
+      const open = await loadBackend('./registry/index.js', 'openRegistryStore');
+      return open(cfg, { env, log, signal: opts.signal });
+    }
+    case 's3': {
+      if (!cfg.bucket) throw new HtvendError('USAGE', `${flagPrefix}blobs-bucket is required with ${flagPrefix}blobs-backend s3`);
+      const open = await loadBackend('./s3/index.js', 'openS3Store');
+      return open(cfg, { env, log, signal: opts.signal });
+    }
+    default:
+      throw new HtvendError('USAGE', `${flagPrefix}blobs-backend ${JSON.stringify((cfg as { backend: unknown }).backend)}: want filesystem, registry or s3`);
+  }
+}
