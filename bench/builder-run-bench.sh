@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# RUN-heavy build: our build-img-with-proxy vs buildah 1.28 (--isolation chroot, vfs and
+# overlay storage), same Dockerfile, same base image from a local registry, same run.
+# Prints wall times and our time ÷ buildah's (target ≤ 0.8). Each builder starts from empty
+# storage and writes an OCI layout with gzip'd layers (buildah: build + push oci:).
+#   BENCH_MIB=500 size of the big file; BENCH_FILES=10000 number of small files
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+W=$(mktemp -d /var/tmp/builder-run-bench.XXXXXX)
+REG=127.0.0.1:5444
+cleanup() {
+  [ -n "${REG_PID:-}" ] && kill "$REG_PID" 2>/dev/null || true
+  for d in "$W"/buildah-*/root; do [ -d "$d" ] && buildah --root "$d" --runroot "${d%/root}/run" rm -a >/dev/null 2>&1 || true; done
+  umount -R "$W"/buildah-*/root/overlay 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+[ "${SKIP_BUILD:-}" = 1 ] || npm run --silent build
+
+# Local plain-HTTP registry with a busybox base image.
+cat > "$W/registry.yml" <<YML
+version: 0.1
+log: {level: error}
+storage: {filesystem: {rootdirectory: $W/registry-data}}
+http: {addr: $REG}
+YML
+docker-registry serve "$W/registry.yml" > "$W/registry.log" 2>&1 &
+REG_PID=$!
+for _ in $(seq 50); do curl -sf "http://$REG/v2/" >/dev/null && break; sleep 0.2; done
+mkdir -p "$W/bb/bin" "$W/bb/tmp" "$W/bb/etc"
+cp /bin/busybox "$W/bb/bin/" && for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$W/bb/bin/$a"; done
+printf 'root:x:0:0:root:/root:/bin/sh\n' > "$W/bb/etc/passwd"
+umoci init --layout "$W/lay" && umoci new --image "$W/lay:img" && umoci unpack --image "$W/lay:img" "$W/lay.b" >/dev/null
+cp -a "$W/bb/." "$W/lay.b/rootfs/" && umoci repack --image "$W/lay:img" "$W/lay.b"
+umoci config --image "$W/lay:img" --os linux --architecture amd64 --config.env PATH=/bin
+skopeo copy -q --dest-tls-verify=false "oci:$W/lay:img" "docker://$REG/busybox:latest"
+
+mkdir -p "$W/ctx"
+cat > "$W/ctx/Dockerfile" <<DOCKERFILE
+FROM $REG/busybox:latest
+RUN mkdir -p /data/many && cd /data/many && i=0 && while [ \$i -lt ${BENCH_FILES:-10000} ]; do echo \$i > f\$i; i=\$((i+1)); done
+RUN mkdir -p /data/tree && cp -a /bin /data/tree/ && rm -rf /data/many
+RUN dd if=/dev/urandom of=/big bs=1M count=${BENCH_MIB:-500} 2>/dev/null
+RUN rm -rf /data/tree && echo done > /done
+DOCKERFILE
+
+now() { date +%s.%N; }
+ours() {
+  local t0; t0=$(now)
+  (cd "$W/ctx" && SOURCE_DATE_EPOCH=0 PLATFORMS=linux/amd64 node "$ROOT/bin/build-img-with-proxy.js" --tls-verify=false --tag "oci:$W/ours-oci:bench" . >"$W/ours.log" 2>&1) \
+    || { echo "our build failed:" >&2; tail -20 "$W/ours.log" >&2; exit 1; }
+  awk "BEGIN{print $(now)-$t0}"
+}
+buildah_time() { # DRIVER
+  local d="$W/buildah-$1" t0; mkdir -p "$d"; t0=$(now)
+  (cd "$W/ctx" && buildah --root "$d/root" --runroot "$d/run" --storage-driver "$1" build -q --isolation chroot --tls-verify=false \
+    --timestamp 0 -t bench . >"$d.log" 2>&1 && buildah --root "$d/root" --runroot "$d/run" --storage-driver "$1" push -q bench "oci:$d/oci:bench" >>"$d.log" 2>&1) \
+    || { echo "buildah ($1) failed:" >&2; tail -20 "$d.log" >&2; exit 1; }
+  awk "BEGIN{print $(now)-$t0}"
+}
+t_ours=$(ours)
+t_vfs=$(buildah_time vfs)
+t_ovl=$(buildah_time overlay)
+printf 'files=%s big=%sMiB\n' "${BENCH_FILES:-10000}" "${BENCH_MIB:-500}"
+printf 'build-img-with-proxy           %6.1fs\n' "$t_ours"
+printf 'buildah 1.28 chroot vfs        %6.1fs   ours/buildah = %.2f\n' "$t_vfs" "$(awk "BEGIN{print $t_ours/$t_vfs}")"
+printf 'buildah 1.28 chroot overlay    %6.1fs   ours/buildah = %.2f\n' "$t_ovl" "$(awk "BEGIN{print $t_ours/$t_ovl}")"

@@ -1,0 +1,36 @@
+/** The builder's env → RUN injection, with the original wrapper's variable meanings. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { mavenSettingsXml, proxyInjectionFromEnv } from '../../../src/builder/run/proxy-env.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+test('SSL_CERT_FILE is mounted at its own path with CERT_FILE_VARS (default SSL_CERT_FILE) and proxy vars passed through', async (t) => {
+  const dir = await tempDir(t);
+  const inj = await proxyInjectionFromEnv({ SSL_CERT_FILE: '/tmp/htvend-x/ca.pem', HTTPS_PROXY: 'http://127.0.0.1:1234', NO_PROXY: '', PATH: '/bin' }, dir);
+  assert.deepEqual(inj, { caFile: '/tmp/htvend-x/ca.pem', caTarget: '/tmp/htvend-x/ca.pem', certFileVars: ['SSL_CERT_FILE'], env: { HTTPS_PROXY: 'http://127.0.0.1:1234', NO_PROXY: '' } });
+});
+
+test('an empty CERT_FILE_VARS turns the CA mount off; a list names every variable', async (t) => {
+  const dir = await tempDir(t);
+  assert.equal((await proxyInjectionFromEnv({ SSL_CERT_FILE: '/ca.pem', CERT_FILE_VARS: '' }, dir)).caFile, undefined);
+  assert.deepEqual((await proxyInjectionFromEnv({ SSL_CERT_FILE: '/ca.pem', CERT_FILE_VARS: 'A  B' }, dir)).certFileVars, ['A', 'B']);
+});
+
+test('JKS_KEYSTORE_PATH mounts JKS_KEYSTORE_FILE at each path and MVN_SETTINGS_PATH gets a settings.xml with the proxy', async (t) => {
+  const dir = await tempDir(t);
+  const inj = await proxyInjectionFromEnv(
+    { JKS_KEYSTORE_PATH: '/a/cacerts /b/cacerts', JKS_KEYSTORE_FILE: '/tmp/ts.p12', MVN_SETTINGS_PATH: '/root/.m2/settings.xml', HTTP_PROXY: 'http://127.0.0.1:4567' },
+    dir,
+  );
+  assert.deepEqual(inj.jks, { hostFile: '/tmp/ts.p12', targets: ['/a/cacerts', '/b/cacerts'] });
+  assert.deepEqual(inj.mvnSettings?.targets, ['/root/.m2/settings.xml']);
+  const xml = await readFile(inj.mvnSettings!.hostFile, 'utf8');
+  assert.match(xml, /<host>127\.0\.0\.1<\/host>\s*<port>4567<\/port>/);
+  await assert.rejects(proxyInjectionFromEnv({ JKS_KEYSTORE_PATH: '/a' }, dir), /JKS_KEYSTORE_FILE/);
+});
+
+test('Maven settings take host and port from HTTP_PROXY with or without a scheme', () => {
+  assert.match(mavenSettingsXml('proxy.local:3128'), /<host>proxy\.local<\/host>\s*<port>3128<\/port>/);
+  assert.match(mavenSettingsXml('http://[::1]:8080/'), /<host>::1<\/host>\s*<port>8080<\/port>/);
+});
