@@ -110,6 +110,19 @@ export class RootResolver {
     return parent === undefined ? undefined : join(parent, posix.basename(rel));
   }
 
+  /** Host path of `rel` with every symlink (the last one too) resolved inside the root. */
+  async follow(rel: string, hops = 0): Promise<string | undefined> {
+    const host = await this.path(rel, false);
+    if (host === undefined) return undefined;
+    const st = await lstat(host).catch(() => undefined);
+    if (!st?.isSymbolicLink()) return host;
+    if (hops > 40) throw new HtvendError('INPUT', `too many symlinks resolving /${rel} in the image`);
+    const target = await readlink(host);
+    const parent = posix.dirname(rel) === '.' ? '' : posix.dirname(rel);
+    const next = posix.normalize(target.startsWith('/') ? target : `/${parent}/${target}`).replace(/^\/+/, '');
+    return this.follow(next === '.' ? '' : next, hops + 1);
+  }
+
   /** Forget cached resolutions at or under `rel` (it was replaced). */
   invalidate(rel: string): void {
     for (const k of this.dirCache.keys()) if (k === rel || k.startsWith(rel + '/')) this.dirCache.delete(k);

@@ -1,0 +1,332 @@
+/**
+ * Executes one planned stage: FROM (pull / earlier stage / scratch), ONBUILD triggers of the
+ * base, then each instruction, producing a new immutable `Image` per step. The stage keeps a
+ * materialised working rootfs (StageFs) that follows the image's layers lazily: it is only
+ * extracted when a step needs to look at files (COPY destinations, --chown names, RUN,
+ * WORKDIR creation, COPY --from).
+ */
+import { mkdtemp, stat } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { HtvendError } from '../../util/errors.js';
+import type { Logger } from '../../util/log.js';
+import { applyLayer, RootResolver } from '../fs/apply.js';
+import { writeLayer } from '../fs/layer-writer.js';
+import type { LayerEntry } from '../fs/types.js';
+import { expandWord, expandWords, varsFrom, type Vars } from '../dockerfile/lexer.js';
+import { parseTrigger } from '../dockerfile/parse.js';
+import type { CommandForm, Instruction, RunInstr } from '../dockerfile/types.js';
+import { appendLayer, scratchImage, withConfig, withHistory, withImageFields, type ContainerConfig, type HistoryEntry, type Image } from '../image/image.js';
+import type { BuildPlan, PlannedStage } from '../plan/plan.js';
+import type { ProxyInjection, RunExecutor, RunMount, SecretSource } from '../run/types.js';
+import { copyEntries, parseChmod, resolveChown } from '../copy/copy.js';
+import { newIgnore, type SourceRoot } from '../copy/sources.js';
+import type { Ignore } from '@balena/dockerignore';
+import { parseMount } from './mounts.js';
+import type { Dispatcher } from 'undici';
+
+/** A stage's working rootfs directory, brought up to date with its image on demand. */
+export class StageFs {
+  private applied = 0;
+  private img: Image;
+  constructor(readonly dir: string, img: Image, private readonly log: Logger, private readonly signal?: AbortSignal) {
+    this.img = img;
+  }
+  /** Records the image's new state (cheap); files follow on the next `sync()`. */
+  track(img: Image): void {
+    this.img = img;
+  }
+  /** Applies layers not yet applied and returns the directory. */
+  async sync(): Promise<string> {
+    while (this.applied < this.img.layers.length) {
+      const l = this.img.layers[this.applied]!;
+      await applyLayer(this.dir, l.path, `layer sha256:${l.digest}`, { signal: this.signal, log: this.log });
+      this.applied++;
+    }
+    return this.dir;
+  }
+}
+
+/** Everything a stage needs from the build around it. */
+export interface BuildContext {
+  plan: BuildPlan;
+  contextDir: string;
+  dockerignore: Ignore;
+  epoch: number;
+  tmpDir: string;
+  log: Logger;
+  signal: AbortSignal;
+  pullImage(ref: string, where: string): Promise<Image>;
+  /** Result of an earlier stage (built on demand). */
+  stage(index: number): Promise<{ image: Image; fs: StageFs }>;
+  /** Rootfs of an image reference (pulled and materialised once per build). */
+  imageRootfs(ref: string, where: string): Promise<string>;
+  runExecutor: RunExecutor;
+  proxy: ProxyInjection;
+  globalMounts: string[];
+  secrets: Map<string, SecretSource>;
+  network: 'host' | 'none';
+  dispatcher: () => Promise<Dispatcher>;
+}
+
+const DEFAULT_SHELL = ['/bin/sh', '-c'];
+
+function created(epoch: number): string {
+  return new Date(epoch * 1000).toISOString().replace(/\.000Z$/, 'Z');
+}
+
+function setEnv(env: readonly string[] | undefined, key: string, value: string): string[] {
+  const out = (env ?? []).filter((e) => e.split('=', 1)[0] !== key);
+  out.push(`${key}=${value}`);
+  return out;
+}
+
+function envMap(env: readonly string[] | undefined): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const e of env ?? []) {
+    const i = e.indexOf('=');
+    if (i > 0) m.set(e.slice(0, i), e.slice(i + 1));
+  }
+  return m;
+}
+
+export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{ image: Image; fs: StageFs }> {
+  const { plan, log, signal } = ctx;
+  const file = plan.file;
+  const at = (line: number) => `${file}:${line}`;
+  const fromWhere = at(st.from.loc.line);
+  let image: Image;
+  if (st.base.kind === 'scratch') image = scratchImage(st.platform);
+  else if (st.base.kind === 'stage') image = (await ctx.stage(st.base.index)).image;
+  else image = await ctx.pullImage(st.base.ref, fromWhere);
+  const fs = new StageFs(await mkdtemp(join(ctx.tmpDir, `rootfs-${st.index}-`)), image, log, signal);
+  const args = new Map<string, string>();
+  let shell = image.config.config.Shell ? [...image.config.config.Shell] : DEFAULT_SHELL;
+  let cmdSetHere = false;
+  const epochTime = created(ctx.epoch);
+  const vars = (): Vars => varsFrom(envMap(image.config.config.Env), args);
+  const x = (w: string) => expandWord(w, vars(), plan.escape);
+  const nop = (text: string): HistoryEntry => ({ created: epochTime, created_by: text, comment: 'htvend build-img-with-proxy' });
+  const setConfig = (text: string, change: (c: ContainerConfig) => ContainerConfig) => {
+    image = withHistory(withConfig(image, (c) => change({ ...c })), nop(text));
+  };
+  const addLayer = (layer: Parameters<typeof appendLayer>[1], text: string) => {
+    image = appendLayer(image, layer, nop(text));
+    fs.track(image);
+  };
+  const entriesToLayer = async (entries: LayerEntry[], text: string) => {
+    if (entries.length === 0) {
+      image = withHistory(image, nop(text));
+      return;
+    }
+    addLayer(await writeLayer(entries, { epoch: ctx.epoch, dir: ctx.tmpDir, signal }), text);
+  };
+  const cmdArgv = (c: CommandForm) => (c.form === 'exec' ? c.argv : [...shell, c.cmdline]);
+
+  // ONBUILD triggers of the base run first, then are dropped from this image (Docker).
+  const triggers = image.config.config.OnBuild ?? [];
+  const instructions: Instruction[] = [...triggers.map((t) => parseTrigger(t, file, st.from.loc.line)), ...st.instructions];
+  if (triggers.length) image = withConfig(image, (c) => ({ ...c, OnBuild: null }));
+
+  for (const ins of instructions) {
+    signal.throwIfAborted();
+    const where = at(ins.loc.line);
+    log.info(`${where}: ${ins.text.length > 200 ? ins.text.slice(0, 200) + '…' : ins.text}`);
+    switch (ins.kind) {
+      case 'ARG':
+        for (const a of ins.args) {
+          const v = plan.buildArgs.get(a.name) ?? (a.default !== undefined ? x(a.default) : plan.globalArgs.get(a.name));
+          if (v !== undefined) args.set(a.name, v);
+          else args.delete(a.name);
+        }
+        break;
+      case 'ENV': {
+        let env = image.config.config.Env;
+        for (const [k, v] of ins.pairs) {
+          const key = x(k);
+          const val = expandWord(v, varsFrom(envMap(env), args), plan.escape);
+          env = setEnv(env, key, val);
+        }
+        setConfig(ins.text, (c) => ({ ...c, Env: env }));
+        break;
+      }
+      case 'LABEL':
+        setConfig(ins.text, (c) => {
+          const labels = { ...(c.Labels ?? {}) };
+          for (const [k, v] of ins.pairs) labels[x(k)] = x(v);
+          return { ...c, Labels: labels };
+        });
+        break;
+      case 'MAINTAINER':
+        image = withHistory(withImageFields(image, { author: ins.name }), nop(ins.text));
+        break;
+      case 'WORKDIR': {
+        const dir = posix.resolve(image.config.config.WorkingDir || '/', x(ins.path));
+        const root = await fs.sync();
+        const rel = dir.replace(/^\/+/, '');
+        const missing: LayerEntry[] = [];
+        const res = new RootResolver(root);
+        const parts = rel.split('/').filter(Boolean);
+        for (let i = 1; i <= parts.length; i++) {
+          const p = parts.slice(0, i).join('/');
+          const host = await res.follow(p);
+          const exists = host !== undefined && (await stat(host).then((x) => x.isDirectory(), () => false));
+          if (!exists) missing.push({ type: 'dir', path: p, mode: 0o755, mtime: ctx.epoch });
+        }
+        image = withConfig(image, (c) => ({ ...c, WorkingDir: dir }));
+        await entriesToLayer(missing, ins.text);
+        break;
+      }
+      case 'USER':
+        setConfig(ins.text, (c) => ({ ...c, User: x(ins.user) }));
+        break;
+      case 'EXPOSE':
+        setConfig(ins.text, (c) => {
+          const ports = { ...(c.ExposedPorts ?? {}) };
+          for (const p of expandWords(ins.ports.join(' '), vars(), plan.escape)) {
+            if (!/^\d+(-\d+)?(\/(tcp|udp|sctp))?$/i.test(p)) throw new HtvendError('INPUT', `${where}: EXPOSE ${p}: expected PORT[/tcp|udp|sctp]`);
+            ports[p.includes('/') ? p.toLowerCase() : `${p}/tcp`] = {};
+          }
+          return { ...c, ExposedPorts: ports };
+        });
+        break;
+      case 'VOLUME':
+        setConfig(ins.text, (c) => {
+          const vols = { ...(c.Volumes ?? {}) };
+          for (const p of ins.paths) {
+            const v = x(p);
+            if (v === '') throw new HtvendError('INPUT', `${where}: VOLUME with an empty path`);
+            vols[v] = {};
+          }
+          return { ...c, Volumes: vols };
+        });
+        break;
+      case 'STOPSIGNAL':
+        setConfig(ins.text, (c) => ({ ...c, StopSignal: x(ins.signal) }));
+        break;
+      case 'SHELL':
+        shell = ins.argv;
+        setConfig(ins.text, (c) => ({ ...c, Shell: ins.argv }));
+        break;
+      case 'CMD':
+        cmdSetHere = true;
+        setConfig(ins.text, (c) => ({ ...c, Cmd: cmdArgv(ins.cmd) }));
+        break;
+      case 'ENTRYPOINT':
+        setConfig(ins.text, (c) => ({ ...c, Entrypoint: cmdArgv(ins.cmd), ...(cmdSetHere ? {} : { Cmd: null }) }));
+        break;
+      case 'HEALTHCHECK':
+        setConfig(ins.text, (c) => {
+          if (!ins.check) return { ...c, Healthcheck: { Test: ['NONE'] } };
+          const h = ins.check;
+          const test = h.cmd.form === 'exec' ? ['CMD', ...h.cmd.argv] : ['CMD-SHELL', h.cmd.cmdline];
+          return {
+            ...c,
+            Healthcheck: {
+              Test: test,
+              ...(h.interval !== undefined ? { Interval: h.interval } : {}),
+              ...(h.timeout !== undefined ? { Timeout: h.timeout } : {}),
+              ...(h.startPeriod !== undefined ? { StartPeriod: h.startPeriod } : {}),
+              ...(h.startInterval !== undefined ? { StartInterval: h.startInterval } : {}),
+              ...(h.retries !== undefined ? { Retries: h.retries } : {}),
+            },
+          };
+        });
+        break;
+      case 'ONBUILD':
+        setConfig(ins.text, (c) => ({ ...c, OnBuild: [...(c.OnBuild ?? []), ins.trigger] }));
+        break;
+      case 'COPY':
+      case 'ADD': {
+        const root = await fs.sync();
+        let from: SourceRoot = { dir: ctx.contextDir, isContext: true, ignore: ctx.dockerignore };
+        if (ins.from) {
+          const ref = x(ins.from);
+          const idx = plan.stages.find((s) => s.name === ref.toLowerCase() || String(s.index) === ref)?.index;
+          const dir = idx !== undefined ? await (await ctx.stage(idx)).fs.sync() : await ctx.imageRootfs(ref, where);
+          from = { dir, isContext: false };
+        }
+        if (ins.exclude.length && from.isContext) {
+          from = { ...from, ignore: newIgnore().add(ctx.dockerignore).add(ins.exclude.map(x)) };
+        }
+        if (ins.parents) throw new HtvendError('INPUT', `${where}: COPY --parents is not supported`);
+        const sources = ins.sources.map(x);
+        const entries = await copyEntries({
+          kind: ins.kind,
+          sources,
+          dest: x(ins.dest),
+          workdir: image.config.config.WorkingDir || '/',
+          from,
+          rootfs: root,
+          ...(ins.chown ? { chown: await resolveChown(root, x(ins.chown), where) } : {}),
+          ...(ins.chmod ? { chmod: parseChmod(x(ins.chmod), where) } : {}),
+          ...(ins.checksum ? { checksum: x(ins.checksum) } : {}),
+          heredocs: ins.heredocs,
+          expandHeredoc: (t) => t, // BuildKit expands only with an unquoted delimiter in RUN; COPY keeps text
+          epoch: ctx.epoch,
+          tmpDir: ctx.tmpDir,
+          dispatcher: ctx.dispatcher,
+          where,
+          signal,
+        });
+        await entriesToLayer(entries, ins.text);
+        break;
+      }
+      case 'RUN':
+        await runStep(ctx, ins, image, fs, args, shell, where).then((layer) => {
+          if (layer) addLayer(layer, ins.text);
+          else image = withHistory(image, nop(ins.text));
+        });
+        break;
+      case 'FROM':
+        throw new HtvendError('INTERNAL', `${where}: FROM inside a stage`);
+    }
+  }
+  image = withImageFields(image, { created: epochTime });
+  fs.track(image);
+  return { image, fs };
+}
+
+async function runStep(ctx: BuildContext, ins: RunInstr, image: Image, fs: StageFs, args: Map<string, string>, shell: string[], where: string) {
+  const plan = ctx.plan;
+  const c = image.config.config;
+  const vars = varsFrom(envMap(c.Env), args);
+  let argv: string[];
+  if (ins.cmd.form === 'exec') argv = ins.cmd.argv;
+  else if (ins.heredocs.length === 1 && /^<<-?["']?[A-Za-z_][A-Za-z0-9_]*["']?$/.test(ins.cmd.cmdline.trim())) {
+    // `RUN <<EOF … EOF`: the heredoc is the script.
+    argv = [...shell, ins.heredocs[0]!.content];
+  } else {
+    const bodies = ins.heredocs.map((h) => `${h.content}${h.name}\n`).join('');
+    argv = [...shell, ins.heredocs.length ? `${ins.cmd.cmdline}\n${bodies}` : ins.cmd.cmdline];
+  }
+  // ARGs are in RUN's environment, unless an ENV of the same name wins.
+  const envKeys = envMap(c.Env);
+  const env = [...(c.Env ?? [])];
+  for (const [k, v] of args) if (!envKeys.has(k)) env.push(`${k}=${v}`);
+  const mounts: RunMount[] = [...ins.mounts.map((m) => expandWord(m, vars, plan.escape)), ...ctx.globalMounts].map((m) => parseMount(m, where, ctx.secrets));
+  const network = ins.network === 'none' ? 'none' : ins.network === 'host' ? 'host' : ctx.network;
+  const root = await fs.sync();
+  const res = await ctx.runExecutor({
+    rootfsLayers: [root],
+    argv,
+    env,
+    user: c.User ?? '',
+    workdir: c.WorkingDir || '/',
+    mounts,
+    network,
+    platform: { os: image.config.os, architecture: image.config.architecture, ...(image.config.variant ? { variant: image.config.variant } : {}) },
+    epoch: ctx.epoch,
+    proxyEnv: ctx.proxy,
+    contextDir: ctx.contextDir,
+    cacheRoot: join(ctx.tmpDir, 'cache'),
+    tmpDir: ctx.tmpDir,
+    stageRootfs: async (ref) => {
+      const idx = plan.stages.find((s) => s.name === ref.toLowerCase() || String(s.index) === ref)?.index;
+      return idx !== undefined ? (await ctx.stage(idx)).fs.sync() : ctx.imageRootfs(ref, where);
+    },
+    signal: ctx.signal,
+    dockerfileLine: where,
+    output: process.stderr,
+  });
+  return res.layer;
+}
