@@ -1,0 +1,359 @@
+/**
+ * The S3 blob store (SPEC §6), key layout of the Go tool: `<prefix><sha256 hex>` in one bucket.
+ * AWS SDK v3 (client-s3 + lib-storage, pinned at 3.700.0: later releases need Node 22).
+ *
+ * Nothing wrong is ever visible under a digest key:
+ * - a blob that ends within its first part (8 MiB) is hashed while buffered, then PUT straight
+ *   to its final key (one request; PutObject is atomic);
+ * - a bigger one streams to a unique temporary key `<prefix>.htvend-upload-<random>` as a
+ *   multipart upload (lib-storage `Upload`, 8 MiB parts, 2 in flight: ≤ ~24 MiB per upload),
+ *   and only once its digest is known and checked is it copied server-side to the final key
+ *   and the temporary object deleted. Abort or failure aborts the multipart upload and deletes
+ *   the temporary key.
+ *
+ * Configuration comes from the given environment: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+ * AWS_SESSION_TOKEN (else the SDK's default chain: profiles, SSO, container/instance roles),
+ * AWS_REGION / AWS_DEFAULT_REGION (default us-east-1), AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL
+ * (then path-style addressing, as S3-compatible servers need), and CA variables as for htvend's
+ * other connections (plus AWS_CA_BUNDLE).
+ */
+import { Agent as HttpsAgent } from 'node:https';
+import { Agent as HttpAgent } from 'node:http';
+import { randomBytes, createHash } from 'node:crypto';
+import { PassThrough, Writable, addAbortSignal, pipeline, type Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import {
+  S3Client,
+  HeadObjectCommand,
+  GetObjectCommand,
+  PutObjectCommand,
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  HeadBucketCommand,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { HtvendError, describeError, isAbortError } from '../../util/errors.js';
+import { VerifyingStream, type Digest } from '../../util/digest.js';
+import { silentLogger, type Logger } from '../../util/log.js';
+import { loadTrustedRoots, pemCertificates } from '../../upstream/roots.js';
+import type { BlobStat, BlobStore, BlobWriter, DeletableStore, IoOptions, PutOptions, RangeReadableStore } from '../store.js';
+import { readFile } from 'node:fs/promises';
+
+/** Part size: ≥ 8 MiB as S3 wants few large parts; also the small-blob threshold. */
+export const S3_PART_SIZE = 8 * 1024 * 1024;
+/** Parts in flight per upload: 2 overlaps reading and sending while bounding memory. */
+const QUEUE_SIZE = 2;
+/** CopyObject's limit; bigger blobs would need UploadPartCopy. */
+const MAX_COPY_BYTES = 5 * 1024 * 1024 * 1024;
+
+export interface S3Location {
+  bucket: string;
+  prefix?: string | undefined;
+}
+
+export interface S3StoreOptions {
+  env?: Readonly<Record<string, string | undefined>> | undefined;
+  log?: Logger | undefined;
+  signal?: AbortSignal | undefined;
+  /** Override the part size (tests). Never below 5 MiB, S3's minimum. */
+  partSize?: number | undefined;
+}
+
+interface AwsError {
+  name?: string;
+  Code?: string;
+  code?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+function awsName(e: unknown): string {
+  const a = e as AwsError;
+  return a?.name ?? a?.Code ?? a?.code ?? '';
+}
+
+function awsStatus(e: unknown): number | undefined {
+  return (e as AwsError)?.$metadata?.httpStatusCode;
+}
+
+export class S3Store implements RangeReadableStore, DeletableStore {
+  readonly description: string;
+  private bucketChecked = false;
+
+  constructor(
+    readonly client: S3Client,
+    readonly bucket: string,
+    readonly prefix: string,
+    private readonly endpoint: string,
+    readonly log: Logger,
+    readonly partSize: number,
+  ) {
+    this.description = `s3 store s3://${bucket}/${prefix}`;
+  }
+
+  keyOf(digest: Digest): string {
+    return `${this.prefix}${digest}`;
+  }
+
+  async stat(digest: Digest, opts: IoOptions = {}): Promise<BlobStat | undefined> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyOf(digest) }), { abortSignal: opts.signal });
+      return { size: res.ContentLength ?? 0 };
+    } catch (e) {
+      if (awsStatus(e) === 404 || awsName(e) === 'NotFound' || awsName(e) === 'NoSuchKey') {
+        // HEAD has no body, so a missing bucket also looks like 404: tell them apart once.
+        await this.checkBucket(opts.signal);
+        return undefined;
+      }
+      throw this.wrap(e, `stat blob ${digest}`);
+    }
+  }
+
+  async get(digest: Digest, opts: IoOptions = {}): Promise<Readable> {
+    const body = await this.getObject(digest, undefined, opts);
+    const out = pipeline(body.stream, new VerifyingStream(digest, `${this.description}: blob ${digest}`, body.size), () => {});
+    return opts.signal ? addAbortSignal(opts.signal, out) : out;
+  }
+
+  async getRange(digest: Digest, start: number, end: number, opts: IoOptions = {}): Promise<Readable> {
+    const out = (await this.getObject(digest, `bytes=${start}-${end}`, opts)).stream;
+    return opts.signal ? addAbortSignal(opts.signal, out) : out;
+  }
+
+  async delete(digest: Digest, opts: IoOptions = {}): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.keyOf(digest) }), { abortSignal: opts.signal });
+    } catch (e) {
+      throw this.wrap(e, `delete blob ${digest}`);
+    }
+  }
+
+  async put(opts: PutOptions = {}): Promise<BlobWriter> {
+    opts.signal?.throwIfAborted();
+    return new S3BlobWriter(this, opts);
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  private async getObject(digest: Digest, range: string | undefined, opts: IoOptions): Promise<{ stream: Readable; size: number | undefined }> {
+    // The SDK's abortSignal covers the request; once the body flows, the caller's signal is
+    // attached to the returned stream instead (so it fails with an AbortError, not 'aborted').
+    const request = new AbortController();
+    const onAbort = () => request.abort(opts.signal?.reason);
+    opts.signal?.throwIfAborted();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(digest), Range: range }), { abortSignal: request.signal });
+      return { stream: res.Body as Readable, size: range ? undefined : res.ContentLength };
+    } catch (e) {
+      if (awsName(e) === 'NoSuchKey' || (awsStatus(e) === 404 && awsName(e) !== 'NoSuchBucket')) {
+        throw new HtvendError('NOT_FOUND', `blob ${digest} is not in ${this.description}`);
+      }
+      throw this.wrap(e, `get blob ${digest}`);
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private async checkBucket(signal?: AbortSignal): Promise<void> {
+    if (this.bucketChecked) return;
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal: signal });
+      this.bucketChecked = true;
+    } catch (e) {
+      if (awsStatus(e) === 404) throw this.wrap(Object.assign(new Error('bucket not found'), { name: 'NoSuchBucket' }), 'check bucket');
+      throw this.wrap(e, 'check bucket');
+    }
+  }
+
+  /** @internal An S3 failure as an error naming the store, the bucket and what was being done. */
+  wrap(e: unknown, what: string): Error {
+    if (isAbortError(e) || e instanceof HtvendError) return e as Error;
+    const name = awsName(e);
+    const status = awsStatus(e);
+    let detail: string;
+    let hint: string | undefined;
+    if (name === 'NoSuchBucket') {
+      detail = `bucket ${JSON.stringify(this.bucket)} does not exist`;
+      hint = 'create it, or check --blobs-bucket and AWS_ENDPOINT_URL / AWS_REGION';
+    } else if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'InvalidToken', 'ExpiredToken'].includes(name) || status === 403) {
+      detail = `access to bucket ${JSON.stringify(this.bucket)} denied (${name || 'HTTP 403'})`;
+      hint = 'check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_PROFILE and the bucket policy';
+    } else if (name === 'CredentialsProviderError') {
+      detail = 'no AWS credentials found';
+      hint = 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE';
+    } else if (/ECONNREFUSED|ENOTFOUND|ECONNRESET|EHOSTUNREACH|ETIMEDOUT|socket hang up/.test(`${(e as NodeJS.ErrnoException)?.code ?? ''} ${describeError(e)}`)) {
+      detail = `cannot reach ${this.endpoint}: ${describeError(e)}`;
+    } else {
+      detail = `${name || 'error'}${status ? ` (HTTP ${status})` : ''}: ${describeError(e)}`;
+    }
+    return new HtvendError('STORE', `${this.description}: ${what}: ${detail}`, { cause: e, hint });
+  }
+}
+
+type WriterState = 'open' | 'committing' | 'committed' | 'aborted';
+
+/** One put: buffers the first part, then either PUTs it or streams a multipart upload. */
+class S3BlobWriter implements BlobWriter {
+  readonly stream: Writable;
+  private readonly hash = createHash('sha256');
+  private size = 0;
+  private head: Buffer[] = [];
+  private headBytes = 0;
+  private body: PassThrough | undefined;
+  private upload: Upload | undefined;
+  private uploadDone: Promise<unknown> | undefined;
+  private readonly tempKey: string;
+  private state: WriterState = 'open';
+  private readonly detach: () => void;
+
+  constructor(
+    private readonly store: S3Store,
+    private readonly opts: PutOptions,
+  ) {
+    this.tempKey = `${store.prefix}.htvend-upload-${randomBytes(12).toString('hex')}`;
+    this.stream = new Writable({
+      highWaterMark: 1024 * 1024,
+      write: (chunk: Buffer, _enc, cb) => {
+        this.hash.update(chunk);
+        this.size += chunk.length;
+        if (!this.body) {
+          this.head.push(chunk);
+          this.headBytes += chunk.length;
+          if (this.headBytes <= store.partSize) return cb();
+          this.startMultipart();
+          const head = this.head;
+          this.head = [];
+          for (const b of head.slice(0, -1)) this.body!.write(b);
+          chunk = head[head.length - 1]!;
+        }
+        // The PassThrough's buffer is the backpressure: wait for the uploader to drain it.
+        if (this.body!.write(chunk)) cb();
+        else this.body!.once('drain', () => cb());
+      },
+      final: (cb) => {
+        this.body?.end();
+        cb();
+      },
+    });
+    const signal = opts.signal;
+    const onAbort = () => void this.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    this.detach = () => signal?.removeEventListener('abort', onAbort);
+  }
+
+  private startMultipart(): void {
+    this.body = new PassThrough({ highWaterMark: 1024 * 1024 });
+    this.upload = new Upload({
+      client: this.store.client,
+      params: { Bucket: this.store.bucket, Key: this.tempKey, Body: this.body },
+      partSize: this.store.partSize,
+      queueSize: QUEUE_SIZE,
+      leavePartsOnError: false,
+    });
+    this.uploadDone = this.upload.done();
+    // A failed upload stops the writer (else a write waiting for 'drain' would wait forever).
+    this.uploadDone.catch((e: unknown) => {
+      if (!this.stream.destroyed) this.stream.destroy(this.store.wrap(e, `upload of ${this.size} bytes`));
+    });
+  }
+
+  async commit(): Promise<Digest> {
+    if (this.state !== 'open') throw new HtvendError('INTERNAL', `${this.store.description}: commit() on a ${this.state} upload`);
+    this.state = 'committing';
+    const { bucket } = this.store;
+    const signal = this.opts.signal;
+    try {
+      await finished(this.stream);
+      const digest = this.hash.digest('hex') as Digest;
+      if (this.opts.expected && this.opts.expected !== digest) {
+        throw new HtvendError('DIGEST_MISMATCH', `${this.store.description}: blob ${this.opts.expected}: content has sha256 ${digest}`);
+      }
+      const key = this.store.keyOf(digest);
+      if (!this.upload) {
+        const data = Buffer.concat(this.head, this.headBytes);
+        this.head = [];
+        await this.store.client
+          .send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: data, ContentLength: data.length }), { abortSignal: signal })
+          .catch((e: unknown) => Promise.reject(this.store.wrap(e, `put blob ${digest}`)));
+      } else {
+        await this.uploadDone;
+        if (!(await this.store.stat(digest, { signal }))) {
+          if (this.size > MAX_COPY_BYTES) throw new HtvendError('STORE', `${this.store.description}: blob ${digest} is ${this.size} bytes; blobs over 5 GiB are not supported`);
+          const source = `${bucket}/${this.tempKey}`.split('/').map(encodeURIComponent).join('/');
+          await this.store.client
+            .send(new CopyObjectCommand({ Bucket: bucket, Key: key, CopySource: source }), { abortSignal: signal })
+            .catch((e: unknown) => Promise.reject(this.store.wrap(e, `copy blob ${digest} into place`)));
+        }
+        await this.deleteTemp();
+      }
+      this.state = 'committed';
+      this.detach();
+      return digest;
+    } catch (e) {
+      await this.abort(e);
+      throw e;
+    }
+  }
+
+  async abort(_reason?: unknown): Promise<void> {
+    if (this.state === 'committed' || this.state === 'aborted') return;
+    this.state = 'aborted';
+    this.detach();
+    this.head = [];
+    if (!this.stream.destroyed) this.stream.destroy();
+    if (this.body && this.uploadDone) {
+      // Failing the body makes lib-storage abort its multipart upload (leavePartsOnError: false).
+      this.body.destroy(new Error('upload aborted'));
+      await this.uploadDone.catch(() => {});
+    }
+    if (this.upload) await this.deleteTemp();
+  }
+
+  private async deleteTemp(): Promise<void> {
+    try {
+      await this.store.client.send(new DeleteObjectCommand({ Bucket: this.store.bucket, Key: this.tempKey }), { abortSignal: AbortSignal.timeout(30_000) });
+    } catch (e) {
+      this.store.log.debug(`${this.store.description}: deleting temporary ${this.tempKey} failed: ${describeError(e)}`);
+    }
+  }
+}
+
+/**
+ * Opens the S3 store for `bucket` / `prefix` (keys `<prefix><sha256 hex>`, as the Go tool).
+ * No request is made until the first operation.
+ */
+export async function openS3Store(loc: S3Location, opts: S3StoreOptions = {}): Promise<S3Store> {
+  const env = opts.env ?? process.env;
+  if (!loc.bucket) throw new HtvendError('USAGE', '--blobs-bucket is required with --blobs-backend s3');
+  const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
+  const ca = await loadTrustedRoots({ env, signal: opts.signal });
+  if (env.AWS_CA_BUNDLE) ca.push(...pemCertificates(await readFile(env.AWS_CA_BUNDLE, 'latin1').catch(() => '')));
+  const config: S3ClientConfig = {
+    region,
+    endpoint,
+    forcePathStyle: endpoint !== undefined,
+    // The SDK default (aws-chunked framing with trailing CRC) is stored verbatim by some
+    // S3-compatible servers (s3rver among them): ask for checksums only where S3 requires them.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: 3,
+    requestHandler: {
+      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 64, ca }),
+      httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 64 }),
+      connectionTimeout: 30_000,
+      requestTimeout: 300_000,
+    },
+  };
+  if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) {
+    config.credentials = { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, sessionToken: env.AWS_SESSION_TOKEN || undefined };
+  }
+  const partSize = Math.max(opts.partSize ?? S3_PART_SIZE, 5 * 1024 * 1024);
+  const client = new S3Client(config);
+  const where = endpoint ?? `s3.${region}.amazonaws.com`;
+  return new S3Store(client, loc.bucket, loc.prefix ?? '', where, opts.log ?? silentLogger, partSize);
+}
+
