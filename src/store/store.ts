@@ -93,7 +93,11 @@ export interface StoreConfig {
  * was recorded, for the log.
  */
 export interface ExportFinalizingStore extends BlobStore {
-  finalizeExport(blobs: readonly { digest: Digest; size?: number | undefined }[], opts?: IoOptions & { tag?: string | undefined }): Promise<string>;
+  /** `blobs`: digests, or digests with sizes (saves the store a `stat` each). */
+  finalizeExport(
+    blobs: readonly (Digest | { digest: Digest; size?: number | undefined })[],
+    opts?: IoOptions & { tag?: string | undefined; log?: import('../util/log.js').Logger | undefined },
+  ): Promise<string | void>;
 }
 
 export function canFinalizeExport(s: BlobStore): s is ExportFinalizingStore {
