@@ -106,9 +106,15 @@ export class RegistryStore implements RangeReadableStore, DeletableStore, Export
    * is `htvend-<first 24 hex of the sha256 of the sorted digest list>`: the same set of blobs
    * always gets the same tag and manifest. Returns `host/repo:tag@digest`.
    */
-  async finalizeExport(blobs: readonly { digest: Digest; size?: number | undefined }[], opts: IoOptions & { tag?: string | undefined } = {}): Promise<string> {
+  async finalizeExport(
+    blobs: readonly (Digest | { digest: Digest; size?: number | undefined })[],
+    opts: IoOptions & { tag?: string | undefined; log?: Logger | undefined } = {},
+  ): Promise<string> {
     const sizes = new Map<Digest, number | undefined>();
-    for (const b of blobs) sizes.set(b.digest, b.size ?? sizes.get(b.digest));
+    for (const b of blobs) {
+      const { digest, size } = typeof b === 'string' ? { digest: b, size: undefined } : b;
+      sizes.set(digest, size ?? sizes.get(digest));
+    }
     const digests = [...sizes.keys()].sort();
     const tag = opts.tag ?? `htvend-${sha256Hex(digests.join('\n')).slice(0, 24)}`;
     if (!/^[\w][\w.-]{0,127}$/.test(tag)) throw new HtvendError('USAGE', `export tag ${JSON.stringify(tag)} is not a valid OCI tag`);
@@ -147,7 +153,7 @@ export class RegistryStore implements RangeReadableStore, DeletableStore, Export
       digest = await this.client.putManifest(tag, JSON.stringify(index), MEDIA_TYPES.ociIndex, opts);
     }
     const ref = `${this.client.registry}/${this.client.repository}:${tag}@${digest}`;
-    this.log.info(`export: ${digests.length} blobs listed in ${ref}`);
+    (opts.log ?? this.log).info(`export: ${digests.length} blob(s) listed in OCI artifact ${ref} (keeps them from registry garbage collection)`);
     return ref;
   }
 
@@ -161,8 +167,10 @@ export class RegistryStore implements RangeReadableStore, DeletableStore, Export
  * from the URL, else from the Docker/containers auth files of `env`; proxy and CA variables
  * from `env` too. Nothing is contacted until the first operation.
  */
-export async function openRegistryStore(url: string, opts: RegistryStoreOptions = {}): Promise<RegistryStore> {
-  const parsed = parseRegistryStoreUrl(url);
+export async function openRegistryStore(url: string | { registry?: string | undefined }, opts: RegistryStoreOptions = {}): Promise<RegistryStore> {
+  const raw = typeof url === 'string' ? url : url.registry;
+  if (!raw) throw new HtvendError('USAGE', '--blobs-registry is required with --blobs-backend registry', { hint: 'e.g. https://host/v2/<repo>/' });
+  const parsed = parseRegistryStoreUrl(raw);
   const log = opts.log ?? silentLogger;
   const clientOpts: RegistryClientOptions = {
     env: opts.env,

@@ -48,7 +48,8 @@ const QUEUE_SIZE = 2;
 const MAX_COPY_BYTES = 5 * 1024 * 1024 * 1024;
 
 export interface S3Location {
-  bucket: string;
+  /** Required; optional in the type so a StoreConfig can be passed as is. */
+  bucket?: string | undefined;
   prefix?: string | undefined;
 }
 
@@ -354,6 +355,6 @@ export async function openS3Store(loc: S3Location, opts: S3StoreOptions = {}): P
   const partSize = Math.max(opts.partSize ?? S3_PART_SIZE, 5 * 1024 * 1024);
   const client = new S3Client(config);
   const where = endpoint ?? `s3.${region}.amazonaws.com`;
-  return new S3Store(client, loc.bucket, loc.prefix ?? '', where, opts.log ?? silentLogger, partSize);
+  return new S3Store(client, loc.bucket!, loc.prefix ?? '', where, opts.log ?? silentLogger, partSize);
 }
 
