@@ -10,7 +10,7 @@
  */
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { BlobStore, IoOptions } from '../store/store.js';
+import { canFinalizeExport, type BlobStore } from '../store/store.js';
 import { Manifest } from '../manifest/manifest.js';
 import type { Digest } from '../util/digest.js';
 import { describeError, isAbortError } from '../util/errors.js';
@@ -19,17 +19,8 @@ import { redactUrl } from '../util/redact.js';
 import { mapPool, withRetry, type RetryOptions } from '../util/pool.js';
 import { createProgress, type Progress } from '../util/progress.js';
 
-/**
- * Optional destination ability: called once after every blob is in place, e.g. the registry
- * backend pushes an artifact manifest referencing all blobs so the registry keeps them.
- */
-export interface ExportFinalizingStore extends BlobStore {
-  finalizeExport(digests: Digest[], opts: IoOptions & { log: Logger }): Promise<void>;
-}
-
-export function canFinalizeExport(s: BlobStore): s is ExportFinalizingStore {
-  return typeof (s as Partial<ExportFinalizingStore>).finalizeExport === 'function';
-}
+// The optional destination ability (ExportFinalizingStore) lives with the store contract.
+export { canFinalizeExport, type ExportFinalizingStore } from '../store/store.js';
 
 export interface ExportOptions {
   /** `-m/--manifest`: which blobs to copy. */
@@ -68,9 +59,10 @@ export interface ExportResult {
   exitCode: number;
 }
 
-/** Copies one blob unless the destination has it; resolves with the bytes copied, or undefined if skipped. */
-async function copyBlob(d: Digest, o: ExportOptions, bar: Progress, signal: AbortSignal): Promise<number | undefined> {
-  if (await o.to.stat(d, { signal })) return undefined;
+/** Copies one blob unless the destination has it; resolves with its size and whether it was copied. */
+async function copyBlob(d: Digest, o: ExportOptions, bar: Progress, signal: AbortSignal): Promise<{ copied: boolean; size: number }> {
+  const there = await o.to.stat(d, { signal });
+  if (there) return { copied: false, size: there.size };
   const size = (await o.from.stat(d, { signal }))?.size;
   const src = await o.from.get(d, { signal });
   const w = await o.to.put({ expected: d, size, signal });
@@ -90,7 +82,7 @@ async function copyBlob(d: Digest, o: ExportOptions, bar: Progress, signal: Abor
     throw e;
   }
   await w.commit();
-  return n;
+  return { copied: true, size: n };
 }
 
 /** Copies every blob of the manifest from `o.from` to `o.to`. */
@@ -108,6 +100,7 @@ export async function exportBlobs(o: ExportOptions): Promise<ExportResult> {
   const result: ExportResult = { blobs: digests.length, copied: 0, skipped: 0, bytes: 0, failures: [], finalized: false, exitCode: 0 };
   log.info(`export: ${digests.length} blob(s) from ${o.from.description} to ${o.to.description}`);
 
+  const sizes = new Map<Digest, number>();
   const bar = createProgress({ label: 'export', total: digests.length, enabled: o.progress });
   try {
     await mapPool(
@@ -115,15 +108,19 @@ export async function exportBlobs(o: ExportOptions): Promise<ExportResult> {
       o.jobs ?? 4,
       async (d, _i, signal) => {
         try {
-          const n = await withRetry(() => copyBlob(d, o, bar, signal), {
+          const { copied, size } = await withRetry(() => copyBlob(d, o, bar, signal), {
             ...o.retry,
             signal,
             onRetry: (e, attempt, ms) => log.warn(`export of blob ${d}: ${describeError(e)}; retry ${attempt} in ${ms} ms`),
           });
-          if (n === undefined) result.skipped++;
-          else result.copied++;
-          result.bytes += n ?? 0;
-          log.debug(`export: ${d} ${n === undefined ? 'already present' : `copied (${n} bytes)`}`);
+          sizes.set(d, size);
+          if (copied) {
+            result.copied++;
+            result.bytes += size;
+          } else {
+            result.skipped++;
+          }
+          log.debug(`export: ${d} ${copied ? `copied (${size} bytes)` : 'already present'}`);
         } catch (e) {
           if (isAbortError(e)) throw e;
           result.failures.push({ digest: d, urls: urlsByDigest.get(d)!, message: describeError(e) });
@@ -138,8 +135,12 @@ export async function exportBlobs(o: ExportOptions): Promise<ExportResult> {
   }
 
   if (result.failures.length === 0 && canFinalizeExport(o.to)) {
-    await o.to.finalizeExport(digests, { log, signal: o.signal });
+    const what = await o.to.finalizeExport(
+      digests.map((digest) => ({ digest, size: sizes.get(digest) })),
+      { log, signal: o.signal },
+    );
     result.finalized = true;
+    if (what) log.debug(`export: finalized ${what}`);
   }
   result.exitCode = result.failures.length > 0 ? 1 : 0;
   for (const line of exportSummary(result)) (result.exitCode ? log.error : log.info)(line);

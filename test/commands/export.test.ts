@@ -122,12 +122,12 @@ test('an interrupted export leaves only complete blobs and a re-run finishes the
 test('the destination finalizeExport ability is called once with every digest, only on success', async (t) => {
   const s = await setup(t, { 'https://x/a': 'aaa', 'https://x/b': 'bbb', 'https://x/b2': 'bbb' });
   const calls: Digest[][] = [];
-  const to = wrap(s.to, { finalizeExport: async (ds: Digest[]) => void calls.push([...ds].sort()) });
+  const to = wrap(s.to, { finalizeExport: async (bs: { digest: Digest; size?: number }[]) => void calls.push(bs.map((b) => `${b.digest}:${b.size}`).sort() as Digest[]) });
   assert.ok(canFinalizeExport(to));
   assert.ok(!canFinalizeExport(s.to));
   const r = await exportBlobs({ manifestPath: s.manifestPath, from: s.from, to, log: silentLogger, progress: false });
   assert.equal(r.finalized, true);
-  assert.deepEqual(calls, [[sha256Hex('aaa'), sha256Hex('bbb')].sort()]);
+  assert.deepEqual(calls, [[`${sha256Hex('aaa')}:3`, `${sha256Hex('bbb')}:3`].sort()]);
 
   const bad = await setup(t, { 'https://x/gone': 'gone' }, { notInSource: ['https://x/gone'] });
   const calls2: Digest[][] = [];
