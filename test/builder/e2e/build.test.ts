@@ -1,0 +1,169 @@
+/**
+ * End-to-end builds with the real CLI against a real registry (token auth, anonymous pull),
+ * each output checked by tools nobody here wrote: skopeo, umoci, runc.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from '../../helpers/tmp.js';
+import { cliCommand, repoRoot, run, runCli } from '../../helpers/cli.js';
+
+/** cliCommand() with tsx's loader as an absolute path, so the CLI can run in any cwd. */
+function cliFromAnyCwd(): string[] {
+  return cliCommand('build-img-with-proxy').map((a) => (a === 'tsx' ? join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs') : a));
+}
+import { startBusyboxRegistry } from '../../helpers/busybox-image.js';
+
+async function mkCtx(dir: string, files: Record<string, string>): Promise<string> {
+  for (const [p, c] of Object.entries(files)) {
+    await mkdir(join(dir, p, '..'), { recursive: true });
+    await writeFile(join(dir, p), c);
+  }
+  return dir;
+}
+
+async function ok(argv: string[]): Promise<string> {
+  const r = await run(argv);
+  assert.equal(r.code, 0, `${argv.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** umoci unpack + runc run; returns stdout of the container. */
+async function runImage(layout: string, tag: string, work: string): Promise<{ out: string; rootfs: string }> {
+  const bundle = join(work, `bundle-${tag}`);
+  await ok(['umoci', 'unpack', '--image', `${layout}:${tag}`, bundle]);
+  const cfgPath = join(bundle, 'config.json');
+  const cfg = JSON.parse(await readFile(cfgPath, 'utf8'));
+  cfg.process.terminal = false;
+  await writeFile(cfgPath, JSON.stringify(cfg));
+  const id = `htvend-bld-${process.pid}-${tag}`;
+  const r = await run(['runc', 'run', '-b', bundle, id], { timeoutMs: 60_000 });
+  await run(['runc', 'delete', '-f', id]);
+  assert.equal(r.code, 0, r.stderr);
+  return { out: r.stdout, rootfs: join(bundle, 'rootfs') };
+}
+
+test('build-img-with-proxy against a token-auth registry', async (t) => {
+  const bb = await startBusyboxRegistry(t, { auth: 'token', multiArch: true });
+  const work = await tempDir(t, 'bip-e2e-');
+  const tmpForChild = join(work, 'child-tmp');
+  await mkdir(tmpForChild);
+  // Push credentials the way buildah users give them: an auth file.
+  const [user, pass] = Object.entries(bb.registry.users)[0]!;
+  const authFile = join(work, 'auth.json');
+  await writeFile(authFile, JSON.stringify({ auths: { [bb.registry.host]: { auth: Buffer.from(`${user}:${pass}`).toString('base64') } } }));
+  const env = { ...process.env, TMPDIR: tmpForChild, SOURCE_DATE_EPOCH: '1700000000', REGISTRY_AUTH_FILE: authFile };
+  const cli = (args: string[]) => runCli('build-img-with-proxy', ['--tls-verify=false', ...args], { env, timeoutMs: 180_000 });
+
+  const ctx = await mkCtx(join(work, 'ctx'), {
+    'Dockerfile': [
+      `ARG BASE=${bb.ref}`,
+      'FROM ${BASE} AS base',
+      'FROM base',
+      'ARG WHO=world',
+      'ENV GREETING="hello ${WHO}"',
+      'WORKDIR /app',
+      'COPY --chown=app:appgroup --chmod=640 msg.txt ./',
+      'COPY dir/ /data/',
+      'USER app',
+      'LABEL org.example.k=v',
+      'EXPOSE 8080',
+      'ENTRYPOINT ["/bin/sh", "-c"]',
+      'CMD ["echo \\"$GREETING\\" from $(pwd) as $(id -u):$(id -g); cat /app/msg.txt; ls /data"]',
+    ].join('\n'),
+    'msg.txt': 'the message\n',
+    'dir/a': 'a', 'dir/sub/b': 'b', 'dir/skip.log': 'ignored',
+    '.dockerignore': '**/*.log\n',
+  });
+
+  await t.test('COPY/ENV/WORKDIR/USER/CMD image runs under runc as written, base layer kept byte for byte', async () => {
+    const r = await cli(['--platform', 'linux/amd64', '--build-arg', 'WHO=tests', '-t', `oci:${work}/layout:v1`, ctx]);
+    assert.equal(r.code, 0, r.stderr);
+    const digest = r.stdout.trim();
+    assert.match(digest, /^sha256:[0-9a-f]{64}$/);
+    const inspect = JSON.parse(await ok(['skopeo', 'inspect', `oci:${work}/layout:v1`]));
+    assert.equal(inspect.Digest, digest);
+    assert.equal(inspect.Created, '2023-11-14T22:13:20Z');
+    assert.deepEqual(inspect.Labels, { 'org.example.k': 'v' });
+    const base = JSON.parse(await ok(['skopeo', 'inspect', '--tls-verify=false', '--override-arch', 'amd64', `docker://${bb.ref}`]));
+    assert.equal(inspect.Layers[0], base.Layers[0]);
+    const { out, rootfs } = await runImage(`${work}/layout`, 'v1', work);
+    assert.equal(out, 'hello tests from /app as 1000:1001\nthe message\na\nsub\n');
+    const st = await stat(join(rootfs, 'app/msg.txt'));
+    assert.equal(st.mode & 0o777, 0o640);
+    assert.ok(!existsSync(join(rootfs, 'data/skip.log')), '.dockerignore respected');
+    assert.deepEqual((await readdir(tmpForChild)).filter((n) => !n.startsWith('tsx-')), [], 'private temp dir removed');
+  });
+
+  await t.test('two builds of the same inputs give the same digest, whatever the context mtimes', async () => {
+    const a = await cli(['--platform', 'linux/amd64', '-t', `oci-archive:${work}/a.tar`, ctx]);
+    await utimes(join(ctx, 'msg.txt'), new Date(), new Date());
+    const b = await cli(['--platform', 'linux/amd64', '-t', `oci-archive:${work}/b.tar`, ctx]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal(a.stdout, b.stdout);
+    assert.deepEqual(await readFile(`${work}/a.tar`), await readFile(`${work}/b.tar`));
+    const inspect = JSON.parse(await ok(['skopeo', 'inspect', `oci-archive:${work}/a.tar`]));
+    assert.equal(inspect.Digest, a.stdout.trim());
+  });
+
+  await t.test('multi-platform build writes an index of every platform (default oci/ output)', { skip: bb.arm64 ? false : 'busybox-static:arm64 unavailable (no Debian mirror?)' }, async () => {
+    const out = join(work, 'mp');
+    await mkdir(out);
+    const r = await run([...cliFromAnyCwd(), '--tls-verify=false', ctx], { env: { ...env, PLATFORMS: 'linux/amd64 linux/arm64' }, cwd: out, timeoutMs: 180_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const index = JSON.parse(await ok(['skopeo', 'inspect', '--raw', `oci:${out}/oci`]));
+    assert.deepEqual(index.manifests.map((m: { platform: { architecture: string } }) => m.platform.architecture), ['amd64', 'arm64']);
+    const arm = JSON.parse(await ok(['skopeo', 'inspect', '--override-arch', 'arm64', `oci:${out}/oci`]));
+    assert.equal(arm.Architecture, 'arm64');
+  });
+
+  await t.test('docker-archive output is readable by skopeo and docker:// pushes to a registry', async () => {
+    const r = await cli(['--platform', 'linux/amd64', '-t', `docker-archive:${work}/d.tar:example/app:1`, '-t', `docker://${bb.registry.host}/pushed:1`, ctx]);
+    assert.equal(r.code, 0, r.stderr);
+    const d = JSON.parse(await ok(['skopeo', 'inspect', `docker-archive:${work}/d.tar`]));
+    assert.deepEqual(d.Env.filter((e: string) => e.startsWith('GREETING')), ['GREETING=hello world']);
+    const pushed = JSON.parse(await ok(['skopeo', 'inspect', '--tls-verify=false', '--creds', `${user}:${pass}`, `docker://${bb.registry.host}/pushed:1`]));
+    assert.equal(pushed.Digest, r.stdout.trim());
+  });
+
+  await t.test('multi-stage: COPY --from a stage, only the target\'s stages are built', async () => {
+    const ms = await mkCtx(join(work, 'ms'), {
+      'Dockerfile': [
+        `FROM ${bb.ref} AS tools`,
+        'COPY tool.sh /usr/local/bin/tool',
+        'FROM scratch AS never',
+        'COPY does-not-exist /x',
+        'FROM scratch',
+        'COPY --from=tools /usr/local/bin/tool /tool',
+        'COPY --from=tools /bin/busybox /bin/busybox',
+        'ENTRYPOINT ["/bin/busybox", "sh", "/tool"]',
+      ].join('\n'),
+      'tool.sh': 'echo tool ran\n',
+    });
+    const r = await cli(['--platform', 'linux/amd64', '-t', `oci:${work}/ms-layout:ms`, ms]);
+    assert.equal(r.code, 0, r.stderr);
+    const { out } = await runImage(`${work}/ms-layout`, 'ms', work);
+    assert.equal(out, 'tool ran\n');
+  });
+
+  const bad: [string, string, string[], RegExp][] = [
+    ['an unknown instruction', `FROM ${bb.ref}\nFOO bar\n`, [], /Dockerfile:2: unknown instruction: FOO/],
+    ['a missing --target stage', `FROM ${bb.ref} AS a\n`, ['--target', 'nope'], /--target nope: no stage/],
+    ['COPY of a missing file', `FROM ${bb.ref}\nENV A=1\nCOPY missing.txt /x\n`, [], /Dockerfile:3: COPY missing.txt: no such file or directory in the build context/],
+    ['a bad FROM --platform', `FROM --platform=linux ${bb.ref}\n`, [], /Dockerfile:1: FROM --platform=linux: invalid platform/],
+    ['a base image that does not exist', `FROM ${bb.registry.host}/nope:1\n`, [], /Dockerfile:1: pulling .*nope:1/],
+  ];
+  for (const [what, dockerfile, args, re] of bad) {
+    await t.test(`a Dockerfile with ${what} fails citing file:line and leaves no output`, async () => {
+      const dir = await mkCtx(join(work, `bad-${what.replace(/\W+/g, '-')}`), { Dockerfile: dockerfile });
+      const r = await cli(['--platform', 'linux/amd64', ...args, '-t', `oci-archive:${dir}/out.tar`, dir]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, re);
+      assert.deepEqual((await readdir(dir)).sort(), ['Dockerfile']);
+      assert.deepEqual((await readdir(tmpForChild)).filter((n) => !n.startsWith('tsx-')), []);
+    });
+  }
+});
