@@ -171,6 +171,37 @@ test('an unwritable directory is an IO error naming the path and leaves no temp 
   assert.deepEqual(await readdir(join(dir, 'ro')), []);
 });
 
+test('a reader polling during rapid incremental saves only ever sees complete, valid files', async (t) => {
+  const dir = await tempDir(t);
+  const p = join(dir, 'assets.json');
+  await writeFile(p, '{}');
+  const m = await Manifest.open(p, { mode: 'build', saveDelayMs: 0 });
+  let writing = true;
+  let reads = 0;
+  let lastSize = 0;
+  const reader = (async () => {
+    while (writing) {
+      const text = await readFile(p, 'utf8');
+      const got = decodeAssets(text, p); // throws on a torn file
+      assert.ok(got.size >= lastSize, 'entries never go backwards');
+      lastSize = got.size;
+      reads++;
+      await new Promise((r) => setImmediate(r));
+    }
+  })();
+  const pad = 'y'.repeat(4000);
+  for (let i = 0; i < 300; i++) {
+    m.put(`https://x/${i}`, entry(String(i), { 'X-Pad': pad }));
+    if (i % 10 === 0) await sleep(1);
+  }
+  await m.close();
+  writing = false;
+  await reader;
+  assert.ok(reads > 10, `only ${reads} reads`);
+  assert.equal(decodeAssets(await readFile(p), p).size, 300);
+  assert.deepEqual(await readdir(dir), ['assets.json'], 'no temp file left');
+});
+
 test('after SIGKILL mid-build the manifest is valid JSON holding what was recorded shortly before', async (t) => {
   const dir = await tempDir(t);
   const p = join(dir, 'assets.json');
