@@ -39,6 +39,8 @@ export interface RegistryServer {
   caFile?: string | undefined;
   /** Storage root, to inspect what the registry holds. */
   dir: string;
+  /** The config.yml: start a second instance with it, e.g. inside a network namespace. */
+  configFile: string;
   users: Record<string, string>;
   /** Token requests served so far (token auth). */
   tokenRequests: () => number;
@@ -216,6 +218,7 @@ export async function startRegistry(t: Pick<TestContext, 'after'>, opts: Registr
       caPem: tlsCert?.certPem,
       caFile: tlsCert?.cert,
       dir: storage,
+      configFile,
       users,
       tokenRequests: () => token?.count() ?? 0,
       stop,

@@ -1,0 +1,21 @@
+/** Small helpers shared by the remote-store CLI tests. */
+import { run } from '../helpers/cli.js';
+
+/** Deterministic, non-repeating test bytes. */
+export function bigBody(size: number): Buffer {
+  const b = Buffer.alloc(size);
+  for (let i = 0; i + 4 <= size; i += 4) b.writeUInt32LE((i * 2654435761) >>> 0, i);
+  return b;
+}
+
+/** POSIX shell single-quoting. */
+export function shq(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+let unshareOk: Promise<boolean> | undefined;
+/** Whether this process may create network namespaces (root on the CI machine). */
+export function canUnshare(): Promise<boolean> {
+  unshareOk ??= run(['unshare', '-n', 'true']).then((r) => r.code === 0, () => false);
+  return unshareOk;
+}
