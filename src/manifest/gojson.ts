@@ -3,7 +3,10 @@
  *
  * - `quoteGo()`: a string exactly as Go's `encoding/json` writes it (HTML-safe escaping of
  *   `<` `>` `&`, `\u2028`/`\u2029` escaped, `\b` `\f` `\n` `\r` `\t` short forms since Go 1.22,
- *   other control characters as lowercase `\u00XX`, invalid UTF-16 as `\ufffd`).
+ *   other control characters as lowercase `\u00XX`). Go writes invalid UTF-8 *bytes* as the
+ *   escape `\ufffd`; a JS string cannot hold those. Its only invalid form, a lone surrogate,
+ *   comes from a `\udXXX` escape in a file, which Go decodes to the rune U+FFFD and then writes
+ *   raw, so that is what we write too.
  * - `parseJson()`: a small strict JSON parser that reports `line:column` for every syntax error.
  *   `JSON.parse` is not used because V8 does not always say where a document is broken, and
  *   SPEC §5 asks for errors naming file, line and column.
@@ -26,6 +29,7 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObj
 export type JsonObject = Map<string, JsonValue>;
 
 const HEX = '0123456789abcdef';
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 const SIMPLE_ESCAPES: Record<string, string | undefined> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 // Anything outside this class needs a closer look (cheap fast path for ordinary URLs).
 const NEEDS_ESCAPE = /[\u0000-\u001f"\\<>&\u2028\u2029\ud800-\udfff]/;
@@ -42,12 +46,12 @@ export function quoteGo(s: string): string {
         out += s[i]! + s[i + 1]!;
         i++;
       } else {
-        out += '\\ufffd'; // lone high surrogate: Go would have seen invalid UTF-8
+        out += '\ufffd'; // lone high surrogate: Go holds U+FFFD here and writes it raw
       }
       continue;
     }
     if (c >= 0xdc00 && c <= 0xdfff) {
-      out += '\\ufffd';
+      out += '\ufffd';
       continue;
     }
     switch (c) {
@@ -92,7 +96,7 @@ export function compareUtf8(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Parses one JSON document. Strings with lone surrogate escapes are kept as is; `quoteGo` repairs them. */
+/** Parses one JSON document (lone surrogate escapes become U+FFFD, as in Go). */
 export function parseJson(text: string): JsonValue {
   let pos = 0;
   const len = text.length;
@@ -123,13 +127,16 @@ export function parseJson(text: string): JsonValue {
     pos++;
     let out = '';
     let runStart = pos;
+    let sawUnicodeEscape = false;
     for (;;) {
       if (pos >= len) fail('unterminated string');
       const c = text.charCodeAt(pos);
       if (c === 0x22) {
         out += text.slice(runStart, pos);
         pos++;
-        return out;
+        // Go decodes a `\udXXX` escape that is not part of a pair to U+FFFD; do the same so
+        // keys compare, sort and re-encode as they do in Go.
+        return sawUnicodeEscape ? out.replace(LONE_SURROGATE, '\ufffd') : out;
       }
       if (c < 0x20) fail('control character in string (must be escaped)');
       if (c !== 0x5c) {
@@ -146,6 +153,7 @@ export function parseJson(text: string): JsonValue {
         const hex = text.slice(pos + 2, pos + 6);
         if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail('invalid \\u escape in string');
         out += String.fromCharCode(parseInt(hex, 16));
+        sawUnicodeEscape = true;
         pos += 6;
       } else {
         fail('invalid escape in string', pos + 1);

@@ -65,16 +65,18 @@ test('keys and header names are sorted by UTF-8 byte order, not UTF-16 order', (
   assert.match(out, /"B": "2",\n {6}"a": "3",\n {6}"b": "1"/);
 });
 
-test('strings are escaped as Go does, lone surrogates become \\ufffd', () => {
+test('strings are escaped as Go does; a lone surrogate becomes a raw U+FFFD as Go re-marshals it', () => {
   assert.equal(quoteGo('<a&b>'), '"\\u003ca\\u0026b\\u003e"');
   assert.equal(quoteGo('\u2028\u2029'), '"\\u2028\\u2029"');
   assert.equal(quoteGo('\x00\x1f\x7f'), '"\\u0000\\u001f\x7f"');
   assert.equal(quoteGo('"\\/'), '"\\"\\\\/"');
-  assert.equal(quoteGo('x\ud800y\udc00'), '"x\\ufffdy\\ufffd"');
+  assert.equal(quoteGo('x\ud800y\udc00'), '"x\ufffdy\ufffd"');
   assert.equal(quoteGo('\u{1F600}'), '"\u{1F600}"');
 });
 
-test('invalid UTF-8 in the file is read as U+FFFD, like Go', () => {
+test('invalid UTF-8 and lone surrogate escapes in the file are read as U+FFFD, like Go', () => {
+  const m0 = decodeAssets(`{"https://x/\\ud800\\ud83d\\ude00\\udc00": {"Sha256": "${A}", "Headers": {}}}`, 'f');
+  assert.deepEqual([...m0.keys()], ['https://x/\ufffd\u{1F600}\ufffd']);
   const bytes = Buffer.concat([Buffer.from('{"https://x/'), Buffer.from([0xff]), Buffer.from(`": {"Sha256": "${A}", "Headers": {}}}`)]);
   const m = decodeAssets(bytes, 'f');
   assert.ok(m.has('https://x/\ufffd'));
