@@ -48,6 +48,9 @@ export function interceptConnect(ctx: ConnectContext, req: IncomingMessage, sock
     return;
   }
   if (head.length > 0) socket.unshift(head);
+  // Small responses are written as header + body: without TCP_NODELAY the second write can
+  // wait for a delayed ACK (~40 ms).
+  socket.setNoDelay(true);
   // Mint (or fetch from cache) the default leaf before answering, so the client's
   // ClientHello never waits on an unanswered SNI callback for the common case.
   ctx.ca.secureContextFor(target.host).then(

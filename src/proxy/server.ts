@@ -145,7 +145,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     // A net server wrapping sockets itself: tls.Server ignores a `secureContext` option, and
     // clients send no SNI for an IP, so the default leaf must come from the CA.
     const defaultContext = await opts.ca.secureContextFor(host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
-    tlsServer = createNetServer((raw) => {
+    tlsServer = createNetServer({ noDelay: true }, (raw) => {
       const tlsSocket = new TLSSocket(raw, {
         isServer: true,
         secureContext: defaultContext,

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Proxy benchmarks: ratios against nginx and mitmproxy measured in the same run (docs/proxy.md).
+# Needs nginx, mitmdump, curl, openssl. BENCH_BIG_MIB / BENCH_SMALL shrink the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npx tsc -p . >/dev/null || echo "warning: tsc reported errors (other areas?); using what was emitted" >&2
+exec node dist/bench/proxy-bench.js "$@"

@@ -1,0 +1,196 @@
+/**
+ * Proxy benchmarks (docs/proxy.md): every figure is a ratio against a reference measured in
+ * the same run on the same machine, with curl as the client everywhere.
+ *
+ *   bash bench/proxy-bench.sh            # BENCH_BIG_MIB=1024 BENCH_SMALL=10000 by default
+ *
+ * 1. replay:  1 GiB over HTTPS through `htvend offline`  vs the same file from nginx (≥ 0.7)
+ * 2. record:  1 GiB nginx → `htvend build` → curl + blob store vs nginx direct   (≥ 0.4)
+ * 3. mitmproxy (mitmdump, stream_large_bodies=1) moving the same 1 GiB: htvend ≥ 3× faster
+ * 4. 10,000 × 10 KiB HTTPS GETs, 32 parallel keep-alive connections, offline vs nginx (≥ 0.5)
+ * 5. peak RSS of the htvend process while moving 1 GiB (< 150 MB)
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile, mkdir, readFile, access } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const BIG_MIB = Number(process.env.BENCH_BIG_MIB ?? 1024);
+const SMALL_N = Number(process.env.BENCH_SMALL ?? 10000);
+const SMALL_FILES = 100;
+const here = fileURLToPath(new URL('.', import.meta.url));
+
+function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.stderr.on('data', (d) => (err += d));
+    c.on('error', reject);
+    c.on('close', (code) => resolve({ code, out, err }));
+  });
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const p = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return p;
+}
+
+async function waitPort(port: number, ms = 15000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = createServer();
+      s.once('error', () => r(true)); // in use = someone listens
+      s.listen(port, '127.0.0.1', () => s.close(() => r(false)));
+    });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`port ${port} never opened`);
+    await sleep(50);
+  }
+}
+
+/** One curl transfer; returns seconds (curl's own time_total). */
+async function curlTime(args: string[]): Promise<number> {
+  const r = await sh('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', ...args]);
+  const [code, size, secs] = r.out.trim().split(' ');
+  if (r.code !== 0 || code !== '200') throw new Error(`curl ${args.join(' ')}: exit ${r.code} http ${code}: ${r.err}`);
+  if (Number(size) !== BIG_MIB * 1024 * 1024) throw new Error(`curl got ${size} bytes`);
+  return Number(secs);
+}
+
+/** 10,000 small GETs with curl's parallel mode; returns wall seconds. */
+async function curlMany(config: string, args: string[]): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const r = await sh('curl', ['-sS', '--fail', '-Z', '--parallel-immediate', '--parallel-max', '32', '-K', config, ...args]);
+  if (r.code !== 0) throw new Error(`curl -Z: exit ${r.code}: ${r.err.slice(0, 500)}`);
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+interface Served {
+  url: string;
+  stop(): Promise<{ counters: Record<string, number>; peakRssMiB: number }>;
+}
+
+async function serveProxy(mode: 'build' | 'offline', blobs: string, assets: string, caOut: string, upstreamCa: string): Promise<Served> {
+  // Compiled (dist/bench) when run from dist, so tsx's loader does not inflate the proxy's RSS.
+  const entry = import.meta.url.endsWith('.ts') ? ['--import', 'tsx', join(here, 'proxy-serve.ts')] : [join(here, 'proxy-serve.js')];
+  const c = spawn(process.execPath, [...entry, mode, blobs, assets, caOut, upstreamCa], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  c.stdout!.on('data', (d) => (out += d));
+  const end = Date.now() + 20000;
+  while (!/READY (\S+)/.test(out)) {
+    if (Date.now() > end || c.exitCode !== null) throw new Error(`proxy did not start: ${out}`);
+    await sleep(20);
+  }
+  const url = /READY (\S+)/.exec(out)![1]!;
+  return {
+    url,
+    stop: async () => {
+      c.kill('SIGTERM');
+      await new Promise((r) => c.once('close', r));
+      return JSON.parse(out.trim().split('\n').pop()!);
+    },
+  };
+}
+
+function stopChild(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null) return Promise.resolve();
+  c.kill('SIGTERM');
+  return new Promise((r) => c.once('close', () => r()));
+}
+
+const work = await mkdtemp(join(tmpdir(), 'htvend-bench-'));
+const children: ChildProcess[] = [];
+try {
+  const www = join(work, 'www');
+  await mkdir(join(www, 's'), { recursive: true });
+  console.log(`# generating ${BIG_MIB} MiB of random data in ${work}`);
+  await sh('sh', ['-c', `head -c ${BIG_MIB * 1024 * 1024} /dev/urandom > ${join(www, 'big.bin')}`]);
+  for (let i = 0; i < SMALL_FILES; i++) await writeFile(join(www, 's', `${i}.bin`), Buffer.alloc(10 * 1024, i));
+
+  // nginx over HTTPS with a self-signed ECDSA leaf for 127.0.0.1
+  const cert = join(work, 'nginx.pem');
+  const key = join(work, 'nginx.key');
+  await sh('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost']);
+  const nginxPort = await freePort();
+  await mkdir(join(work, 'nginx-tmp'));
+  const conf = join(work, 'nginx.conf');
+  await writeFile(
+    conf,
+    `user root; worker_processes 2; pid ${work}/nginx.pid; error_log ${work}/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000; keepalive_timeout 60;
+  default_type application/octet-stream;
+  client_body_temp_path ${work}/nginx-tmp/b; proxy_temp_path ${work}/nginx-tmp/p; fastcgi_temp_path ${work}/nginx-tmp/f;
+  uwsgi_temp_path ${work}/nginx-tmp/u; scgi_temp_path ${work}/nginx-tmp/s;
+  server { listen 127.0.0.1:${nginxPort} ssl; ssl_certificate ${cert}; ssl_certificate_key ${key}; root ${www}; }
+}\n`,
+  );
+  const nginx = spawn('nginx', ['-c', conf, '-p', work, '-g', 'daemon off;'], { stdio: 'inherit' });
+  children.push(nginx);
+  await waitPort(nginxPort);
+  const origin = `https://127.0.0.1:${nginxPort}`;
+  const bigUrl = `${origin}/big.bin`;
+  const smallCfg = join(work, 'small.curlrc');
+  await writeFile(smallCfg, Array.from({ length: SMALL_N }, (_, i) => `url = "${origin}/s/${i % SMALL_FILES}.bin"\noutput = "/dev/null"\n`).join(''));
+
+  const results: Record<string, number> = {};
+  // 1. reference: nginx direct (warm the page cache first)
+  await curlTime(['--cacert', cert, bigUrl]);
+  results.nginxBigS = await curlTime(['--cacert', cert, bigUrl]);
+  results.nginxSmallS = await curlMany(smallCfg, ['--cacert', cert]);
+
+  // 2. recording through htvend build
+  const blobs = join(work, 'blobs');
+  const assets = join(work, 'assets.json');
+  const htvendCa = join(work, 'htvend-ca.pem');
+  const build = await serveProxy('build', blobs, assets, htvendCa, cert);
+  results.recordBigS = await curlTime(['-x', build.url, '--cacert', htvendCa, bigUrl]);
+  await curlMany(smallCfg, ['-x', build.url, '--cacert', htvendCa]);
+  const b = await build.stop();
+  results.recordPeakRssMiB = b.peakRssMiB;
+  const recorded = Object.keys(JSON.parse(await readFile(assets, 'utf8'))).length;
+  if (recorded !== SMALL_FILES + 1) throw new Error(`expected ${SMALL_FILES + 1} recorded URLs, got ${recorded}`);
+
+  // 3. replay through htvend offline
+  const offline = await serveProxy('offline', blobs, assets, htvendCa, cert);
+  results.replayBigS = await curlTime(['-x', offline.url, '--cacert', htvendCa, bigUrl]);
+  results.replaySmallS = await curlMany(smallCfg, ['-x', offline.url, '--cacert', htvendCa]);
+  const o = await offline.stop();
+  results.replayPeakRssMiB = o.peakRssMiB;
+  if (o.counters.htvend_missing_asset_total !== 0) throw new Error('offline replay missed assets');
+
+  // 4. mitmproxy moving the same file
+  const mitmPort = await freePort();
+  const mitmConf = join(work, 'mitm');
+  const mitm = spawn('mitmdump', ['-q', '--listen-host', '127.0.0.1', '--listen-port', String(mitmPort), '--set', `confdir=${mitmConf}`, '--set', 'stream_large_bodies=1', '--set', `ssl_verify_upstream_trusted_ca=${cert}`], {
+    stdio: 'inherit',
+  });
+  children.push(mitm);
+  await waitPort(mitmPort, 30000);
+  await access(join(mitmConf, 'mitmproxy-ca-cert.pem'));
+  results.mitmBigS = await curlTime(['-x', `http://127.0.0.1:${mitmPort}`, '--cacert', join(mitmConf, 'mitmproxy-ca-cert.pem'), bigUrl]);
+
+  const r = (x: number) => Math.round(x * 100) / 100;
+  console.log(JSON.stringify({ bigMiB: BIG_MIB, smallRequests: SMALL_N, ...results }));
+  console.log(`replay  1 GiB HTTPS   htvend/nginx throughput ratio  ${r(results.nginxBigS / results.replayBigS)}  (target >= 0.7)`);
+  console.log(`record  1 GiB HTTPS   htvend/nginx throughput ratio  ${r(results.nginxBigS / results.recordBigS)}  (target >= 0.4)`);
+  console.log(`replay  vs mitmproxy  htvend speed-up                ${r(results.mitmBigS / results.replayBigS)}x (target >= 3)`);
+  console.log(`record  vs mitmproxy  htvend speed-up                ${r(results.mitmBigS / results.recordBigS)}x (target >= 3)`);
+  console.log(`small   ${SMALL_N} x 10 KiB   htvend/nginx throughput ratio  ${r(results.nginxSmallS / results.replaySmallS)}  (target >= 0.5)`);
+  console.log(`peak RSS moving 1 GiB: record ${results.recordPeakRssMiB} MiB, replay ${results.replayPeakRssMiB} MiB (target < 150 MB)`);
+} finally {
+  await Promise.all(children.map(stopChild));
+  await rm(work, { recursive: true, force: true });
+}

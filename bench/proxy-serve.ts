@@ -1,0 +1,59 @@
+/**
+ * Runs one htvend proxy in its own process for bench/proxy-bench.ts, so the load generator
+ * (curl) and the proxy do not share a thread and the proxy's peak RSS can be read alone.
+ *
+ *   node --import tsx bench/proxy-serve.ts MODE BLOBS_DIR ASSETS_JSON CA_OUT_PEM [UPSTREAM_CA_PEM]
+ *
+ * Prints `READY <proxy url>` once listening. On SIGTERM it closes the proxy, writes the
+ * manifest (build mode) to ASSETS_JSON and prints one JSON line: counters + VmHWM (peak RSS).
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { createCa } from '../src/tls/ca.js';
+import { createUpstreamClient } from '../src/upstream/client.js';
+import { startProxy } from '../src/proxy/server.js';
+import { DirStore } from '../src/store/dir/index.js';
+import { createLogger } from '../src/util/log.js';
+import type { AssetEntry, AssetLookup } from '../src/manifest/types.js';
+
+const [mode, blobsDir, assetsPath, caOut, upstreamCa] = process.argv.slice(2);
+if ((mode !== 'build' && mode !== 'offline') || !blobsDir || !assetsPath || !caOut) {
+  console.error('usage: proxy-serve.ts build|offline BLOBS_DIR ASSETS_JSON CA_OUT_PEM [UPSTREAM_CA_PEM]');
+  process.exit(2);
+}
+
+const entries = new Map<string, AssetEntry>(
+  Object.entries(JSON.parse(await readFile(assetsPath, 'utf8').catch(() => '{}')) as Record<string, AssetEntry>),
+);
+const assets: AssetLookup = { get: (k) => entries.get(k), put: (k, e) => void entries.set(k, e) };
+const log = createLogger((process.env.LOG_LEVEL as 'warn' | undefined) ?? 'warn', 'htvend-bench');
+const ca = await createCa();
+await writeFile(caOut, ca.certPem);
+const upstream =
+  mode === 'build'
+    ? await createUpstreamClient({ env: {}, log, extraRoots: upstreamCa ? [await readFile(upstreamCa, 'utf8')] : [] })
+    : undefined;
+const proxy = await startProxy({
+  mode,
+  assets,
+  store: await DirStore.open(blobsDir),
+  ca,
+  upstream,
+  noCacheResponse: [],
+  dummyOkResponse: [],
+  cacheHeaders: ['Content-Length', 'Content-Type'],
+  forceRefresh: false,
+  log,
+});
+process.stdout.write(`READY ${proxy.url}\n`);
+
+process.once('SIGTERM', () => {
+  void (async () => {
+    await proxy.close();
+    await upstream?.close();
+    if (mode === 'build') await writeFile(assetsPath, JSON.stringify(Object.fromEntries(entries)));
+    const status = await readFile('/proc/self/status', 'utf8');
+    const hwmKb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    process.stdout.write(JSON.stringify({ counters: proxy.counters(), peakRssMiB: Math.round(hwmKb / 1024) }) + '\n');
+    process.exit(0);
+  })();
+});
