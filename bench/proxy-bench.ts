@@ -82,7 +82,9 @@ interface Served {
 async function serveProxy(mode: 'build' | 'offline', blobs: string, assets: string, caOut: string, upstreamCa: string): Promise<Served> {
   // Compiled (dist/bench) when run from dist, so tsx's loader does not inflate the proxy's RSS.
   const entry = import.meta.url.endsWith('.ts') ? ['--import', 'tsx', join(here, 'proxy-serve.ts')] : [join(here, 'proxy-serve.js')];
-  const c = spawn(process.execPath, [...entry, mode, blobs, assets, caOut, upstreamCa], {
+  // BENCH_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, for investigating a run.
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const c = spawn(process.execPath, [...nodeArgs, ...entry, mode, blobs, assets, caOut, upstreamCa], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';

@@ -139,6 +139,7 @@ export class Recorder {
     let storeError: unknown;
     writer.stream.on('error', (e) => (storeError ??= e));
     let n = 0;
+    let clientEnded = false;
     try {
       for await (const chunk of up.body as AsyncIterable<Buffer>) {
         n += chunk.length;
@@ -147,7 +148,12 @@ export class Recorder {
         if (!okStore || !okClient) await Promise.all([okStore || drained(writer.stream), okClient || clientGone || drained(res)]);
         if (storeError) throw storeError;
       }
-      ctx.counters.add('htvend_upstream_bytes_total', n);
+      // The client has every byte and they were the upstream's: end its response now rather
+      // than after the store's fsync (close() still waits for the commit).
+      if (tee && !clientGone) {
+        clientEnded = true;
+        res.end();
+      }
       await new Promise<void>((resolve, reject) => {
         writer.stream.once('error', reject);
         writer.stream.end(resolve);
@@ -158,10 +164,12 @@ export class Recorder {
       up.body.destroy();
       await writer.abort(e);
       ctx.log.warn(`GET ${f.key}: not recorded, transfer failed after ${n} bytes: ${describeError(e)}`);
-      if (tee) res.destroy();
+      // An upstream failure must not look like a complete response to the client.
+      if (tee && !clientEnded) res.destroy();
       return { servedPrimary: tee };
     }
 
+    ctx.counters.add('htvend_upstream_bytes_total', n);
     let recorded: Recorded | undefined;
     try {
       const digest = await writer.commit();
@@ -177,9 +185,6 @@ export class Recorder {
       ctx.log.error(`GET ${f.key}: storing the body in ${ctx.store.description} failed: ${describeError(e)}`);
     }
     settle(recorded);
-    // The client already has every byte, and they were the upstream's: end it normally even
-    // if the store refused them.
-    if (tee && !clientGone) res.end();
     return { recorded, servedPrimary: tee };
   }
 }

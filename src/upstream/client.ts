@@ -9,6 +9,7 @@
  * its keep-alive pool is per origin, and `request()` hands back the raw body stream.
  */
 import type { Readable } from 'node:stream';
+import { createSecureContext } from 'node:tls';
 import { EnvHttpProxyAgent, type Dispatcher } from 'undici';
 import { HtvendError, describeError, isAbortError } from '../util/errors.js';
 import { redactUrl } from '../util/redact.js';
@@ -107,7 +108,10 @@ export async function createUpstreamClient(opts: UpstreamClientOptions): Promise
   const { env, log } = opts;
   const roots = await loadTrustedRoots({ env, systemBundles: opts.systemBundles, signal: opts.signal });
   const ca = [...roots, ...(opts.extraRoots ?? [])];
-  const tlsOpts = { ca };
+  // One secure context for every connection: passing `ca` alone makes Node parse the few
+  // hundred system roots again for each new TLS connection (measured: 15% of the CPU of a
+  // recording run with many small files).
+  const tlsOpts = { secureContext: createSecureContext({ ca }) };
   // '' (not undefined) for unset values: undici would otherwise fall back to process.env,
   // which by then may hold the child's settings (pointing at htvend itself).
   const agent = new EnvHttpProxyAgent({

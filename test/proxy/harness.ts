@@ -18,6 +18,8 @@ import { MemoryAssets } from '../helpers/memory-assets.js';
 import { startUpstream, type Upstream } from '../helpers/https-upstream.js';
 import { tempDir } from '../helpers/tmp.js';
 import { run } from '../helpers/cli.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { AssetEntry } from '../../src/manifest/types.js';
 
 export const GO_DEFAULT_CACHE_HEADERS = ['Content-Length', 'Docker-Content-Digest', 'Content-Type', 'Content-Encoding', 'X-Checksum-Sha1'];
 
@@ -35,6 +37,11 @@ export interface Bench {
   caPem: string;
   caFile: string;
   logs: string[];
+  /**
+   * The manifest entry for `url` once its recording has committed (the client's response
+   * ends before the store's commit, so a test must wait for it).
+   */
+  entry(url: string): Promise<AssetEntry>;
   /** Starts another proxy (e.g. offline) over the same store/assets. */
   restart(over?: Partial<ProxyOptions>): Promise<RunningProxy>;
   /** A request through the proxy: CONNECT for https URLs, absolute-form for http ones. */
@@ -81,6 +88,15 @@ export async function startBench(t: TestContext, over: Partial<ProxyOptions> = {
     caFile,
     logs,
     proxy: undefined as unknown as RunningProxy,
+    async entry(url) {
+      const end = Date.now() + 5000;
+      for (;;) {
+        const e = assets.get(url);
+        if (e) return e;
+        if (Date.now() > end) throw new Error(`${url} was not recorded`);
+        await sleep(5);
+      }
+    },
     async restart(o = {}) {
       const p = await startProxy({ ...base, ...o });
       t.after(() => p.close());

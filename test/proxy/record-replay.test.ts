@@ -14,7 +14,7 @@ test('records an HTTPS GET through CONNECT and replays it offline without upstre
   const first = await b.get(url);
   assert.equal(first.status, 200);
   assert.ok(first.body.equals(data));
-  const entry = b.assets.get(url);
+  const entry = await b.entry(url);
   assert.deepEqual(entry, {
     Sha256: sha256Hex(data),
     Headers: { 'Content-Length': String(data.length), 'Content-Type': 'application/x-tar', 'X-Checksum-Sha1': 'abc' },
@@ -41,6 +41,7 @@ test('records a plain HTTP absolute-form GET, then replays it in build mode with
   const r1 = await b.get(url);
   assert.equal(r1.status, 200);
   assert.equal(r1.body.toString(), 'Origin: Debian\n');
+  await b.entry(url);
   const r2 = await b.get(url);
   assert.equal(r2.body.toString(), 'Origin: Debian\n');
   assert.equal(r2.headers['content-length'], '15', 'replay sets Content-Length from the blob');
@@ -67,7 +68,7 @@ test('never records Authorization, Cookie or Set-Cookie, even when listed as cac
   const r = await b.get(b.up.https + '/private', { headers: { authorization: 'Bearer abc', cookie: 'a=b' } });
   assert.equal(r.status, 200);
   assert.equal(b.up.lastHeaders('/private')?.authorization, 'Bearer abc', 'credentials still reach upstream');
-  assert.deepEqual(b.assets.get(b.up.https + '/private')!.Headers, { 'Content-Type': 'text/plain', 'X-Checksum-Sha1': 'f00' });
+  assert.deepEqual((await b.entry(b.up.https + '/private')).Headers, { 'Content-Type': 'text/plain', 'X-Checksum-Sha1': 'f00' });
 });
 
 test('follows redirects upstream: the client gets the final 200 and the entry is keyed by the requested URL', async (t) => {
@@ -78,6 +79,7 @@ test('follows redirects upstream: the client gets the final 200 and the entry is
   const r = await b.get(url);
   assert.equal(r.status, 200);
   assert.equal(r.body.toString(), 'artifact');
+  await b.entry(url);
   assert.deepEqual([...b.assets.entries.keys()], [url]);
 });
 
@@ -96,6 +98,7 @@ test('an entry whose blob is missing from the store is fetched again in build mo
   b.up.route('/a', sendBody('AAAA'));
   const url = b.up.https + '/a';
   await b.get(url);
+  await b.entry(url);
   b.store.blobs.clear();
   const r = await b.get(url);
   assert.equal(r.body.toString(), 'AAAA');
