@@ -224,8 +224,8 @@ export class RegistryClient {
    * Starts an upload: write the bytes to `upload.stream`, end it, then `commit()`. Memory use
    * is bounded by one chunk; nothing is visible under the digest until `commit()` resolves.
    */
-  createUpload(opts: CallOptions = {}): BlobUpload {
-    return new BlobUpload(this, this.chunkSize, opts.signal);
+  createUpload(opts: CallOptions & { expected?: Digest | undefined } = {}): BlobUpload {
+    return new BlobUpload(this, this.chunkSize, opts.signal, opts.expected);
   }
 
   /**
@@ -249,7 +249,7 @@ export class RegistryClient {
         }
       }
     }
-    const upload = this.createUpload(opts);
+    const upload = this.createUpload({ signal: opts.signal, expected: opts.expected });
     try {
       await new Promise<void>((resolve, reject) => {
         pipeline(Buffer.isBuffer(source) ? Readable.from([source]) : source, upload.stream, (e) => (e ? reject(e) : resolve()));

@@ -39,11 +39,16 @@ export class BlobUpload {
   private readonly signal: AbortSignal;
   private detach: () => void = () => {};
 
+  /** What the messages call this blob: its digest when known up front. */
+  private readonly label: string;
+
   constructor(
     private readonly client: RegistryClient,
     private readonly chunkSize: number,
     userSignal?: AbortSignal,
+    expected?: Digest,
   ) {
+    this.label = expected ? `blob sha256:${expected}` : 'blob';
     this.signal = userSignal ? AbortSignal.any([userSignal, this.controller.signal]) : this.controller.signal;
     if (userSignal) {
       const onAbort = () => void this.abort(userSignal.reason);
@@ -60,7 +65,7 @@ export class BlobUpload {
         this.pendingBytes += chunk.length;
         if (this.pendingBytes < this.chunkSize) return cb();
         // Holding the callback until the PATCH is done is the backpressure.
-        this.sendChunk().then(() => cb(), cb);
+        this.sendChunk().then(() => cb(), (e: unknown) => cb(this.inContext(e)));
       },
     });
   }
@@ -95,8 +100,15 @@ export class BlobUpload {
       return { digest, size: this.size };
     } catch (e) {
       await this.abort(e);
-      throw e;
+      throw this.inContext(e);
     }
+  }
+
+  /** Adds which blob and how far the upload got to a failure's message. */
+  private inContext(e: unknown): Error {
+    if (!(e instanceof HtvendError) || e.code === 'ABORTED' || e.code === 'DIGEST_MISMATCH' || e.message.includes(' while uploading ')) return e as Error;
+    const err = new HtvendError(e.code, `${e.message} while uploading ${this.label} (${this.offset} bytes sent)`, { cause: e.cause ?? e, hint: e.hint });
+    return err;
   }
 
   /** Discards the upload and its registry session. Idempotent; never throws. */
@@ -115,7 +127,7 @@ export class BlobUpload {
       // A fresh signal: the upload's own one is aborted by now.
       const res = await this.client.send('DELETE', location, { access: 'delete', signal: AbortSignal.timeout(30_000) });
       await res.body.dump();
-      if (res.statusCode !== 204 && res.statusCode !== 404) this.client.log.debug(`${this.client.description}: DELETE upload session: HTTP ${res.statusCode}`);
+      this.client.log.debug(`${this.client.description}: DELETE upload session: HTTP ${res.statusCode}`);
     } catch (e) {
       this.client.log.debug(`${this.client.description}: DELETE upload session failed: ${describeError(e)}`);
     }
@@ -151,7 +163,7 @@ export class BlobUpload {
       headers: { 'content-type': 'application/octet-stream', 'content-range': `${this.offset}-${this.offset + body.length - 1}` },
       body,
     });
-    if (res.statusCode !== 202) throw await this.client.httpError(res, `upload chunk at byte ${this.offset}`);
+    if (res.statusCode !== 202) throw await this.client.httpError(res, `upload chunk at byte ${this.offset} of ${this.label}`);
     await res.body.dump();
     this.offset += body.length;
     this.location = this.nextLocation(res.headers.location, `upload chunk at byte ${this.offset}`);

@@ -225,3 +225,78 @@ export async function startRegistry(t: Pick<TestContext, 'after'>, opts: Registr
     };
   }
 }
+
+export interface FaultRule {
+  method?: string;
+  /** Matched against the request path (with query). */
+  path: RegExp;
+  /** Answer with this status (and an OCI-style error body) instead of forwarding. */
+  status?: number;
+  /** Forward, but cut both connections after this many request-body bytes. */
+  dropAfterBytes?: number;
+  /** How many requests this rule hits (default: all). */
+  times?: number;
+}
+
+export interface FaultProxy {
+  /** `127.0.0.1:PORT` */
+  host: string;
+  /** Requests seen, as `METHOD path`. */
+  requests: string[];
+  add(rule: FaultRule): void;
+}
+
+/**
+ * A tiny plain-HTTP reverse proxy in front of `target` (`http://127.0.0.1:PORT`) that can
+ * answer chosen requests with an error status or drop the connection mid-body: the way to
+ * show a registry or S3 server misbehaving without touching the real server.
+ */
+export async function startFaultProxy(t: Pick<TestContext, 'after'>, target: string): Promise<FaultProxy> {
+  const rules: (FaultRule & { hits: number })[] = [];
+  const requests: string[] = [];
+  const up = new URL(target);
+  const server = createServer((req, res) => {
+    const path = req.url ?? '/';
+    requests.push(`${req.method} ${path}`);
+    const rule = rules.find((r) => (!r.method || r.method === req.method) && r.path.test(path) && (r.times === undefined || r.hits < r.times));
+    if (rule) rule.hits++;
+    if (rule?.status !== undefined) {
+      req.resume();
+      req.on('end', () => res.writeHead(rule.status!, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'injected fault' }] })));
+      return;
+    }
+    // The Host header is kept: the registry builds upload Locations from it, so they point back here.
+    const fwd = httpRequest({ host: up.hostname, port: up.port, method: req.method, path, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    fwd.on('error', () => res.destroy());
+    if (rule?.dropAfterBytes !== undefined) {
+      let n = 0;
+      req.on('data', (c: Buffer) => {
+        n += c.length;
+        if (n >= rule.dropAfterBytes!) {
+          fwd.destroy();
+          req.socket.destroy();
+        } else fwd.write(c);
+      });
+      req.on('end', () => fwd.end());
+    } else {
+      req.pipe(fwd);
+    }
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(
+    () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections(); // keep-alive client connections would hold close() open
+      }),
+  );
+  return {
+    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    add: (rule) => void rules.push({ ...rule, hits: 0 }),
+  };
+}

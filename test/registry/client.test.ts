@@ -108,7 +108,7 @@ for (const [name, mode] of modes) {
     await t.test('abort deletes the upload session of a partly sent blob', async () => {
       const upload = client.createUpload();
       upload.stream.write(big.subarray(0, 2 * 1024 * 1024 + 1));
-      await new Promise((r) => setTimeout(r, 200));
+      for (let i = 0; i < 100 && (await openUploads(reg, 'team/app')).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
       assert.equal((await openUploads(reg, 'team/app')).length, 1, 'a PATCH has opened a session');
       await upload.abort(new Error('stop'));
       assert.deepEqual(await openUploads(reg, 'team/app'), []);

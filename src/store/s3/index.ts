@@ -257,7 +257,8 @@ class S3BlobWriter implements BlobWriter {
     this.uploadDone = this.upload.done();
     // A failed upload stops the writer (else a write waiting for 'drain' would wait forever).
     this.uploadDone.catch((e: unknown) => {
-      if (!this.stream.destroyed) this.stream.destroy(this.store.wrap(e, `upload of ${this.size} bytes`));
+      const what = this.opts.expected ? `upload of blob ${this.opts.expected}` : 'upload';
+      if (!this.stream.destroyed) this.stream.destroy(this.store.wrap(e, `${what} (after ${this.size} bytes)`));
     });
   }
 
@@ -280,7 +281,7 @@ class S3BlobWriter implements BlobWriter {
           .send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: data, ContentLength: data.length }), { abortSignal: signal })
           .catch((e: unknown) => Promise.reject(this.store.wrap(e, `put blob ${digest}`)));
       } else {
-        await this.uploadDone;
+        await this.uploadDone!.catch((e: unknown) => Promise.reject(this.store.wrap(e, `upload of blob ${digest} (${this.size} bytes)`)));
         if (!(await this.store.stat(digest, { signal }))) {
           if (this.size > MAX_COPY_BYTES) throw new HtvendError('STORE', `${this.store.description}: blob ${digest} is ${this.size} bytes; blobs over 5 GiB are not supported`);
           const source = `${bucket}/${this.tempKey}`.split('/').map(encodeURIComponent).join('/');
