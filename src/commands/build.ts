@@ -1,0 +1,61 @@
+/**
+ * `htvend build` (SPEC §2, §5): record every asset the child fetches. The manifest is
+ * opened writable (exclusive lock, incremental atomic saves); entries of the previous file
+ * are reused when requested again unless `--force-refresh`; at the end the file holds
+ * exactly what this run requested — unless the child failed, when previous entries are
+ * kept too, so a broken build never shrinks a good lockfile.
+ */
+import type { Logger } from '../util/log.js';
+import type { StoreConfig } from '../store/store.js';
+import { openStore } from '../store/open.js';
+import { Manifest } from '../manifest/manifest.js';
+import { runSession, type ListenerOptions, type SessionResult } from './listen.js';
+
+export interface BuildOptions extends ListenerOptions {
+  /** `-m/--manifest` */
+  manifest: string;
+  store: StoreConfig;
+  /** `--no-cache-response` */
+  noCacheResponse: RegExp[];
+  /** `--cache-header` */
+  cacheHeader: string[];
+  forceRefresh: boolean;
+  clean: boolean;
+}
+
+export interface CommandContext {
+  /** htvend's own environment, snapshotted before the child's is made. */
+  env: Readonly<Record<string, string | undefined>>;
+  log: Logger;
+  signal?: AbortSignal | undefined;
+  reportCounters?: ((counters: Record<string, number>) => Promise<void>) | undefined;
+}
+
+/** Runs `htvend build`; resolves with the child's exit status and the proxy's counters. */
+export async function build(o: BuildOptions, ctx: CommandContext): Promise<SessionResult> {
+  const { log, env, signal } = ctx;
+  const manifest = await Manifest.open(o.manifest, { mode: 'build', forceRefresh: o.forceRefresh, clean: o.clean, log, signal });
+  let result: SessionResult | undefined;
+  try {
+    const store = await openStore(o.store, { env, log, signal });
+    try {
+      result = await runSession(o, {
+        mode: 'build',
+        env,
+        log,
+        assets: manifest,
+        store,
+        proxy: { noCacheResponse: o.noCacheResponse, dummyOkResponse: [], cacheHeaders: o.cacheHeader, forceRefresh: o.forceRefresh },
+        signal,
+        reportCounters: ctx.reportCounters,
+      });
+    } finally {
+      await store.close?.();
+    }
+  } finally {
+    // prune only after a successful child: see the file comment.
+    await manifest.close({ prune: result?.exitCode === 0 });
+  }
+  log.info(`htvend build: ${manifest.requested().size} asset(s) in ${o.manifest}`);
+  return result;
+}
