@@ -38,6 +38,8 @@ export class BlobUpload {
   private readonly controller = new AbortController();
   private readonly signal: AbortSignal;
   private detach: () => void = () => {};
+  /** The PATCH being sent, if any. */
+  private inflight: Promise<void> | undefined;
 
   /** What the messages call this blob: its digest when known up front. */
   private readonly label: string;
@@ -65,7 +67,11 @@ export class BlobUpload {
         this.pendingBytes += chunk.length;
         if (this.pendingBytes < this.chunkSize) return cb();
         // Holding the callback until the PATCH is done is the backpressure.
-        this.sendChunk().then(() => cb(), (e: unknown) => cb(this.inContext(e)));
+        this.inflight = this.sendChunk();
+        this.inflight.then(
+          () => cb(),
+          (e: unknown) => cb(this.inContext(e)),
+        );
       },
     });
   }
@@ -116,10 +122,16 @@ export class BlobUpload {
     if (this.state === 'committed' || this.state === 'aborted') return;
     this.state = 'aborted';
     this.detach();
-    this.controller.abort(reason);
     this.pending = [];
     // No error argument: nobody may be listening for 'error'; a pipeline still sees a premature close.
     if (!this.stream.destroyed) this.stream.destroy();
+    if (this.inflight && !this.signal.aborted) {
+      // Let a chunk in flight land rather than cut it: a registry whose session state no longer
+      // matches the bytes it received (distribution 2.8) refuses to DELETE the session.
+      const settle = new Promise((r) => setTimeout(r, 15_000).unref());
+      await Promise.race([this.inflight.catch(() => {}), settle]);
+    }
+    this.controller.abort(reason);
     const location = this.location;
     this.location = undefined;
     if (!location) return;
