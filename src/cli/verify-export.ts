@@ -1,10 +1,13 @@
 /**
  * Adapters from the CLI's parsed flags to the verify/export library functions
- * (src/commands/verify.ts, export.ts).
+ * (src/commands/verify.ts, export.ts), which print their own summaries. Loaded on demand by
+ * the CLI so build/offline never load them.
  */
-import { HtvendError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { StoreConfig } from '../store/store.js';
+import { openStore } from '../store/open.js';
+import { verify } from '../commands/verify.js';
+import { exportBlobs } from '../commands/export.js';
 
 export interface VerifyCliOptions {
   manifest: string;
@@ -26,12 +29,43 @@ export interface ExportCliOptions {
 interface Ctx {
   env: Readonly<Record<string, string | undefined>>;
   log: Logger;
+  signal?: AbortSignal | undefined;
 }
 
-export async function verifyCommand(_o: VerifyCliOptions, _ctx: Ctx): Promise<number> {
-  throw new HtvendError('INTERNAL', 'verify is not wired yet');
+/** `htvend verify [--fetch|--repair]`: exit 0 when every blob is present and correct. */
+export async function verifyCommand(o: VerifyCliOptions, ctx: Ctx): Promise<number> {
+  const store = await openStore(o.store, ctx);
+  try {
+    const r = await verify({
+      manifestPath: o.manifest,
+      store,
+      fetch: o.fetch,
+      repair: o.repair,
+      env: ctx.env,
+      cacheHeaders: o.cacheHeader,
+      noCacheResponse: o.noCacheResponse,
+      jobs: o.jobs,
+      log: ctx.log,
+      signal: ctx.signal,
+    });
+    return r.exitCode;
+  } finally {
+    await store.close?.();
+  }
 }
 
-export async function exportCommand(_o: ExportCliOptions, _ctx: Ctx): Promise<number> {
-  throw new HtvendError('INTERNAL', 'export is not wired yet');
+/** `htvend export --dest.…`: copy every blob the manifest references. */
+export async function exportCommand(o: ExportCliOptions, ctx: Ctx): Promise<number> {
+  const from = await openStore(o.store, ctx);
+  try {
+    const to = await openStore(o.dest, ctx, '--dest.');
+    try {
+      const r = await exportBlobs({ manifestPath: o.manifest, from, to, jobs: o.jobs, log: ctx.log, signal: ctx.signal });
+      return r.exitCode;
+    } finally {
+      await to.close?.();
+    }
+  } finally {
+    await from.close?.();
+  }
 }

@@ -5,6 +5,7 @@
  * exactly what this run requested — unless the child failed, when previous entries are
  * kept too, so a broken build never shrinks a good lockfile.
  */
+import { stat, rm } from 'node:fs/promises';
 import type { Logger } from '../util/log.js';
 import type { StoreConfig } from '../store/store.js';
 import { openStore } from '../store/open.js';
@@ -34,6 +35,10 @@ export interface CommandContext {
 /** Runs `htvend build`; resolves with the child's exit status and the proxy's counters. */
 export async function build(o: BuildOptions, ctx: CommandContext): Promise<SessionResult> {
   const { log, env, signal } = ctx;
+  const existed = await stat(o.manifest).then(
+    () => true,
+    () => false,
+  );
   const manifest = await Manifest.open(o.manifest, { mode: 'build', forceRefresh: o.forceRefresh, clean: o.clean, log, signal });
   let result: SessionResult | undefined;
   try {
@@ -55,6 +60,9 @@ export async function build(o: BuildOptions, ctx: CommandContext): Promise<Sessi
   } finally {
     // prune only after a successful child: see the file comment.
     await manifest.close({ prune: result?.exitCode === 0 });
+    // A run that failed before recording anything (bad flag value, port in use…) leaves no
+    // trace: close() wrote an empty `{}` where there was no file, so take it away again.
+    if (!result && !existed && manifest.requested().size === 0) await rm(o.manifest, { force: true });
   }
   log.info(`htvend build: ${manifest.requested().size} asset(s) in ${o.manifest}`);
   return result;
