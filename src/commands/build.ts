@@ -64,6 +64,6 @@ export async function build(o: BuildOptions, ctx: CommandContext): Promise<Sessi
     // trace: close() wrote an empty `{}` where there was no file, so take it away again.
     if (!result && !existed && manifest.requested().size === 0) await rm(o.manifest, { force: true });
   }
-  log.info(`htvend build: ${manifest.requested().size} asset(s) in ${o.manifest}`);
+  log.info(`build: ${manifest.requested().size} asset(s) requested, written to ${o.manifest}`);
   return result;
 }

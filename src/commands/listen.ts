@@ -153,7 +153,7 @@ export async function runSession(o: ListenerOptions, ctx: SessionContext): Promi
     childRunning = true;
     if (o.daemon) {
       process.stdout.write(exportLines(overrides));
-      log.info(`htvend ${mode}: daemon serving on ${proxy.url}; stop with SIGINT/SIGTERM`);
+      log.info(`${mode} daemon serving on ${proxy.url}; stop with SIGINT/SIGTERM`);
       await untilSignalled(ac.signal);
       exitCode = 0;
     } else {
