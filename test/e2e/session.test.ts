@@ -229,3 +229,21 @@ test('verify checks every blob and export copies them to another filesystem stor
   assert.notEqual(gone.code, 0);
   assert.match(gone.stderr, new RegExp(sha('verify me')));
 });
+
+test('no command opens $SHELL with the proxy environment and a prompt naming the mode', async (t) => {
+  const p = await project(t, { upstream: false });
+  const r = await run([...cliCommand('htvend'), '-C', p.dir, 'offline', '--blobs-dir', p.blobs], {
+    env: { ...p.env, SHELL: '/bin/sh' },
+    input: 'echo "proxy=$HTTPS_PROXY ps1=$PS1"\nexit 5\n',
+  });
+  // offline needs an assets.json: without one it is a clear NOT_FOUND error instead.
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /assets\.json does not exist/);
+  await writeFile(join(p.dir, 'assets.json'), '{}');
+  const s = await run([...cliCommand('htvend'), '-C', p.dir, 'offline', '--blobs-dir', p.blobs], {
+    env: { ...p.env, SHELL: '/bin/sh' },
+    input: 'echo "proxy=$HTTPS_PROXY ps1=$PS1"\nexit 5\n',
+  });
+  assert.equal(s.code, 5, s.stderr);
+  assert.match(s.stdout, /^proxy=http:\/\/127\.0\.0\.1:\d+ ps1=\(htvend offline\) \$ $/m);
+});
