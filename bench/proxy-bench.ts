@@ -21,6 +21,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 const BIG_MIB = Number(process.env.BENCH_BIG_MIB ?? 1024);
 const SMALL_N = Number(process.env.BENCH_SMALL ?? 10000);
 const SMALL_FILES = 100;
+/** Each timing is the best of REPEAT runs: the build VM is shared, and one-off stalls dominate. */
+const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): Promise<{ code: number | null; out: string; err: string }> {
@@ -64,6 +66,12 @@ async function curlTime(args: string[]): Promise<number> {
   if (r.code !== 0 || code !== '200') throw new Error(`curl ${args.join(' ')}: exit ${r.code} http ${code}: ${r.err}`);
   if (Number(size) !== BIG_MIB * 1024 * 1024) throw new Error(`curl got ${size} bytes`);
   return Number(secs);
+}
+
+async function best(f: (i: number) => Promise<number>): Promise<number> {
+  let min = Infinity;
+  for (let i = 0; i < REPEAT; i++) min = Math.min(min, await f(i));
+  return min;
 }
 
 /** 10,000 small GETs with curl's parallel mode; returns wall seconds. */
@@ -150,25 +158,26 @@ http {
   const results: Record<string, number> = {};
   // 1. reference: nginx direct (warm the page cache first)
   await curlTime(['--cacert', cert, bigUrl]);
-  results.nginxBigS = await curlTime(['--cacert', cert, bigUrl]);
-  results.nginxSmallS = await curlMany(smallCfg, ['--cacert', cert]);
+  results.nginxBigS = await best(() => curlTime(['--cacert', cert, bigUrl]));
+  results.nginxSmallS = await best(() => curlMany(smallCfg, ['--cacert', cert]));
 
   // 2. recording through htvend build
   const blobs = join(work, 'blobs');
   const assets = join(work, 'assets.json');
   const htvendCa = join(work, 'htvend-ca.pem');
   const build = await serveProxy('build', blobs, assets, htvendCa, cert);
-  results.recordBigS = await curlTime(['-x', build.url, '--cacert', htvendCa, bigUrl]);
+  // A distinct query string per run: each run is a fresh recording (nginx ignores the query).
+  results.recordBigS = await best((i) => curlTime(['-x', build.url, '--cacert', htvendCa, `${bigUrl}?run=${i}`]));
   await curlMany(smallCfg, ['-x', build.url, '--cacert', htvendCa]);
   const b = await build.stop();
   results.recordPeakRssMiB = b.peakRssMiB;
   const recorded = Object.keys(JSON.parse(await readFile(assets, 'utf8'))).length;
-  if (recorded !== SMALL_FILES + 1) throw new Error(`expected ${SMALL_FILES + 1} recorded URLs, got ${recorded}`);
+  if (recorded !== SMALL_FILES + REPEAT) throw new Error(`expected ${SMALL_FILES + REPEAT} recorded URLs, got ${recorded}`);
 
   // 3. replay through htvend offline
   const offline = await serveProxy('offline', blobs, assets, htvendCa, cert);
-  results.replayBigS = await curlTime(['-x', offline.url, '--cacert', htvendCa, bigUrl]);
-  results.replaySmallS = await curlMany(smallCfg, ['-x', offline.url, '--cacert', htvendCa]);
+  results.replayBigS = await best((i) => curlTime(['-x', offline.url, '--cacert', htvendCa, `${bigUrl}?run=${i}`]));
+  results.replaySmallS = await best(() => curlMany(smallCfg, ['-x', offline.url, '--cacert', htvendCa]));
   const o = await offline.stop();
   results.replayPeakRssMiB = o.peakRssMiB;
   if (o.counters.htvend_missing_asset_total !== 0) throw new Error('offline replay missed assets');
@@ -182,10 +191,10 @@ http {
   children.push(mitm);
   await waitPort(mitmPort, 30000);
   await access(join(mitmConf, 'mitmproxy-ca-cert.pem'));
-  results.mitmBigS = await curlTime(['-x', `http://127.0.0.1:${mitmPort}`, '--cacert', join(mitmConf, 'mitmproxy-ca-cert.pem'), bigUrl]);
+  results.mitmBigS = await best(() => curlTime(['-x', `http://127.0.0.1:${mitmPort}`, '--cacert', join(mitmConf, 'mitmproxy-ca-cert.pem'), bigUrl]));
 
   const r = (x: number) => Math.round(x * 100) / 100;
-  console.log(JSON.stringify({ bigMiB: BIG_MIB, smallRequests: SMALL_N, ...results }));
+  console.log(JSON.stringify({ bigMiB: BIG_MIB, smallRequests: SMALL_N, bestOf: REPEAT, ...results }));
   console.log(`replay  1 GiB HTTPS   htvend/nginx throughput ratio  ${r(results.nginxBigS / results.replayBigS)}  (target >= 0.7)`);
   console.log(`record  1 GiB HTTPS   htvend/nginx throughput ratio  ${r(results.nginxBigS / results.recordBigS)}  (target >= 0.4)`);
   console.log(`replay  vs mitmproxy  htvend speed-up                ${r(results.mitmBigS / results.replayBigS)}x (target >= 3)`);
