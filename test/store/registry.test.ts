@@ -45,8 +45,10 @@ test('parses --blobs-registry URLs and rejects ones without /v2/<repo>/', () => 
     repository: 'team/blobs',
     credentials: { username: 'u', password: 'p@ss' },
     display: 'https://reg.example:5000/v2/team/blobs/',
+    exportTag: undefined,
   });
   assert.equal(parseRegistryStoreUrl('http://127.0.0.1:1/mirror/v2/x').pathPrefix, '/mirror');
+  assert.equal(parseRegistryStoreUrl('https://reg.example/v2/x/?tag=release-7').exportTag, 'release-7');
   for (const bad of ['https://u:secret@reg.example/team/blobs', 'ftp://reg.example/v2/x/', 'https://reg.example/v2/UPPER/', 'not a url']) {
     assert.throws(() => parseRegistryStoreUrl(bad), (e: HtvendError) => e.code === 'USAGE' && !e.message.includes('secret'));
   }
@@ -76,6 +78,9 @@ test('finalizeExport pushes a tagged artifact manifest listing every blob, finda
   assert.equal(await store.finalizeExport([{ digest: a }, { digest: b }]), ref);
   const custom = await store.finalizeExport([{ digest: a }], { tag: 'release-1.2' });
   assert.match(custom, /:release-1\.2@sha256:/);
+  const tagged = await openRegistryStore(`http://${reg.host}/v2/htvend/blobs/?tag=fleet-2026`, { env: {} });
+  t.after(() => tagged.close());
+  assert.match(await tagged.finalizeExport([a]), /:fleet-2026@sha256:/);
   await assert.rejects(store.finalizeExport([{ digest: sha256Hex('absent') }]), (e: HtvendError) => e.code === 'STORE' && e.message.includes('is missing'));
 });
 

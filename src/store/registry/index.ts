@@ -40,6 +40,8 @@ export interface ParsedRegistryUrl {
   credentials?: { username: string; password: string } | undefined;
   /** The URL without credentials, for messages. */
   display: string;
+  /** `?tag=NAME` on the URL: the tag `finalizeExport` uses (default: derived from the blob set). */
+  exportTag?: string | undefined;
 }
 
 /** Parses `http(s)://[user:pass@]host[:port][/prefix]/v2/<repo>/`; anything else is a USAGE error. */
@@ -60,7 +62,9 @@ export function parseRegistryStoreUrl(raw: string): ParsedRegistryUrl {
     throw new HtvendError('USAGE', `--blobs-registry ${display}: ${JSON.stringify(repository)} is not a valid repository name (lowercase, digits, separators)`);
   }
   const credentials = u.username ? { username: decodeURIComponent(u.username), password: decodeURIComponent(u.password) } : undefined;
-  return { scheme: u.protocol === 'https:' ? 'https' : 'http', host: u.host, pathPrefix: m[1] ?? '', repository, credentials, display };
+  const exportTag = u.searchParams.get('tag') ?? undefined;
+  if (exportTag !== undefined && !/^[\w][\w.-]{0,127}$/.test(exportTag)) throw new HtvendError('USAGE', `--blobs-registry ${display}: tag ${JSON.stringify(exportTag)} is not a valid OCI tag`);
+  return { scheme: u.protocol === 'https:' ? 'https' : 'http', host: u.host, pathPrefix: m[1] ?? '', repository, credentials, display, exportTag };
 }
 
 export class RegistryStore implements RangeReadableStore, DeletableStore, ExportFinalizingStore {
@@ -70,6 +74,7 @@ export class RegistryStore implements RangeReadableStore, DeletableStore, Export
     private readonly client: RegistryClient,
     display: string,
     private readonly log: Logger,
+    private readonly exportTag?: string,
   ) {
     this.description = `registry store ${display}`;
   }
@@ -116,7 +121,7 @@ export class RegistryStore implements RangeReadableStore, DeletableStore, Export
       sizes.set(digest, size ?? sizes.get(digest));
     }
     const digests = [...sizes.keys()].sort();
-    const tag = opts.tag ?? `htvend-${sha256Hex(digests.join('\n')).slice(0, 24)}`;
+    const tag = opts.tag ?? this.exportTag ?? `htvend-${sha256Hex(digests.join('\n')).slice(0, 24)}`;
     if (!/^[\w][\w.-]{0,127}$/.test(tag)) throw new HtvendError('USAGE', `export tag ${JSON.stringify(tag)} is not a valid OCI tag`);
     const layers: Descriptor[] = [];
     for (const d of digests) {
@@ -186,5 +191,5 @@ export async function openRegistryStore(url: string | { registry?: string | unde
     signal: opts.signal,
   };
   const client = await RegistryClient.open(parsed.host, parsed.repository, clientOpts);
-  return new RegistryStore(client, parsed.display, log);
+  return new RegistryStore(client, parsed.display, log, parsed.exportTag);
 }
