@@ -93,6 +93,7 @@ function listenerOptions(o: Opts, command: string[]): ListenerOptions {
     const a = parseListenAddr(s, flag);
     return `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
   };
+  if (o['daemon'] && command.length) throw new HtvendError('USAGE', `-d/--daemon runs no command, but one was given: ${command.join(' ')}`);
   return {
     listenAddr: addr(o['listenAddr'] as string, '--listen-addr'),
     tlsListenAddr: o['tlsListenAddr'] ? addr(o['tlsListenAddr'] as string, '--tls-listen-addr') : undefined,
@@ -115,6 +116,8 @@ interface Run {
   /** Set by the action: what to do once parsing has finished. */
   action?: (log: Logger) => Promise<number>;
   globals: Opts;
+  /** Whether a session already appended its counters to --github-output-path. */
+  reported?: boolean;
 }
 
 /** Builds the commander program; actions only record what to run (see `main`). */
@@ -132,7 +135,13 @@ export function program(env: NodeJS.ProcessEnv, run: Run): Command {
     if (c.getOptionValueSource('chdir') === 'default') g['chdir'] = root.opts()['chdir'];
     run.globals = g;
   };
-  const counters = () => (run.globals['githubOutputPath'] ? (c: Record<string, number>) => writeGithubOutput(run.globals['githubOutputPath'] as string, c) : undefined);
+  const counters = () =>
+    run.globals['githubOutputPath']
+      ? (c: Record<string, number>) => {
+          run.reported = true;
+          return writeGithubOutput(run.globals['githubOutputPath'] as string, c);
+        }
+      : undefined;
 
   const buildCmd = addListenerFlags(addManifestFlags(addGlobals(new Command('build'))))
     .description('Run command to create/update the manifest file')
@@ -273,7 +282,18 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         throw new HtvendError('USAGE', `-C/--chdir ${dir}: ${describeError(e)}`);
       }
     }
-    return await run.action(log);
+    let code: number;
+    try {
+      code = await run.action(log);
+    } catch (e) {
+      code = reportError(e, log);
+    }
+    // Like the Go tool, every command that ran appends its counters on exit, also after most
+    // failures; without a proxy session (verify, export, a failed start) that is the zero
+    // missing-asset counter.
+    const gh = run.globals['githubOutputPath'] as string | undefined;
+    if (gh && !run.reported) await writeGithubOutput(gh, { htvend_missing_asset_total: 0 });
+    return code;
   } catch (e) {
     return reportError(e, log);
   }

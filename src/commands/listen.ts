@@ -190,6 +190,7 @@ export async function runSession(o: ListenerOptions, ctx: SessionContext): Promi
 
 /** Offline exit summary (SPEC §3): every missing URL as a warning line, then the count. */
 function summarizeOffline(r: SessionResult, log: Logger): void {
+  log.info(`offline: ${r.counters['htvend_replayed_total'] ?? 0} response(s) replayed, ${r.missing.length} URL(s) missing`);
   if (!r.missing.length) return;
   for (const url of r.missing) log.warn(`missing asset: ${url}`);
   log.warn(`${r.missing.length} requested URL(s) not in assets.json (htvend_missing_asset_total=${r.counters['htvend_missing_asset_total'] ?? r.missing.length})`);

@@ -119,6 +119,12 @@ test('an unknown flag is a usage error naming it (exit 2), and --help works on e
   }
   const none = await runCli('htvend', []);
   assert.equal(none.code, 2);
+  const both = await runCli('htvend', ['build', '-d', '--', 'true']);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /--daemon runs no command, but one was given: true/);
+  const badAddr = await runCli('htvend', ['offline', '-l', 'nonsense', '--', 'true']);
+  assert.equal(badAddr.code, 2);
+  assert.match(badAddr.stderr, /--listen-addr "nonsense"/);
 });
 
 test('a malformed assets.json is an error naming file and line; nothing is overwritten', async (t) => {
