@@ -253,3 +253,21 @@ test('no command opens $SHELL with the proxy environment and a prompt naming the
   assert.equal(s.code, 5, s.stderr);
   assert.match(s.stdout, /^proxy=http:\/\/127\.0\.0\.1:\d+ ps1=\(htvend offline\) \$ $/m);
 });
+
+test('--tls-cert-pem/--tls-key-pem with --tls-generate-if-missing: the CA is created once, reused, and given to the child', async (t) => {
+  const p = await project(t, { upstream: false });
+  const ca = join(p.dir, 'ca', 'ca.pem');
+  const key = join(p.dir, 'ca', 'ca.key');
+  const flags = ['--tls-cert-pem', ca, '--tls-key-pem', key];
+  const first = await build(p, [...flags, '--tls-generate-if-missing', '--', 'sh', '-c', `cmp "$SSL_CERT_FILE" ${q(ca)}`]);
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal((await stat(key)).mode & 0o777, 0o600);
+  const pem = await readFile(ca, 'utf8');
+  const again = await build(p, [...flags, '--', 'sh', '-c', `cmp "$SSL_CERT_FILE" ${q(ca)}`]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(await readFile(ca, 'utf8'), pem, 'the saved CA is reused, not regenerated');
+  const missing = await build(p, ['--tls-cert-pem', join(p.dir, 'nope.pem'), '--tls-key-pem', join(p.dir, 'nope.key'), '--', 'true']);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /nope\.pem.*do not exist/);
+  assert.match(missing.stderr, /--tls-generate-if-missing/);
+});
