@@ -271,3 +271,20 @@ test('--tls-cert-pem/--tls-key-pem with --tls-generate-if-missing: the CA is cre
   assert.match(missing.stderr, /nope\.pem.*do not exist/);
   assert.match(missing.stderr, /--tls-generate-if-missing/);
 });
+
+test('a second build on the same assets.json gets a clear LOCKED error; options after the command word pass through', async (t) => {
+  const p = await project(t, { upstream: false });
+  const holder = spawn(cliCommand('htvend')[0]!, [...cliCommand('htvend').slice(1), '-C', p.dir, 'build', '--blobs-dir', p.blobs, '-d'], { env: p.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => holder.kill('SIGKILL'));
+  await waitForOutput(holder.stdout!, /export HTTP_PROXY=/);
+  const second = await build(p, ['--', 'true']);
+  assert.equal(second.code, 1);
+  assert.match(second.stderr, /assets\.json/);
+  assert.match(second.stderr, /lock/i);
+  holder.kill('SIGTERM');
+  await new Promise((r) => holder.on('exit', r));
+  // Without `--`, the child's own options after its first word are not htvend's.
+  const r = await build(p, ['sh', '-c', 'echo "$0 $1"', 'x', '-v']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'x -v\n');
+});
