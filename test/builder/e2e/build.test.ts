@@ -149,6 +149,30 @@ test('build-img-with-proxy against a token-auth registry', async (t) => {
     assert.equal(out, 'tool ran\n');
   });
 
+  await t.test('RUN steps (runc) add layers with their deletions; secrets and global --mount stay out of the image; ONBUILD triggers fire', async () => {
+    const rc = await mkCtx(join(work, 'run'), {
+      'Dockerfile': [
+        `FROM ${bb.ref} AS parent`,
+        'ONBUILD RUN echo from-onbuild > /onbuild.txt',
+        'FROM parent',
+        'RUN echo built > /built.txt && rm /bin/ls',
+        'RUN --mount=type=secret,id=tok,env=TOKEN echo "len=${#TOKEN}" > /secret-len',
+        'RUN test -f /run/secrets/glob && echo global-mount-seen > /global.txt',
+        'CMD ["cat", "/built.txt", "/onbuild.txt", "/secret-len", "/global.txt"]',
+      ].join('\n'),
+    });
+    const secretFile = join(work, 'glob-secret');
+    await writeFile(secretFile, 'zzz');
+    const r = await runCli('build-img-with-proxy', ['--tls-verify=false', '--platform', 'linux/amd64', '--secret', 'id=tok,type=env,env=TOK', '--secret', `id=glob,src=${secretFile}`, '--mount', 'type=secret,id=glob', '-t', `oci:${work}/run-layout:run`, rc], { env: { ...env, TOK: 'abcdef' }, timeoutMs: 180_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const { out, rootfs } = await runImage(`${work}/run-layout`, 'run', work);
+    assert.equal(out, 'built\nfrom-onbuild\nlen=6\nglobal-mount-seen\n');
+    assert.ok(!existsSync(join(rootfs, 'bin/ls')), 'whiteout of a base file applied');
+    assert.ok(!existsSync(join(rootfs, 'run/secrets/glob')), 'secret mountpoint not in the image');
+    const cfg = JSON.parse(await ok(['skopeo', 'inspect', '--config', `oci:${work}/run-layout:run`]));
+    assert.equal(cfg.config.OnBuild ?? null, null);
+  });
+
   const bad: [string, string, string[], RegExp][] = [
     ['an unknown instruction', `FROM ${bb.ref}\nFOO bar\n`, [], /Dockerfile:2: unknown instruction: FOO/],
     ['a missing --target stage', `FROM ${bb.ref} AS a\n`, ['--target', 'nope'], /--target nope: no stage/],

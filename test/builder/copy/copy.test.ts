@@ -1,0 +1,131 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, request as httpRequest } from 'node:http';
+import { once } from 'node:events';
+import { connect, type AddressInfo } from 'node:net';
+import { mkdir, writeFile, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { tempDir } from '../../helpers/tmp.js';
+import { run } from '../../helpers/cli.js';
+import { copyEntries, resolveChown, type CopyRequest } from '../../../src/builder/copy/copy.js';
+import { newIgnore } from '../../../src/builder/copy/sources.js';
+import { createTransport } from '../../../src/registry/index.js';
+import type { LayerEntry } from '../../../src/builder/fs/types.js';
+
+async function setup(t: Parameters<typeof tempDir>[0]) {
+  const dir = await tempDir(t, 'copy-');
+  const ctx = join(dir, 'ctx');
+  const rootfs = join(dir, 'rootfs');
+  for (const d of ['ctx/src/sub', 'rootfs/existing', 'rootfs/etc', 'tmp']) await mkdir(join(dir, d), { recursive: true });
+  for (const [p, c] of Object.entries({ 'a.txt': 'a', 'b.txt': 'b', 'c.md': 'c', 'src/x.js': 'x', 'src/sub/y.js': 'y', 'src/debug.log': 'log' })) await writeFile(join(ctx, p), c);
+  await writeFile(join(rootfs, 'etc/passwd'), 'root:x:0:0::/root:/bin/sh\nweb:x:33:44::/var/www:/bin/sh\n');
+  await writeFile(join(rootfs, 'etc/group'), 'root:x:0:\nstaff:x:50:\n');
+  await symlink('/existing', join(rootfs, 'linked'));
+  const base = (over: Partial<CopyRequest>): CopyRequest => ({
+    kind: 'COPY', sources: [], dest: '/', workdir: '/', rootfs, heredocs: [], expandHeredoc: (s) => s, epoch: 0,
+    from: { dir: ctx, isContext: true, ignore: newIgnore().add(['**/*.log']) },
+    tmpDir: join(dir, 'tmp'), dispatcher: () => createTransport({ env: {} }), where: 'Dockerfile:3', ...over,
+  });
+  return { dir, ctx, rootfs, base };
+}
+
+const paths = (es: LayerEntry[]) => es.map((e) => `${e.type}:${e.path}`).sort();
+
+test('a directory source copies its contents; new parents are created once, existing ones are not touched', async (t) => {
+  const { base } = await setup(t);
+  assert.deepEqual(paths(await copyEntries(base({ sources: ['src'], dest: '/app/code' }))), ['dir:app', 'dir:app/code', 'dir:app/code/sub', 'file:app/code/sub/y.js', 'file:app/code/x.js']);
+  assert.deepEqual(paths(await copyEntries(base({ sources: ['src/x.js'], dest: '/existing/' }))), ['file:existing/x.js']);
+});
+
+test('destination rules: rename without a slash, into a dir with one, into an existing dir (through a symlink) and WORKDIR-relative', async (t) => {
+  const { base } = await setup(t);
+  assert.deepEqual(paths(await copyEntries(base({ sources: ['a.txt'], dest: '/existing/renamed' }))), ['file:existing/renamed']);
+  assert.deepEqual(paths(await copyEntries(base({ sources: ['a.txt'], dest: '/new/' }))), ['dir:new', 'file:new/a.txt']);
+  assert.deepEqual(paths(await copyEntries(base({ sources: ['a.txt'], dest: '/existing' }))), ['file:existing/a.txt']);
+  assert.deepEqual(paths(await copyEntries(base({ sources: ['a.txt'], dest: 'rel', workdir: '/existing' }))), ['file:existing/rel']);
+});
+
+test('globs follow Docker semantics and several sources need a directory destination', async (t) => {
+  const { base } = await setup(t);
+  assert.deepEqual(paths(await copyEntries(base({ sources: ['*.txt'], dest: '/d/' }))), ['dir:d', 'file:d/a.txt', 'file:d/b.txt']);
+  assert.deepEqual(paths(await copyEntries(base({ sources: ['src/*.js'], dest: '/d/' }))), ['dir:d', 'file:d/x.js']);
+  await assert.rejects(copyEntries(base({ sources: ['a.txt', 'b.txt'], dest: '/notadir' })), /Dockerfile:3: .*destination must be a directory and end with a \//);
+  await assert.rejects(copyEntries(base({ sources: ['*.none'], dest: '/d/' })), /Dockerfile:3: COPY \*\.none: no such file/);
+});
+
+test('.dockerignore hides files from directory copies and from explicit sources', async (t) => {
+  const { base } = await setup(t);
+  const es = await copyEntries(base({ sources: ['.'], dest: '/w/' }));
+  assert.ok(!paths(es).includes('file:w/src/debug.log'));
+  assert.ok(paths(es).includes('file:w/src/x.js'));
+  await assert.rejects(copyEntries(base({ sources: ['src/debug.log'], dest: '/x' })), /excluded by \.dockerignore/);
+});
+
+test('context files belong to root unless --chown, names resolve in the image, --chmod applies', async (t) => {
+  const { base, rootfs } = await setup(t);
+  const [plain] = await copyEntries(base({ sources: ['a.txt'], dest: '/existing/a' }));
+  assert.deepEqual([plain!.type === 'file' && plain.uid, plain!.type === 'file' && plain.gid], [0, 0]);
+  const chown = await resolveChown(rootfs, 'web:staff', 'Dockerfile:3');
+  assert.deepEqual(chown, { uid: 33, gid: 50 });
+  assert.deepEqual(await resolveChown(rootfs, 'web', 'Dockerfile:3'), { uid: 33, gid: 44 });
+  assert.deepEqual(await resolveChown(rootfs, '7', 'Dockerfile:3'), { uid: 7, gid: 7 });
+  await assert.rejects(resolveChown(rootfs, 'nobody', 'Dockerfile:3'), /Dockerfile:3: --chown=nobody: no user nobody/);
+  const [f] = await copyEntries(base({ sources: ['a.txt'], dest: '/existing/a', chown, chmod: 0o600 }));
+  assert.ok(f!.type === 'file');
+  assert.deepEqual([f.uid, f.gid, f.mode], [33, 50, 0o600]);
+});
+
+test('ADD extracts a local tar.gz into the destination', async (t) => {
+  const { base, ctx, dir } = await setup(t);
+  await mkdir(join(dir, 'tarsrc/pkg'), { recursive: true });
+  await writeFile(join(dir, 'tarsrc/pkg/file'), 'in tar');
+  const r = await run(['tar', '-czf', join(ctx, 'pkg.tar.gz'), '-C', join(dir, 'tarsrc'), 'pkg']);
+  assert.equal(r.code, 0);
+  assert.deepEqual(paths(await copyEntries(base({ kind: 'ADD', sources: ['pkg.tar.gz'], dest: '/opt/' }))), ['dir:opt', 'dir:opt/pkg', 'file:opt/pkg/file']);
+  // COPY never extracts
+  assert.deepEqual(paths(await copyEntries(base({ sources: ['pkg.tar.gz'], dest: '/opt/' }))), ['dir:opt', 'file:opt/pkg.tar.gz']);
+});
+
+test('ADD <url> goes through the HTTP proxy of the environment and checks --checksum', async (t) => {
+  const { base } = await setup(t);
+  const body = 'downloaded body\n';
+  const origin = createServer((req, res) => res.end(req.url === '/files/tool.sh' ? body : ''));
+  origin.listen(0, '127.0.0.1');
+  await once(origin, 'listening');
+  const seen: string[] = [];
+  // A minimal forward proxy (absolute-form requests), like htvend's for plain HTTP.
+  const proxy = createServer((req, res) => {
+    seen.push(req.url!);
+    const up = httpRequest(req.url!, { method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode!, r.headers);
+      r.pipe(res);
+    });
+    req.pipe(up);
+  });
+  // undici's proxy agent may tunnel plain HTTP too: accept CONNECT like htvend's proxy does.
+  proxy.on('connect', (req, sock, head) => {
+    seen.push(`CONNECT ${req.url}`);
+    const [host, port] = req.url!.split(':');
+    const up = connect(Number(port), host!, () => {
+      sock.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      up.write(head);
+      up.pipe(sock).pipe(up);
+    });
+    up.on('error', () => sock.destroy());
+    sock.on('error', () => up.destroy());
+  });
+  proxy.listen(0, '127.0.0.1');
+  await once(proxy, 'listening');
+  t.after(() => { origin.closeAllConnections(); origin.close(); proxy.closeAllConnections(); proxy.close(); });
+  const url = `http://127.0.0.1:${(origin.address() as AddressInfo).port}/files/tool.sh`;
+  const env = { HTTP_PROXY: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, NO_PROXY: '' };
+  const sha = createHash('sha256').update(body).digest('hex');
+  const es = await copyEntries(base({ kind: 'ADD', sources: [url], dest: '/usr/local/bin/', checksum: `sha256:${sha}`, epoch: 1234, dispatcher: () => createTransport({ env }) }));
+  const originHost = new URL(url).host;
+  assert.ok(seen.length === 1 && (seen[0] === url || seen[0] === `CONNECT ${originHost}`), `proxy saw ${seen.join(', ')}`);
+  const f = es.find((e) => e.path === 'usr/local/bin/tool.sh');
+  assert.ok(f && f.type === 'file');
+  assert.deepEqual([f.mode, f.mtime], [0o600, 1234]);
+  await assert.rejects(copyEntries(base({ kind: 'ADD', sources: [url], dest: '/x', checksum: `sha256:${'0'.repeat(64)}`, dispatcher: () => createTransport({ env }) })), /Dockerfile:3: ADD .*--checksum=.* does not match/);
+});
