@@ -65,14 +65,15 @@ test('.dockerignore hides files from directory copies and from explicit sources'
 test('context files belong to root unless --chown, names resolve in the image, --chmod applies', async (t) => {
   const { base, rootfs } = await setup(t);
   const [plain] = await copyEntries(base({ sources: ['a.txt'], dest: '/existing/a' }));
-  assert.deepEqual([plain!.type === 'file' && plain.uid, plain!.type === 'file' && plain.gid], [0, 0]);
+  assert.ok(plain?.type === 'file');
+  assert.deepEqual([plain.uid, plain.gid], [0, 0]);
   const chown = await resolveChown(rootfs, 'web:staff', 'Dockerfile:3');
   assert.deepEqual(chown, { uid: 33, gid: 50 });
   assert.deepEqual(await resolveChown(rootfs, 'web', 'Dockerfile:3'), { uid: 33, gid: 44 });
   assert.deepEqual(await resolveChown(rootfs, '7', 'Dockerfile:3'), { uid: 7, gid: 7 });
   await assert.rejects(resolveChown(rootfs, 'nobody', 'Dockerfile:3'), /Dockerfile:3: --chown=nobody: no user nobody/);
   const [f] = await copyEntries(base({ sources: ['a.txt'], dest: '/existing/a', chown, chmod: 0o600 }));
-  assert.ok(f!.type === 'file');
+  assert.ok(f?.type === 'file');
   assert.deepEqual([f.uid, f.gid, f.mode], [33, 50, 0o600]);
 });
 
