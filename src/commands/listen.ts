@@ -88,6 +88,7 @@ export async function runSession(o: ListenerOptions, ctx: SessionContext): Promi
     throw new HtvendError('USAGE', `--daemon runs no command, but one was given: ${o.command.join(' ')}`);
   }
 
+  const dir = await makePrivateDir();
   const ac = new AbortController();
   const outer = ctx.signal;
   const onOuterAbort = () => ac.abort(outer?.reason);
@@ -101,7 +102,6 @@ export async function runSession(o: ListenerOptions, ctx: SessionContext): Promi
 
   let upstream: UpstreamClient | undefined;
   let proxy: RunningProxy | undefined;
-  const dir = await makePrivateDir();
   let result: SessionResult | undefined;
   try {
     const ca = await loadOrCreateCa({
