@@ -54,6 +54,14 @@ export function isCaFileVar(name: string, value: string | undefined): boolean {
   return (KNOWN_IF_SET.has(name.toUpperCase()) || CA_NAME.test(name)) && PATH_LIKE.test(value);
 }
 
+/** Files written by `writeChildFiles` for clients whose CA can only be set in a config file. */
+export interface ToolConfigPaths {
+  /** GNU wget (GnuTLS builds ignore SSL_CERT_FILE): a wgetrc with `ca_certificate`, via WGETRC. */
+  wgetrc: string;
+  /** apt: a config with `Acquire::https::CaInfo`, via APT_CONFIG (read in addition to /etc/apt). */
+  aptConfig: string;
+}
+
 export interface ChildEnvInput {
   /** Host and port the child reaches the proxy at (loopback). */
   proxyHost: string;
@@ -62,6 +70,8 @@ export interface ChildEnvInput {
   caPemPath: string;
   /** The passwordless PKCS#12 truststore, if one was written (needed by jks vars / Java options). */
   truststorePath?: string | undefined;
+  /** Config files for clients that read no CA variable (GNU wget, apt); set with the extra CA vars. */
+  toolConfigs?: ToolConfigPaths | undefined;
   /** `--set-env-var-http-proxy` (default HTTP_PROXY HTTPS_PROXY http_proxy https_proxy). */
   httpProxyVars: readonly string[];
   /** `--set-env-var-no-proxy` (default NO_PROXY no_proxy): set blank. */
@@ -119,6 +129,10 @@ export function childEnvOverrides(parent: Readonly<Record<string, string | undef
     const extra = new Set<string>(COMMON_CA_VARS);
     for (const [n, v] of Object.entries(parent)) if (isCaFileVar(n, v)) extra.add(n);
     for (const n of [...extra].sort()) if (!set.has(n)) add(n, o.caPemPath);
+    if (o.toolConfigs) {
+      if (!set.has('WGETRC')) add('WGETRC', o.toolConfigs.wgetrc);
+      if (!set.has('APT_CONFIG')) add('APT_CONFIG', o.toolConfigs.aptConfig);
+    }
   }
   if (o.javaToolOptions && o.truststorePath) {
     const before = parent['JAVA_TOOL_OPTIONS']?.trim();

@@ -132,12 +132,19 @@ export async function runSession(o: ListenerOptions, ctx: SessionContext): Promi
     log.debug(`proxy listening on ${proxy.url}${proxy.tlsUrl ? ` and ${proxy.tlsUrl}` : ''}`);
 
     const wantTruststore = o.setEnvVarJksKeystore.length > 0 || o.javaToolOptions;
-    const files = await writeChildFiles(dir.path, { caPem: ca.certPem, truststore: wantTruststore, tempDirNames: o.withTempDir, signal: ac.signal });
+    const files = await writeChildFiles(dir.path, {
+      caPem: ca.certPem,
+      truststore: wantTruststore,
+      tempDirNames: o.withTempDir,
+      toolConfigs: o.extraCaVars ? { parentEnv: ctx.env } : undefined,
+      signal: ac.signal,
+    });
     const overrides = childEnvOverrides(ctx.env, {
       proxyHost: proxyHost === '0.0.0.0' || proxyHost === '::' ? '127.0.0.1' : proxyHost,
       proxyPort: Number(proxyPortText),
       caPemPath: files.caPemPath,
       truststorePath: files.truststorePath,
+      toolConfigs: files.toolConfigs,
       httpProxyVars: o.setEnvVarHttpProxy,
       noProxyVars: o.setEnvVarNoProxy,
       certFileVars: o.setEnvVarSslCertFile,

@@ -97,3 +97,12 @@ test('isCaFileVar recognises bundle variables by name and path-like value', () =
   assert.equal(isCaFileVar('CARGO_HTTP_CAINFO', ''), false);
   assert.equal(isCaFileVar('LOCALE', '/x'), false);
 });
+
+test('WGETRC and APT_CONFIG point at the tool configs, with the extra CA vars only', () => {
+  const toolConfigs = { wgetrc: '/tmp/h/wgetrc', aptConfig: '/tmp/h/apt.conf' };
+  const env = Object.fromEntries(childEnvOverrides({}, { ...base, toolConfigs }));
+  assert.equal(env['WGETRC'], '/tmp/h/wgetrc');
+  assert.equal(env['APT_CONFIG'], '/tmp/h/apt.conf');
+  const off = Object.fromEntries(childEnvOverrides({}, { ...base, toolConfigs, extraCaVars: false }));
+  assert.equal(off['WGETRC'], undefined);
+});

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { stat, readdir } from 'node:fs/promises';
+import { stat, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { exitStatus, interactiveShell, runChild } from '../../src/child/run.js';
 import { makePrivateDir, writeChildFiles } from '../../src/child/private-dir.js';
 import { createCa } from '../../src/tls/ca.js';
@@ -56,4 +57,20 @@ test('a -t name that is not an environment variable name is a usage error', asyn
   } finally {
     await dir.remove();
   }
+});
+
+test('the wgetrc keeps the user settings and adds ca_certificate; apt.conf includes the parent APT_CONFIG', async (t) => {
+  const dir = await makePrivateDir();
+  t.after(() => dir.remove());
+  const home = await makePrivateDir();
+  t.after(() => home.remove());
+  await writeFile(join(home.path, '.wgetrc'), 'tries = 3');
+  const files = await writeChildFiles(dir.path, {
+    caPem: (await createCa()).certPem,
+    truststore: false,
+    tempDirNames: [],
+    toolConfigs: { parentEnv: { HOME: home.path, APT_CONFIG: '/etc/my-apt.conf' } },
+  });
+  assert.equal(await readFile(files.toolConfigs!.wgetrc, 'utf8'), `tries = 3\n# added by htvend\nca_certificate = ${files.caPemPath}\n`);
+  assert.equal(await readFile(files.toolConfigs!.aptConfig, 'utf8'), `#include "/etc/my-apt.conf";\nAcquire::https::CaInfo "${files.caPemPath}";\n`);
 });

@@ -24,6 +24,8 @@ interface Client {
 
 const clients: Client[] = [
   { name: 'curl', available: which('curl'), argv: async (_p, url, out) => ['curl', '-fsS', '-o', out, url] },
+  // GNU wget (GnuTLS) reads no CA variable: it gets the CA through the WGETRC htvend writes.
+  { name: 'GNU wget', available: which('wget'), argv: async (_p, url, out) => ['wget', '-q', '-O', out, url] },
   {
     name: 'busybox wget',
     available: which('busybox'),

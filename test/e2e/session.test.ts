@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { sendBody } from '../helpers/https-upstream.js';
 import { cliCommand, run, runCli } from '../helpers/cli.js';
-import { build, offlineUnshared, project, canUnshare, q } from './harness.js';
+import { build, offlineUnshared, project, canUnshare, q, which } from './harness.js';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -53,6 +53,14 @@ test('SIGTERM to htvend is forwarded to the child, whose exit code is returned',
   assert.equal(code, 42);
 });
 
+test('apt reads the CA from the APT_CONFIG htvend writes', { skip: !which('apt-config') }, async (t) => {
+  const p = await project(t, { upstream: false });
+  const r = await build(p, ['--', 'sh', '-c', 'apt-config dump Acquire::https::CaInfo; echo "ca=$SSL_CERT_FILE"']);
+  assert.equal(r.code, 0, r.stderr);
+  const ca = /^ca=(.*)$/m.exec(r.stdout)![1]!;
+  assert.match(r.stdout, new RegExp(`Acquire::https::CaInfo "${ca.replace(/[.]/g, '\\.')}";`));
+});
+
 test('the child gets the proxy, blank NO_PROXY, CA vars, truststore and JAVA_TOOL_OPTIONS; the temp dir is gone at exit', async (t) => {
   const p = await project(t, { upstream: false });
   const r = await build(p, ['-t', 'WORKDIR', '--', 'sh', '-c', 'env; test -d "$WORKDIR" && test -r "$JKS_KEYSTORE_FILE" && grep -q BEGIN "$SSL_CERT_FILE"'], {
@@ -67,6 +75,7 @@ test('the child gets the proxy, blank NO_PROXY, CA vars, truststore and JAVA_TOO
   assert.equal(env['CURL_CA_BUNDLE'], env['SSL_CERT_FILE']);
   assert.equal(env['NODE_EXTRA_CA_CERTS'], env['SSL_CERT_FILE']);
   assert.match(env['JAVA_TOOL_OPTIONS']!, /^-Xss1m -Dhttp\.proxyHost=127\.0\.0\.1 .*-Djavax\.net\.ssl\.trustStoreType=PKCS12$/);
+  assert.equal(env['WGETRC'], join(env['SSL_CERT_FILE']!, '..', 'wgetrc'));
   const privateDir = join(env['SSL_CERT_FILE']!, '..');
   assert.equal(join(env['WORKDIR']!, '..', '..'), privateDir);
   await assert.rejects(stat(privateDir), /ENOENT/, 'private temp dir removed at exit');
