@@ -129,6 +129,8 @@ export function childEnvOverrides(parent: Readonly<Record<string, string | undef
     const extra = new Set<string>(COMMON_CA_VARS);
     for (const [n, v] of Object.entries(parent)) if (isCaFileVar(n, v)) extra.add(n);
     for (const n of [...extra].sort()) if (!set.has(n)) add(n, o.caPemPath);
+    // Node ≥ 22.21 / 24 make fetch() and http(s).request honour HTTP(S)_PROXY only when asked.
+    if (!set.has('NODE_USE_ENV_PROXY')) add('NODE_USE_ENV_PROXY', '1');
     if (o.toolConfigs) {
       if (!set.has('WGETRC')) add('WGETRC', o.toolConfigs.wgetrc);
       if (!set.has('APT_CONFIG')) add('APT_CONFIG', o.toolConfigs.aptConfig);
