@@ -131,16 +131,16 @@ export class Recorder {
     }
 
     let clientGone = !tee;
-    if (tee) {
-      res.on('error', () => {}); // a vanished client is handled by 'close' below
-      res.once('close', () => (clientGone = true));
-      res.writeHead(200, responseHeadersForClient(up.headers));
-    }
     let storeError: unknown;
     writer.stream.on('error', (e) => (storeError ??= e));
     let n = 0;
     let clientEnded = false;
     try {
+      if (tee) {
+        res.on('error', () => {}); // a vanished client is handled by 'close' below
+        res.once('close', () => (clientGone = true));
+        res.writeHead(200, responseHeadersForClient(up.headers));
+      }
       for await (const chunk of up.body as AsyncIterable<Buffer>) {
         n += chunk.length;
         const okStore = writer.stream.write(chunk);
