@@ -129,7 +129,6 @@ export async function runSession(o: ListenerOptions, ctx: SessionContext): Promi
       throw listenError(e, failed[1]!, failed[0]!);
     }
     const [proxyHost, proxyPortText] = splitHostPort(proxy.hostPort);
-    log.debug(`proxy listening on ${proxy.url}${proxy.tlsUrl ? ` and ${proxy.tlsUrl}` : ''}`);
 
     const wantTruststore = o.setEnvVarJksKeystore.length > 0 || o.javaToolOptions;
     const files = await writeChildFiles(dir.path, {
