@@ -4,6 +4,7 @@
 # only loopback) under `htvend offline`, and check both copies have the same sha256.
 #
 #   bash scripts/demo.sh          (needs root or unprivileged user namespaces for unshare)
+#   HTVEND_DEMO_SKIP_SETUP=1      skip scripts/setup.sh (packages installed, dist/ built)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 [ "${HTVEND_DEMO_SKIP_SETUP:-}" = 1 ] || bash "$root/scripts/setup.sh"
