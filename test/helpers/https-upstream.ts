@@ -26,6 +26,8 @@ export interface Upstream {
   caPem: string;
   route(path: string, h: Handler): void;
   hits(path: string): number;
+  /** TCP connections accepted so far (both listeners): keep-alive reuse shows here. */
+  connections(): number;
   /** Request headers of the last hit on `path`. */
   lastHeaders(path: string): IncomingHttpHeaders | undefined;
   close(): Promise<void>;
@@ -50,8 +52,10 @@ export async function startUpstream(t?: Pick<TestContext, 'after'>): Promise<Ups
   );
   const http = createHttpServer(handle);
   const sockets = new Set<Socket>();
+  let connections = 0;
   for (const s of [https, http] as Server[]) {
     s.on('connection', (sock: Socket) => {
+      connections++;
       sockets.add(sock);
       sock.on('close', () => sockets.delete(sock));
     });
@@ -64,6 +68,7 @@ export async function startUpstream(t?: Pick<TestContext, 'after'>): Promise<Ups
     caPem: ca.certPem,
     route: (path, h) => void routes.set(path, h),
     hits: (path) => hits.get(path) ?? 0,
+    connections: () => connections,
     lastHeaders: (path) => last.get(path),
     close: async () => {
       for (const s of sockets) s.destroy();

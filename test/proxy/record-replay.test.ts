@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { sha256Hex } from '../../src/util/digest.js';
 import { sendBody, redirect } from '../helpers/https-upstream.js';
 import { startBench, curl } from './harness.js';
+import { run } from '../helpers/cli.js';
 
 test('records an HTTPS GET through CONNECT and replays it offline without upstream', async (t) => {
   const b = await startBench(t);
@@ -150,4 +151,15 @@ test('requests that are not proxy requests get a 400', async (t) => {
   const res = await fetch(b.proxy.url + '/hello');
   assert.equal(res.status, 400);
   assert.match(await res.text(), /is a proxy/);
+});
+
+test('keeps connections alive on both sides: one tunnel from curl, one upstream connection', async (t) => {
+  const b = await startBench(t);
+  for (const p of ['/k1', '/k2', '/k3']) b.up.route(p, sendBody(`body of ${p}`));
+  const urls = ['/k1', '/k2', '/k3'].map((p) => b.up.https + p);
+  const r = await run(['curl', '-sSv', '-x', b.proxy.url, '--cacert', b.caFile, ...urls], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'body of /k1body of /k2body of /k3');
+  assert.equal((r.stderr.match(/^> CONNECT /gm) ?? []).length, 1, 'one CONNECT for three requests');
+  assert.equal(b.up.connections(), 1, 'the upstream connection was reused');
 });
