@@ -60,3 +60,19 @@ for (const c of clients) {
     assert.equal(p.up.hits('/files/asset.bin'), 1, 'offline never reached the upstream');
   });
 }
+
+test('Java without JAVA_TOOL_OPTIONS (--no-java-tool-options) works from JKS_KEYSTORE_FILE and the proxy variables alone', { skip: !which('java') || !canUnshare ? 'needs java and unshare -n' : false }, async (t) => {
+  const p = await project(t);
+  const body = randomBytes(10_000);
+  p.up.route('/j.bin', sendBody(body));
+  const client = await writeJavaClient(p.dir);
+  // What a build script does by hand: truststore from JKS_KEYSTORE_FILE, proxy from HTTPS_PROXY.
+  const script = (out: string) =>
+    `test -z "$JAVA_TOOL_OPTIONS" && hp=\${HTTPS_PROXY#http://} && exec java -Djavax.net.ssl.trustStore="$JKS_KEYSTORE_FILE" -Djavax.net.ssl.trustStoreType=PKCS12 -Dhttps.proxyHost=\${hp%:*} -Dhttps.proxyPort=\${hp##*:} -Dhttp.nonProxyHosts= ${client} ${p.up.https}/j.bin ${out}`;
+  const b = await build(p, ['--no-java-tool-options', '--', 'sh', '-c', script('a.bin')]);
+  assert.equal(b.code, 0, b.stderr);
+  const o = await offlineUnshared(p, ['--no-java-tool-options', '--', 'sh', '-c', script('b.bin')]);
+  assert.equal(o.code, 0, o.stderr);
+  assert.equal(sha(await readFile(join(p.dir, 'b.bin'))), sha(body));
+  assert.equal(p.up.hits('/j.bin'), 1);
+});

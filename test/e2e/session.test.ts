@@ -239,6 +239,11 @@ test('verify checks every blob and export copies them to another filesystem stor
   const e = await runCli('htvend', ['-C', p.dir, 'export', '--blobs-dir', p.blobs, '--dest.blobs-backend', 'filesystem', '--dest.blobs-dir', dest], { env: p.env });
   assert.equal(e.code, 0, e.stderr);
   assert.deepEqual(await readdir(dest).then((l) => l.filter((n) => /^[0-9a-f]{64}$/.test(n))), [sha('verify me')]);
+  // verify --fetch restores a blob lost from the store (through htvend's own upstream client).
+  const restoreDir = join(p.dir, 'restore-blobs');
+  const f = await runCli('htvend', ['-C', p.dir, 'verify', '--fetch', '--blobs-dir', restoreDir], { env: p.env });
+  assert.equal(f.code, 0, f.stderr);
+  assert.equal(await readFile(join(restoreDir, sha('verify me')), 'utf8'), 'verify me');
   // A missing blob makes verify fail, naming it.
   const gone = await runCli('htvend', ['-C', p.dir, 'verify', '--blobs-dir', join(p.dir, 'empty-blobs')], { env: p.env });
   assert.notEqual(gone.code, 0);
