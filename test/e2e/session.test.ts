@@ -106,7 +106,14 @@ test('offline: an unrecorded URL is a 404, listed at exit, and counted in --gith
   const before = await readFile(join(p.dir, 'assets.json'));
   const gh = join(p.dir, 'gh-output');
   await writeFile(gh, 'earlier=1\n');
-  const r = await offlineUnshared(p, ['--github-output-path', gh, '--', 'sh', '-c', `curl -fsS -o a2 ${q(p.up.https + '/a')} && curl -fsS -o b ${q(p.up.https + '/not-recorded?x=1')}`]);
+  const r = await offlineUnshared(p, [
+    '--github-output-path',
+    gh,
+    '--',
+    'sh',
+    '-c',
+    `curl -fsS -o /dev/null ${q(p.up.https + '/v2/')} && curl -fsS -o a2 ${q(p.up.https + '/a')} && curl -fsS -o b ${q(p.up.https + '/not-recorded?x=1')}`,
+  ]);
   assert.equal(r.code, 22, 'curl -f exit status for the 404 passes through');
   assert.match(r.stderr, new RegExp(`WARN: missing asset: ${p.up.https.replace(/[.]/g, '\\.')}/not-recorded\\?x=1`));
   assert.match(r.stderr, /1 requested URL\(s\) not in assets.json/);
@@ -114,6 +121,7 @@ test('offline: an unrecorded URL is a 404, listed at exit, and counted in --gith
   assert.equal(lines[0], 'earlier=1');
   assert.ok(lines.includes('htvend_missing_asset_total=1'), lines.join('\n'));
   assert.ok(lines.includes('htvend_replayed_total=1'), lines.join('\n'));
+  assert.ok(lines.includes('htvend_dummy_ok_total=1'), 'the registry /v2/ probe got the dummy 200');
   assert.deepEqual(await readFile(join(p.dir, 'assets.json')), before, 'offline never writes assets.json');
 });
 
@@ -301,4 +309,16 @@ test('a second build on the same assets.json gets a clear LOCKED error; options 
   const r = await build(p, ['sh', '-c', 'echo "$0 $1"', 'x', '-v']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, 'x -v\n');
+});
+
+test('build: --cache-header replaces the recorded header list; --no-cache-response URLs pass through unrecorded', async (t) => {
+  const p = await project(t);
+  p.up.route('/h', sendBody('h', { 'x-custom': 'yes', 'content-type': 'text/x-h' }));
+  p.up.route('/token', sendBody('{"token":"t"}'));
+  const r = await build(p, ['--cache-header', 'x-custom', '--', 'sh', '-c', `curl -fsS -o /dev/null ${q(p.up.https + '/h')} && curl -fsS -o /dev/null ${q(p.up.https + '/token?scope=x')}`]);
+  assert.equal(r.code, 0, r.stderr);
+  const assets = JSON.parse(await readFile(join(p.dir, 'assets.json'), 'utf8'));
+  assert.deepEqual(Object.keys(assets), [`${p.up.https}/h`]);
+  assert.deepEqual(assets[`${p.up.https}/h`].Headers, { 'X-Custom': 'yes' });
+  assert.equal(p.up.hits('/token?scope=x'), 1);
 });
