@@ -5,8 +5,9 @@
  * plain proxy requests. Keep-alive works inside the tunnel like anywhere else.
  *
  * The raw socket is wrapped directly (no JS stream in between): Node then encrypts in C++,
- * which is what makes 1 GiB over HTTPS fast. The cost is that the tunnel must carry TLS; a
- * client that CONNECTs and speaks plain HTTP is not supported (nothing common does).
+ * which is what makes 1 GiB over HTTPS fast. The cost is that the tunnel must carry TLS, sent
+ * after the proxy's 200: a client that CONNECTs and speaks plain HTTP, or sends its
+ * ClientHello before the reply, is not supported (nothing common does).
  */
 import { TLSSocket } from 'node:tls';
 import type { Server, IncomingMessage } from 'node:http';
@@ -47,7 +48,13 @@ export function interceptConnect(ctx: ConnectContext, req: IncomingMessage, sock
     socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
     return;
   }
-  if (head.length > 0) socket.unshift(head);
+  if (head.length > 0) {
+    // Bytes sent before our 200 would have to be replayed into the TLS layer, which the
+    // direct wrap below cannot do; no common client does this, so say so instead of hanging.
+    ctx.log.warn(`CONNECT ${authority}: the client sent data before the proxy's 200 reply; not supported`);
+    socket.destroy();
+    return;
+  }
   // Small responses are written as header + body: without TCP_NODELAY the second write can
   // wait for a delayed ACK (~40 ms).
   socket.setNoDelay(true);
