@@ -17,6 +17,8 @@ export interface PrivateDir {
   readonly path: string;
   /** Removes the directory and everything in it (idempotent). */
   remove(): Promise<void>;
+  /** Synchronous variant, for a forced exit where no await is possible. */
+  removeSync(): void;
 }
 
 /** Makes dirs writable again so a child's read-only trees cannot block removal (as the Go tool does). */
@@ -51,6 +53,7 @@ export async function makePrivateDir(): Promise<PrivateDir> {
   process.once('exit', onExit);
   return {
     path,
+    removeSync: onExit,
     async remove() {
       if (removed) return;
       removed = true;

@@ -7,6 +7,7 @@
  * The upstream client is built from htvend's own environment snapshot, taken by the caller
  * before anything is changed for the child (SPEC §3 "Upstream connections").
  */
+import { constants as osConstants } from 'node:os';
 import { HtvendError, describeError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { AssetLookup } from '../manifest/types.js';
@@ -94,9 +95,21 @@ export async function runSession(o: ListenerOptions, ctx: SessionContext): Promi
   const onOuterAbort = () => ac.abort(outer?.reason);
   outer?.addEventListener('abort', onOuterAbort, { once: true });
   let childRunning = false;
-  // Until the child (or daemon wait) takes over, a signal means "stop starting up".
+  // Until the child (or daemon wait) takes over, a signal means "stop starting up"; a second
+  // one means "stop now": a start-up step may be stuck where no AbortSignal reaches (a
+  // blocking open() in libuv's thread pool, which also makes process.exit() wait), so remove
+  // the private dir synchronously and die of the signal itself.
   const onSignal = (sig: NodeJS.Signals) => {
-    if (!childRunning) ac.abort(new HtvendError('ABORTED', `interrupted by ${sig}`, { exitCode: 130 }));
+    if (childRunning) return;
+    const status = 128 + (osConstants.signals[sig] ?? 2);
+    if (ac.signal.aborted) {
+      log.warn(`${sig} again: exiting now`);
+      dir.removeSync();
+      process.removeAllListeners(sig);
+      process.kill(process.pid, sig);
+      return;
+    }
+    ac.abort(new HtvendError('ABORTED', `interrupted by ${sig} while starting`, { exitCode: status }));
   };
   for (const s of SESSION_SIGNALS) process.on(s, onSignal);
 
