@@ -7,7 +7,10 @@ import { mkdir, writeFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { tempDir } from '../../helpers/tmp.js';
-import { run } from '../../helpers/cli.js';
+import { run as runWithStdin } from '../../helpers/cli.js';
+
+/** Commands here read no stdin; not opening it avoids EPIPE races with fast-exiting tools. */
+const run = (argv: string[]) => runWithStdin(argv, { stdio: ['ignore', 'pipe', 'pipe'] });
 import { copyEntries, resolveChown, type CopyRequest } from '../../../src/builder/copy/copy.js';
 import { newIgnore } from '../../../src/builder/copy/sources.js';
 import { createTransport } from '../../../src/registry/index.js';

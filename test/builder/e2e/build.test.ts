@@ -25,7 +25,8 @@ async function mkCtx(dir: string, files: Record<string, string>): Promise<string
 }
 
 async function ok(argv: string[]): Promise<string> {
-  const r = await run(argv);
+  // No stdin: avoids EPIPE races with tools that exit before reading it.
+  const r = await run(argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   assert.equal(r.code, 0, `${argv.join(' ')}: ${r.stderr}`);
   return r.stdout;
 }

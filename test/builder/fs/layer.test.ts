@@ -5,7 +5,10 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../../helpers/tmp.js';
-import { run } from '../../helpers/cli.js';
+import { run as runWithStdin } from '../../helpers/cli.js';
+
+/** Commands here read no stdin; not opening it avoids EPIPE races with fast-exiting tools. */
+const run = (argv: string[]) => runWithStdin(argv, { stdio: ['ignore', 'pipe', 'pipe'] });
 import { writeLayer } from '../../../src/builder/fs/layer-writer.js';
 import { walkTree } from '../../../src/builder/fs/walk.js';
 import { applyLayer } from '../../../src/builder/fs/apply.js';
