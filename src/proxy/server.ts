@@ -118,7 +118,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     try {
       const f = await facts(req, url);
       const rule = chooseRule(f);
-      log.debug(`rule ${rule.name}: ${rule.explain(f)}`);
+      if (log.level === 'debug') log.debug(`rule ${rule.name}: ${rule.explain(f)}`);
       await actions[rule.action](req, res, f);
     } catch (e) {
       log.error(`${req.method} ${redactUrl(url)}: ${describeError(e)}`);
