@@ -90,3 +90,19 @@ test('close() waits for an in-flight recording whose client has gone', async (t)
   assert.ok(b.assets.get(url), 'recorded before close() resolved');
   assert.equal(b.store.blobs.get(b.assets.get(url)!.Sha256)!.length, 655360);
 });
+
+test('close() ends idle keep-alive connections instead of waiting for them', async (t) => {
+  const b = await startBench(t, { mode: 'offline', upstream: undefined });
+  b.assets.entries.set('https://idle.test/a', { Sha256: await b.store.add('x'), Headers: {} });
+  const [host, port] = b.proxy.hostPort.split(':');
+  const raw = connect(Number(port), host);
+  await new Promise((r) => raw.once('connect', r));
+  const closed = new Promise((r) => raw.once('close', r));
+  raw.on('error', () => {});
+  raw.write('GET http://idle.test/none HTTP/1.1\r\nHost: idle.test\r\n\r\n');
+  await new Promise((r) => raw.once('data', r)); // answered; the connection now idles (keep-alive)
+  const t0 = Date.now();
+  await b.proxy.close();
+  await closed;
+  assert.ok(Date.now() - t0 < 2000, 'closed promptly');
+});
