@@ -39,6 +39,35 @@ async function* sliceOf(src: Readable, start: number, end: number): AsyncGenerat
   }
 }
 
+/**
+ * `src.pipe(res)` with errors from either side settled once. Used instead of
+ * stream.pipeline() on the hot path: pipeline makes an AbortController per call and aborts it
+ * at the end (a DOMException with a stack trace), measurable over thousands of small replies.
+ */
+function pipeToResponse(src: Readable, res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const fail = (e: unknown) => {
+      if (settled) return;
+      settled = true;
+      src.destroy();
+      res.destroy();
+      reject(e);
+    };
+    src.once('error', fail);
+    res.once('error', fail);
+    res.once('close', () => {
+      if (!res.writableFinished) fail(new Error('client connection closed'));
+    });
+    res.once('finish', () => {
+      if (settled) return;
+      settled = true;
+      resolve();
+    });
+    src.pipe(res);
+  });
+}
+
 /** If-Range (RFC 9110 §13.1.5): the range applies only if the validator matches the recording. */
 function ifRangeMatches(req: IncomingMessage, entry: AssetEntry): boolean {
   const v = first(req.headers['if-range']);
@@ -107,7 +136,7 @@ export async function replayEntry(ctx: ReplayContext, req: IncomingMessage, res:
   }
   res.writeHead(status, headers);
   try {
-    await (decoder ? pipeline(src, decoder, res) : pipeline(src, res));
+    await (decoder ? pipeline(src, decoder, res) : pipeToResponse(src, res));
     ctx.counters.add('htvend_replayed_bytes_total', status === 200 && !decoder ? size : 0);
   } catch (e) {
     // pipeline destroyed the response and with it the socket: the client sees a cut body.
