@@ -32,8 +32,8 @@ export interface CopyRequest {
   dest: string;
   workdir: string;
   from: SourceRoot;
-  /** The stage's materialised rootfs (to see what already exists at the destination). */
-  rootfs: string;
+  /** What already exists in the image at a path (symlinks followed): see `PathLookup`. */
+  lookup: PathLookup;
   chown?: { uid: number; gid: number };
   chmod?: number;
   checksum?: string;
@@ -49,6 +49,19 @@ export interface CopyRequest {
 }
 
 const URL_RE = /^https?:\/\//i;
+
+/** Kind of the thing at a layer path in the image so far (symlinks followed), or undefined. */
+export type PathLookup = (rel: string) => Promise<'dir' | 'other' | undefined>;
+
+/** A `PathLookup` over a materialised rootfs directory. */
+export function rootfsLookup(rootfs: string): PathLookup {
+  const res = new RootResolver(rootfs);
+  return async (rel) => {
+    const host = await res.follow(rel).catch(() => undefined);
+    const st = host ? await lstat(host).catch(() => undefined) : undefined;
+    return st ? (st.isDirectory() ? 'dir' : 'other') : undefined;
+  };
+}
 
 /** Parses `--chmod` (octal, e.g. 755 or 0644). */
 export function parseChmod(v: string, where: string): number {
@@ -81,10 +94,10 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
   const { where } = req;
   const dests = new Map<string, LayerEntry>();
   const put = (e: LayerEntry) => dests.set(e.path, e);
-  const rootRes = new RootResolver(req.rootfs);
   const destAbs = posix.resolve(req.workdir || '/', req.dest);
   const destRel = destAbs.replace(/^\/+/, '');
-  const existingDest = await rootRes.follow(destRel).then((p) => (p ? lstat(p).catch(() => undefined) : undefined));
+  const existingKind = destRel === '' ? 'dir' : await req.lookup(destRel);
+  const existingIsDir = existingKind === 'dir';
   const own = (st?: { uid: number; gid: number }) => req.chown ?? (req.from.isContext || !st ? { uid: 0, gid: 0 } : { uid: st.uid, gid: st.gid });
 
   const items: { kind: 'path'; src: string } [] | never[] = [];
@@ -113,8 +126,8 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
     resolved.push(...found);
   }
   const total = resolved.length + urls.length + heredocFiles.length;
-  const destIsDir = req.dest.endsWith('/') || req.dest === '.' || total > 1 || !!existingDest?.isDirectory() || (total === 1 && resolved[0]?.st.isDirectory() === true);
-  if (total > 1 && !req.dest.endsWith('/') && !existingDest?.isDirectory()) {
+  const destIsDir = req.dest.endsWith('/') || req.dest === '.' || total > 1 || existingIsDir || (total === 1 && resolved[0]?.st.isDirectory() === true);
+  if (total > 1 && !req.dest.endsWith('/') && !existingIsDir) {
     throw new HtvendError('INPUT', `${where}: when using ${req.kind} with more than one source file, the destination must be a directory and end with a /`);
   }
 
@@ -124,8 +137,7 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
     for (let i = 1; i <= parts.length; i++) {
       const p = parts.slice(0, i).join('/');
       if (dests.has(p)) continue;
-      const host = await rootRes.follow(p);
-      if (host && (await lstat(host).catch(() => undefined))) continue;
+      if (await req.lookup(p)) continue;
       put({ type: 'dir', path: p, mode: 0o755, ...own(), mtime: req.epoch });
     }
   };

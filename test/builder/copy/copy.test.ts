@@ -11,7 +11,7 @@ import { run as runWithStdin } from '../../helpers/cli.js';
 
 /** Commands here read no stdin; not opening it avoids EPIPE races with fast-exiting tools. */
 const run = (argv: string[]) => runWithStdin(argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-import { copyEntries, resolveChown, type CopyRequest } from '../../../src/builder/copy/copy.js';
+import { copyEntries, resolveChown, rootfsLookup, type CopyRequest } from '../../../src/builder/copy/copy.js';
 import { newIgnore } from '../../../src/builder/copy/sources.js';
 import { createTransport } from '../../../src/registry/index.js';
 import type { LayerEntry } from '../../../src/builder/fs/types.js';
@@ -26,7 +26,7 @@ async function setup(t: Parameters<typeof tempDir>[0]) {
   await writeFile(join(rootfs, 'etc/group'), 'root:x:0:\nstaff:x:50:\n');
   await symlink('/existing', join(rootfs, 'linked'));
   const base = (over: Partial<CopyRequest>): CopyRequest => ({
-    kind: 'COPY', sources: [], dest: '/', workdir: '/', rootfs, heredocs: [], expandHeredoc: (s) => s, epoch: 0,
+    kind: 'COPY', sources: [], dest: '/', workdir: '/', lookup: rootfsLookup(rootfs), heredocs: [], expandHeredoc: (s) => s, epoch: 0,
     from: { dir: ctx, isContext: true, ignore: newIgnore().add(['**/*.log']) },
     tmpDir: join(dir, 'tmp'), dispatcher: () => createTransport({ env: {} }), where: 'Dockerfile:3', ...over,
   });

@@ -1,0 +1,42 @@
+/**
+ * The SPEC §8 flow: a build under `htvend build` records every registry request in
+ * assets.json; the same build under `htvend offline` inside `unshare -n` (no route to the
+ * registry at all) gives the same image digest.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { cliCommand, repoRoot } from '../../helpers/cli.js';
+import { startBusyboxRegistry } from '../../helpers/busybox-image.js';
+import { build, canUnshare, offlineUnshared, project } from '../../e2e/harness.js';
+
+/** cliCommand() with tsx's loader as an absolute path: htvend runs its child in the project dir. */
+function builderCommand(): string[] {
+  return cliCommand('build-img-with-proxy').map((a) => (a === 'tsx' ? join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs') : a));
+}
+
+test('a build recorded by htvend build replays under htvend offline with no network to the same digest', { skip: canUnshare ? false : 'unshare -n unavailable' }, async (t) => {
+  const bb = await startBusyboxRegistry(t, { tls: true });
+  const p = await project(t, { upstream: false });
+  // htvend's own upstream trust: the registry's self-signed certificate.
+  p.env['SSL_CERT_FILE'] = bb.registry.caFile;
+  const ctx = join(p.dir, 'ctx');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'Dockerfile'), [`FROM ${bb.ref}`, 'COPY hello.txt /hello.txt', 'ENV MODE=vendored', 'CMD ["cat", "/hello.txt"]', ''].join('\n'));
+  await writeFile(join(ctx, 'hello.txt'), 'hello from a vendored build\n');
+  const cmd = (out: string) => ['--', ...builderCommand(), '--platform', 'linux/amd64', '-t', `oci-archive:${join(p.dir, out)}`, ctx];
+
+  const online = await build(p, cmd('online.tar'), { timeoutMs: 180_000 });
+  assert.equal(online.code, 0, online.stderr);
+  const assets = JSON.parse(await readFile(join(p.dir, 'assets.json'), 'utf8')) as Record<string, unknown>;
+  const keys = Object.keys(assets);
+  assert.ok(keys.some((k) => k.includes('/v2/busybox/manifests/latest')), `manifest recorded: ${keys.join(', ')}`);
+  assert.ok(keys.filter((k) => k.includes('/v2/busybox/blobs/sha256:')).length >= 2, 'config and layer blobs recorded');
+
+  const offline = await offlineUnshared(p, cmd('offline.tar'), { timeoutMs: 180_000 });
+  assert.equal(offline.code, 0, offline.stderr);
+  assert.match(online.stdout, /sha256:[0-9a-f]{64}/);
+  assert.equal(offline.stdout.match(/sha256:[0-9a-f]{64}/)?.[0], online.stdout.match(/sha256:[0-9a-f]{64}/)?.[0]);
+  assert.deepEqual(await readFile(join(p.dir, 'offline.tar')), await readFile(join(p.dir, 'online.tar')));
+});
