@@ -122,6 +122,15 @@ for ex in $EXAMPLES; do
   unshare -n sh -c "ip link set lo up && htvend -C '$dir' offline -- build-img-with-proxy --tag oci-archive:img.tar"
   t3=$(date +%s.%N)
   offline=$(tar -xOf "$dir/img.tar" index.json | manifests)
+  # The offline image, checked and run by tools nobody here wrote: skopeo, umoci, runc.
+  log "$ex: run the offline image (umoci unpack + runc run)"
+  rm -rf "$WORK/run-bundle" && mkdir -p "$WORK/run-layout"
+  skopeo copy -q "oci-archive:$dir/img.tar" "oci:$WORK/run-layout:$ex"
+  umoci unpack --image "$WORK/run-layout:$ex" "$WORK/run-bundle" >/dev/null
+  node -e 'const f=process.argv[1],fs=require("fs"),c=JSON.parse(fs.readFileSync(f));c.process.terminal=false;fs.writeFileSync(f,JSON.stringify(c))' "$WORK/run-bundle/config.json"
+  runc run -b "$WORK/run-bundle" "htvend-example-$$-$ex" | head -5 || status=1
+  runc delete -f "htvend-example-$$-$ex" 2>/dev/null || true
+  rm -rf "$WORK/run-bundle"
   same=no
   [ "$online" = "$offline" ] && same=yes || status=1
   summary+=("$(printf '%-14s online %s offline %s match=%s  online %.1fs offline %.1fs' "$ex" "$online" "$offline" "$same" "$(awk "BEGIN{print $t1-$t0}")" "$(awk "BEGIN{print $t3-$t2}")")")
