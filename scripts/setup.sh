@@ -30,6 +30,18 @@ if [ -d /proc/sys/fs/binfmt_misc ]; then
   update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
 fi
 
+# Builder tests' arm64 busybox base image (test/helpers/busybox-image.ts): busybox-static:arm64
+# from the Debian mirror, unpacked once into a cache dir. Best effort: tests skip arm64 without it.
+BUSYBOX_ARM64=/var/cache/htvend-test/busybox-arm64
+if [ ! -x "$BUSYBOX_ARM64/bin/busybox" ] && [ "${HTVEND_TEST_NO_NETWORK:-}" != 1 ]; then
+  (
+    set -e
+    dpkg --print-foreign-architectures | grep -qx arm64 || { dpkg --add-architecture arm64 && apt-get update -qq; }
+    dl=$(mktemp -d) && cd "$dl" && apt-get download -qq busybox-static:arm64 >/dev/null
+    mkdir -p "$BUSYBOX_ARM64" && dpkg-deb -x "$dl"/busybox-static_*_arm64.deb "$BUSYBOX_ARM64" && rm -rf "$dl"
+  ) || echo "setup: busybox-static:arm64 unavailable; arm64 builder tests will be skipped" >&2
+fi
+
 # crun refuses "cgroups in hybrid mode" while a v1 controller (hugetlb) is still listed in
 # the unified hierarchy; mount v1 hierarchies for those controllers (ENVIRONMENT.md).
 if [ -f /sys/fs/cgroup/unified/cgroup.controllers ]; then
