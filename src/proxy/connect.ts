@@ -64,6 +64,8 @@ export function interceptConnect(ctx: ConnectContext, req: IncomingMessage, sock
     (secureContext) => {
       if (socket.destroyed) return;
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      // The TLS socket inherits allowHalfOpen (true) from the http.Server's raw socket, so a
+      // client half-closing the tunnel still gets its response (server.httpAllowHalfOpen).
       const tls = new TLSSocket(socket, {
         isServer: true,
         secureContext,

@@ -127,6 +127,10 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   }
 
   const server = createServer({ requestTimeout: 0, keepAliveTimeout: 30_000 } as Parameters<typeof createServer>[0], (req, res) => void handle(req, res));
+  // Clients that half-close after sending their request (busybox wget shuts down its write
+  // side) must still get the response: by default http.Server aborts such requests.
+  // Not in @types/node: an http.Server field that Node reads when a socket ends (socketOnEnd).
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {
     sockets.add(s);
@@ -145,7 +149,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     // A net server wrapping sockets itself: tls.Server ignores a `secureContext` option, and
     // clients send no SNI for an IP, so the default leaf must come from the CA.
     const defaultContext = await opts.ca.secureContextFor(host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
-    tlsServer = createNetServer({ noDelay: true }, (raw) => {
+    // allowHalfOpen: the TLS socket inherits it from `raw` (see httpAllowHalfOpen above).
+    tlsServer = createNetServer({ noDelay: true, allowHalfOpen: true }, (raw) => {
       const tlsSocket = new TLSSocket(raw, {
         isServer: true,
         secureContext: defaultContext,

@@ -106,3 +106,41 @@ test('close() ends idle keep-alive connections instead of waiting for them', asy
   await closed;
   assert.ok(Date.now() - t0 < 2000, 'closed promptly');
 });
+
+/** Sends `request` on `s`, half-closes (FIN after the request, like busybox wget), returns all bytes read. */
+async function halfCloseExchange(s: import('node:net').Socket, request: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  const done = new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.once('close', () => resolve());
+  });
+  s.end(request);
+  await done;
+  return Buffer.concat(chunks).toString('latin1');
+}
+
+test('a client that half-closes after its request still gets the whole response, plain or in a tunnel', async (t) => {
+  const b = await startBench(t, { mode: 'offline', upstream: undefined });
+  const body = 'x'.repeat(200_000);
+  b.assets.entries.set('http://half.test/a', { Sha256: await b.store.add(body), Headers: {} });
+  b.assets.entries.set('https://half.test/a', { Sha256: await b.store.add(body), Headers: {} });
+  const [host, port] = b.proxy.hostPort.split(':');
+
+  const plain = connect(Number(port), host);
+  const got = await halfCloseExchange(plain, 'GET http://half.test/a HTTP/1.1\r\nHost: half.test\r\n\r\n');
+  assert.match(got, /^HTTP\/1\.1 200 /);
+  assert.ok(got.endsWith('\r\n\r\n' + body), 'whole body after the headers');
+
+  const raw = connect(Number(port), host);
+  await new Promise<void>((resolve, reject) => {
+    raw.once('error', reject);
+    raw.write('CONNECT half.test:443 HTTP/1.1\r\nHost: half.test:443\r\n\r\n');
+    raw.once('data', () => resolve());
+  });
+  const s = tlsConnect({ socket: raw, ca: b.caPem, servername: 'half.test' });
+  await new Promise((r) => s.once('secureConnect', r));
+  const gotTls = await halfCloseExchange(s, 'GET /a HTTP/1.1\r\nHost: half.test\r\n\r\n');
+  assert.match(gotTls, /^HTTP\/1\.1 200 /);
+  assert.ok(gotTls.endsWith('\r\n\r\n' + body), 'whole body after the headers (TLS)');
+});
