@@ -6,7 +6,7 @@
  * Slower than overlay (a full copy per step) but needs nothing from the kernel.
  */
 import { createReadStream, type BigIntStats } from 'node:fs';
-import { lstat, readdir, readlink, rmdir, unlink } from 'node:fs/promises';
+import { chmod, chown, lstat, readdir, readlink, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LayerEntry } from '../fs/types.js';
 import { comparePaths } from '../fs/layer-writer.js';
@@ -16,6 +16,10 @@ import type { MountStubs } from './upper.js';
 /** Copies `lower` to `copy` (preserving owners, modes, times, hard links) and returns the copy's birth mark. */
 export async function makeCopySnapshot(lower: string, copy: string, signal?: AbortSignal): Promise<bigint> {
   await mustRunTool(['cp', '-a', '--reflink=auto', '-T', lower, copy], 'copying the rootfs for the RUN step', signal);
+  // Like an overlay's merged root (which takes the fresh upperdir's 0755 root:root): the
+  // builder's working dir may be a 0700 temp dir, which would lock non-root users out.
+  await chmod(copy, 0o755);
+  await chown(copy, 0, 0);
   // Files written after this instant have a later ctime than anything cp made.
   // cp -a sets a directory's times after filling it, so the root's ctime is the latest.
   return (await lstat(copy, { bigint: true })).ctimeNs;
