@@ -77,7 +77,7 @@ export class StageFs {
 export interface BuildContext {
   plan: BuildPlan;
   contextDir: string;
-  dockerignore: Ignore;
+  dockerignore: { ignore: Ignore; hasExceptions: boolean };
   epoch: number;
   tmpDir: string;
   log: Logger;
@@ -261,7 +261,7 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
         break;
       case 'COPY':
       case 'ADD': {
-        let from: SourceRoot = { dir: ctx.contextDir, isContext: true, ignore: ctx.dockerignore };
+        let from: SourceRoot = { dir: ctx.contextDir, isContext: true, ignore: ctx.dockerignore.ignore, hasExceptions: ctx.dockerignore.hasExceptions };
         if (ins.from) {
           const ref = x(ins.from);
           const idx = plan.stages.find((s) => s.name === ref.toLowerCase() || String(s.index) === ref)?.index;
@@ -269,7 +269,7 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
           from = { dir, isContext: false };
         }
         if (ins.exclude.length && from.isContext) {
-          from = { ...from, ignore: newIgnore().add(ctx.dockerignore).add(ins.exclude.map(x)) };
+          from = { ...from, ignore: newIgnore().add(ctx.dockerignore.ignore).add(ins.exclude.map(x)) };
         }
         if (ins.parents) throw new HtvendError('INPUT', `${where}: COPY --parents is not supported`);
         const sources = ins.sources.map(x);

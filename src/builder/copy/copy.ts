@@ -151,7 +151,8 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
         prefix: destRel,
         ...(req.chown ? { chown: req.chown } : req.from.isContext ? { chown: { uid: 0, gid: 0 } } : {}),
         ...(req.chmod !== undefined ? { chmod: req.chmod } : {}),
-        exclude: (p) => isIgnored(req.from, posix.join(src.rel, destRel === '' ? p : p.slice(destRel.length + 1))),
+        // With `!` exceptions an ignored directory is still walked: it may hold re-included files.
+        exclude: (p, st) => !(st.isDirectory() && req.from.hasExceptions) && isIgnored(req.from, posix.join(src.rel, destRel === '' ? p : p.slice(destRel.length + 1))),
         signal: req.signal,
       });
       for (const e of entries) put(e);

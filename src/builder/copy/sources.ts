@@ -18,6 +18,8 @@ export interface SourceRoot {
   isContext: boolean;
   /** Matcher from `.dockerignore` (+ `--exclude`), context-relative paths. */
   ignore?: Ignore;
+  /** The rules have `!` exceptions: an ignored directory may still hold included files. */
+  hasExceptions?: boolean;
 }
 
 export interface ResolvedSource {
@@ -37,13 +39,15 @@ type IgnoreFactory = () => Ignore;
 export const newIgnore: IgnoreFactory = ((dockerignore as unknown as { default?: IgnoreFactory }).default ?? (dockerignore as unknown as IgnoreFactory));
 
 /** Loads `<context>/.dockerignore` (or `<Dockerfile>.dockerignore` when given) into a matcher. */
-export async function loadDockerignore(contextDir: string, dockerfilePath?: string): Promise<Ignore> {
+export async function loadDockerignore(contextDir: string, dockerfilePath?: string): Promise<{ ignore: Ignore; hasExceptions: boolean }> {
   const candidates = [...(dockerfilePath ? [`${dockerfilePath}.dockerignore`] : []), join(contextDir, '.dockerignore')];
   for (const c of candidates) {
     const text = await readFile(c, 'utf8').catch(() => undefined);
-    if (text !== undefined) return newIgnore().add(text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#')));
+    if (text === undefined) continue;
+    const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+    return { ignore: newIgnore().add(lines), hasExceptions: lines.some((l) => l.startsWith('!')) };
   }
-  return newIgnore();
+  return { ignore: newIgnore(), hasExceptions: false };
 }
 
 function clean(p: string): string {

@@ -65,6 +65,15 @@ test('.dockerignore hides files from directory copies and from explicit sources'
   await assert.rejects(copyEntries(base({ sources: ['src/debug.log'], dest: '/x' })), /excluded by \.dockerignore/);
 });
 
+test('a .dockerignore exception re-includes a file inside an ignored directory', async (t) => {
+  const { base, ctx } = await setup(t);
+  const ignore = newIgnore().add(['src', '!src/sub/y.js']);
+  const es = await copyEntries(base({ sources: ['.'], dest: '/w/', from: { dir: ctx, isContext: true, ignore, hasExceptions: true } }));
+  const files = paths(es).filter((p) => p.startsWith('file:'));
+  assert.ok(files.includes('file:w/src/sub/y.js'));
+  assert.ok(!files.includes('file:w/src/x.js'));
+});
+
 test('context files belong to root unless --chown, names resolve in the image, --chmod applies', async (t) => {
   const { base, rootfs } = await setup(t);
   const [plain] = await copyEntries(base({ sources: ['a.txt'], dest: '/existing/a' }));

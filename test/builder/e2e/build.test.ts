@@ -115,6 +115,12 @@ test('build-img-with-proxy against a token-auth registry', async (t) => {
     await mkdir(out);
     const r = await run([...cliFromAnyCwd(), '--tls-verify=false', ctx], { env: { ...env, PLATFORMS: 'linux/amd64 linux/arm64' }, cwd: out, timeoutMs: 180_000 });
     assert.equal(r.code, 0, r.stderr);
+    // --platform as a comma list, pushed as an index
+    const p = await cli(['--platform', 'linux/amd64,linux/arm64', '-t', `docker://${bb.registry.host}/multi:1`, ctx]);
+    assert.equal(p.code, 0, p.stderr);
+    const pushed = JSON.parse(await ok(['skopeo', 'inspect', '--raw', '--tls-verify=false', '--creds', `${user}:${pass}`, `docker://${bb.registry.host}/multi:1`]));
+    assert.equal(pushed.manifests.length, 2);
+    assert.equal(`sha256:${(await ok(['sh', '-c', `skopeo inspect --raw --tls-verify=false --creds ${user}:${pass} docker://${bb.registry.host}/multi:1 | sha256sum`])).split(' ')[0]}`, p.stdout.trim());
     const index = JSON.parse(await ok(['skopeo', 'inspect', '--raw', `oci:${out}/oci`]));
     assert.deepEqual(index.manifests.map((m: { platform: { architecture: string } }) => m.platform.architecture), ['amd64', 'arm64']);
     const arm = JSON.parse(await ok(['skopeo', 'inspect', '--override-arch', 'arm64', `oci:${out}/oci`]));
