@@ -91,7 +91,8 @@ const cacheLocks = new Map<string, Promise<void>>();
 
 async function cacheMount(req: RunStepRequest, m: CacheMount, stepDir: string): Promise<{ mount: OciMount; release: () => void }> {
   const id = m.id || m.target;
-  let dir = join(req.cacheRoot, encodeURIComponent(id));
+  // One path component, never `.`/`..`: an id must not name a directory outside cacheRoot.
+  let dir = join(req.cacheRoot, encodeURIComponent(id).replace(/^\.+/, (dots) => '%2E'.repeat(dots.length)));
   const key = dir;
   let release = () => {};
   if (m.sharing !== 'shared' && cacheLocks.has(key)) {

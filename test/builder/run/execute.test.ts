@@ -124,6 +124,8 @@ test('aborting kills the container promptly and leaves no container behind', asy
   assert.ok(Date.now() - started < 10_000);
   const list = execFileSync('runc', ['--root', join(tmp, 'runtime-state'), 'list', '-q'], { encoding: 'utf8' });
   assert.equal(list.trim(), '');
+  const mounts = await readFile('/proc/self/mountinfo', 'utf8');
+  assert.ok(!mounts.includes(tmp), 'the overlay is unmounted');
 });
 
 test('--network none gives the step only a loopback interface; host network shows the host interfaces', async (t) => {

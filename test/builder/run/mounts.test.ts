@@ -128,3 +128,12 @@ test('a required secret with no --secret fails; an optional one is skipped', asy
   );
   assert.equal(out.text(), 'absent\n');
 });
+
+test('a cache id of ".." still names a directory inside the cache root', async (t) => {
+  const { tmp, rootfs } = await setup(t);
+  const cache: RunMount = { type: 'cache', target: '/c', id: '..', sharing: 'shared', readonly: false, mode: 0o755, uid: 0, gid: 0 };
+  const out = collector();
+  await executeRun(request(rootfs, tmp, ['/bin/sh', '-c', 'ls /c | wc -l; touch /c/x'], { mounts: [cache], output: out.stream }));
+  assert.equal(out.text().trim(), '0', 'an empty new cache dir, not the build temp dir');
+  assert.deepEqual(await readdir(join(tmp, 'cache', '%2E%2E')), ['x']);
+});
