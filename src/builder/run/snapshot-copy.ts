@@ -66,15 +66,19 @@ export async function diffTrees(before: string, after: string, copyMark: bigint,
     signal?.throwIfAborted();
     const a = (await readdir(join(after, rel))).sort(comparePaths);
     const b = new Set(await readdir(join(before, rel)));
-    for (const n of a) {
+    // A directory's stats in parallel (one await per file is the slow part of a big tree).
+    const statsA = await Promise.all(a.map((n) => lstat(join(after, rel, n), { bigint: true })));
+    const statsB = await Promise.all(a.map((n) => (b.has(n) ? lstat(join(before, rel, n), { bigint: true }) : undefined)));
+    for (let i = 0; i < a.length; i++) {
+      const n = a[i]!;
       const c = rel ? `${rel}/${n}` : n;
-      const sa = await lstat(join(after, c), { bigint: true });
-      if (!b.has(n)) {
+      const sa = statsA[i]!;
+      const sb = statsB[i];
+      if (!sb) {
         await addTree(c, sa);
         continue;
       }
       b.delete(n);
-      const sb = await lstat(join(before, c), { bigint: true });
       if (kind(sa) !== kind(sb)) {
         await addTree(c, sa);
         continue;
