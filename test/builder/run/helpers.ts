@@ -116,20 +116,3 @@ export function collector(): { stream: NodeJS.WritableStream; text: () => string
   return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
 }
 
-/**
- * The arm64 busybox-static binary, fetched with apt from the Debian mirror (adds the arm64
- * dpkg architecture if needed). Only for tests marked as needing the Debian mirror.
- */
-export async function arm64Busybox(dir: string): Promise<string> {
-  const sh = (cmd: string) => execFileSync('/bin/sh', ['-c', cmd], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
-  if (!sh('dpkg --print-foreign-architectures').split('\n').includes('arm64')) {
-    sh('dpkg --add-architecture arm64 && apt-get update -qq');
-  }
-  try {
-    sh('apt-get download -qq busybox-static:arm64');
-  } catch {
-    sh('apt-get update -qq && apt-get download -qq busybox-static:arm64');
-  }
-  sh('dpkg-deb -x busybox-static_*_arm64.deb x');
-  return join(dir, 'x', 'bin', 'busybox');
-}

@@ -4,17 +4,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { executeRun } from '../../../src/builder/run/execute.js';
 import { checkPlatform } from '../../../src/builder/run/platform.js';
 import { tempDir } from '../../helpers/tmp.js';
-import { arm64Busybox, collector, makeBusyboxRootfs, names, readLayer, request } from './helpers.js';
+import { arm64Busybox } from '../../helpers/busybox-image.js';
+import { collector, makeBusyboxRootfs, names, readLayer, request } from './helpers.js';
 
 test('an arm64 RUN step runs under qemu and its layer is recorded like any other', { skip: process.env.HTVEND_TEST_NO_NETWORK === '1' ? 'needs the Debian mirror' : false }, async (t) => {
+  const busybox = await arm64Busybox();
+  if (!busybox) return t.skip('busybox-static:arm64 unavailable (no Debian mirror?)');
   const tmp = await tempDir(t, 'htvend-run-');
-  await chmod(tmp, 0o755); // apt's _apt user only needs to read the list files; the .deb lands here as root
-  const rootfs = await makeBusyboxRootfs(join(tmp, 'rootfs'), await arm64Busybox(tmp));
+  const rootfs = await makeBusyboxRootfs(join(tmp, 'rootfs'), busybox);
   const out = collector();
   const r = await executeRun(
     request(rootfs, tmp, ['/bin/sh', '-c', 'uname -m; uname -m > /tmp/arch'], { platform: { os: 'linux', architecture: 'arm64' }, output: out.stream }),
