@@ -169,12 +169,11 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
         }
         break;
       case 'ENV': {
+        // Every value sees the environment as it was BEFORE this instruction (Docker:
+        // `ENV a=bye b=$a` gives b the old a).
+        const before = vars();
         let env = image.config.config.Env;
-        for (const [k, v] of ins.pairs) {
-          const key = x(k);
-          const val = expandWord(v, varsFrom(envMap(env), args), plan.escape);
-          env = setEnv(env, key, val);
-        }
+        for (const [k, v] of ins.pairs) env = setEnv(env, expandWord(k, before, plan.escape), expandWord(v, before, plan.escape));
         setConfig(ins.text, (c) => ({ ...c, Env: env }));
         break;
       }
