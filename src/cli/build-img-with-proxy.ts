@@ -213,7 +213,21 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
 }
 
-const isMain = process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
-if (isMain || process.argv[1]?.endsWith('bin/build-img-with-proxy.js')) {
-  main(process.argv.slice(2)).then((code) => process.exit(code));
+/** True when this module is the program (directly, through bin/, or through an npm symlink). */
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    const real = realpathSync(script);
+    return real === realpathSync(fileURLToPath(import.meta.url)) || real.endsWith('/bin/build-img-with-proxy.js');
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e) => process.exit(reportError(e, undefined)),
+  );
 }

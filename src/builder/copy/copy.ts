@@ -100,7 +100,7 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
   const existingIsDir = existingKind === 'dir';
   const own = (st?: { uid: number; gid: number }) => req.chown ?? (req.from.isContext || !st ? { uid: 0, gid: 0 } : { uid: st.uid, gid: st.gid });
 
-  const items: { kind: 'path'; src: string } [] | never[] = [];
+  const paths: string[] = [];
   const urls: string[] = [];
   const heredocFiles: { name: string; path: string }[] = [];
   for (const s of req.sources) {
@@ -114,14 +114,15 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
       urls.push(s);
     } else if (/^git@|\.git(#|$)/.test(s) && req.kind === 'ADD') {
       throw new HtvendError('INPUT', `${where}: ADD of a git repository is not supported (${s})`);
-    } else (items as { kind: 'path'; src: string }[]).push({ kind: 'path', src: s });
+    } else paths.push(s);
   }
   const resolved = [];
-  for (const it of items) {
-    const found = await resolveSource(req.from, it.src);
+  for (const src of paths) {
+    const found = await resolveSource(req.from, src);
     if (found.length === 0) {
       const inWhat = req.from.isContext ? 'the build context' : 'the source stage/image';
-      throw new HtvendError('NOT_FOUND', `${where}: ${req.kind} ${it.src}: no such file or directory in ${inWhat}${req.from.isContext && isIgnored(req.from, it.src.replace(/^\.?\/+/, '')) ? ' (excluded by .dockerignore)' : ''}`);
+      const ignored = req.from.isContext && isIgnored(req.from, src.replace(/^\.?\/+/, ''));
+      throw new HtvendError('NOT_FOUND', `${where}: ${req.kind} ${src}: no such file or directory in ${inWhat}${ignored ? ' (excluded by .dockerignore)' : ''}`);
     }
     resolved.push(...found);
   }
