@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { HtvendError } from '../../util/errors.js';
 import { writeLayer } from '../fs/layer-writer.js';
 import type { LayerEntry } from '../fs/types.js';
+import { applyEntries } from './apply-entries.js';
 import { proxyInjection } from './inject.js';
 import { prepareMounts } from './mounts.js';
 import { canUseOverlay, mountOverlay, unmountOverlay } from './overlay.js';
@@ -29,6 +30,12 @@ export interface ExecuteOptions {
   snapshot?: 'overlay' | 'copy';
   /** Default `BUILD_IMG_RUNTIME`, else runc, else crun. */
   runtime?: string;
+  /**
+   * Also apply the step's changes to this directory (normally `req.rootfsLayers[0]`, the
+   * working rootfs) by moving the step's files there, after the layer is written: the builder
+   * then marks the layer as applied instead of extracting it again (see apply-entries.ts).
+   */
+  applyTo?: string;
 }
 
 /** Runs one RUN step and returns its changes as a layer (null when it changed nothing). */
@@ -42,8 +49,9 @@ export async function executeRun(req: RunStepRequest, opts: ExecuteOptions = {})
   const stepDir = await mkdtemp(join(req.tmpDir, 'run-'));
   try {
     const overlay = await canUseOverlay(req.tmpDir, opts.snapshot ?? snapshotFromEnv());
-    if (overlay) return await runOnOverlay(req, stepDir, rt);
-    return await runOnCopy(req, stepDir, rt);
+    const { entries, result } = overlay ? await runOnOverlay(req, stepDir, rt) : await runOnCopy(req, stepDir, rt);
+    if (opts.applyTo !== undefined) await applyEntries(opts.applyTo, entries, req.signal);
+    return result;
   } finally {
     await rm(stepDir, { recursive: true, force: true });
   }
@@ -51,7 +59,12 @@ export async function executeRun(req: RunStepRequest, opts: ExecuteOptions = {})
 
 type Rt = Awaited<ReturnType<typeof pickRuntime>>;
 
-async function runOnOverlay(req: RunStepRequest, stepDir: string, rt: Rt): Promise<RunStepResult> {
+interface StepOutcome {
+  entries: LayerEntry[];
+  result: RunStepResult;
+}
+
+async function runOnOverlay(req: RunStepRequest, stepDir: string, rt: Rt): Promise<StepOutcome> {
   const dirs = await mountOverlay(req.rootfsLayers, join(stepDir, 'ovl'), req.signal);
   let stubs: MountStubs;
   try {
@@ -59,17 +72,19 @@ async function runOnOverlay(req: RunStepRequest, stepDir: string, rt: Rt): Promi
   } finally {
     await unmountOverlay(dirs.merged);
   }
-  return layerFrom(req, await upperToEntries(dirs.upper, stubs, req.signal));
+  const entries = await upperToEntries(dirs.upper, stubs, req.signal);
+  return { entries, result: await layerFrom(req, entries) };
 }
 
-async function runOnCopy(req: RunStepRequest, stepDir: string, rt: Rt): Promise<RunStepResult> {
+async function runOnCopy(req: RunStepRequest, stepDir: string, rt: Rt): Promise<StepOutcome> {
   if (req.rootfsLayers.length > 1) throw new HtvendError('INTERNAL', 'the copy snapshot supports a single rootfs layer');
   const lower = req.rootfsLayers[0]!;
   const copy = join(stepDir, 'rootfs');
   const mark = await makeCopySnapshot(lower, copy, req.signal);
   const stubs = await runStep(req, stepDir, copy, rt);
   await dropStubsFromCopy(copy, stubs);
-  return layerFrom(req, await diffTrees(lower, copy, mark, new Set(stubs.parents.keys()), req.signal));
+  const entries = await diffTrees(lower, copy, mark, new Set(stubs.parents.keys()), req.signal);
+  return { entries, result: await layerFrom(req, entries) };
 }
 
 /** Must run before stepDir (which holds the entries' sources) is removed; the blob goes to tmpDir. */
