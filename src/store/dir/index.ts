@@ -13,13 +13,71 @@ import { access, constants, mkdir, open, rename, rm, stat, type FileHandle } fro
 import { randomBytes, createHash, type Hash } from 'node:crypto';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { Writable, addAbortSignal, pipeline, type Readable } from 'node:stream';
+import { Readable, Writable, addAbortSignal, pipeline } from 'node:stream';
 import { HtvendError, describeError } from '../../util/errors.js';
-import { VerifyingStream, type Digest } from '../../util/digest.js';
+import { VerifyingStream, sha256Hex, type Digest } from '../../util/digest.js';
 import type { BlobStat, BlobStore, BlobWriter, DeletableStore, IoOptions, PutOptions, RangeReadableStore } from '../store.js';
 
 /** Read chunk size: large chunks keep sha256 hashing, not syscalls, the bottleneck. */
 const READ_HIGH_WATER_MARK = 1024 * 1024;
+/**
+ * Blobs up to this size are read with one read() and verified before get() returns: no
+ * stream pipeline per blob (most requests of a build are small: manifests, indexes, tokens).
+ */
+const SMALL_BLOB_BYTES = 64 * 1024;
+/**
+ * Small blobs already verified are kept in memory (least recently used dropped first), up to
+ * this many bytes: replaying them then costs no file I/O and no hashing. Bounded, and only
+ * blobs of at most SMALL_BLOB_BYTES, so large blobs are never held in memory.
+ */
+const SMALL_CACHE_BYTES = 8 * 1024 * 1024;
+
+/** Verified small blobs by digest; Map order is recency (re-inserted on each hit). */
+class SmallBlobCache {
+  private readonly blobs = new Map<Digest, Buffer>();
+  private bytes = 0;
+
+  get(d: Digest): Buffer | undefined {
+    const b = this.blobs.get(d);
+    if (b) {
+      this.blobs.delete(d);
+      this.blobs.set(d, b);
+    }
+    return b;
+  }
+
+  set(d: Digest, b: Buffer): void {
+    if (b.length > SMALL_BLOB_BYTES || this.blobs.has(d)) return;
+    this.blobs.set(d, b);
+    this.bytes += b.length;
+    for (const [old, ob] of this.blobs) {
+      if (this.bytes <= SMALL_CACHE_BYTES) break;
+      this.blobs.delete(old);
+      this.bytes -= ob.length;
+    }
+  }
+
+  delete(d: Digest): void {
+    const b = this.blobs.get(d);
+    if (b) this.bytes -= b.length;
+    this.blobs.delete(d);
+  }
+}
+
+/** A readable stream of `body`, or one failing with `error`; no I/O left to do. */
+function bufferStream(body: Buffer, error?: Error): Readable {
+  return new Readable({
+    highWaterMark: Math.max(body.length, 1),
+    read() {
+      if (error) {
+        this.destroy(error);
+        return;
+      }
+      if (body.length > 0) this.push(body);
+      this.push(null);
+    },
+  });
+}
 const WRITE_HIGH_WATER_MARK = 1024 * 1024;
 /** Prefix of in-progress files; like the Go tool's `tmp*` names they never look like a digest. */
 const TEMP_PREFIX = 'tmp-htvend-';
@@ -68,6 +126,7 @@ export interface DirStoreOptions extends IoOptions {
 /** Filesystem BlobStore; open with `DirStore.open()`. */
 export class DirStore implements BlobStore, RangeReadableStore, DeletableStore {
   readonly description: string;
+  private readonly small = new SmallBlobCache();
 
   private constructor(readonly dir: string) {
     this.description = `filesystem store ${dir}`;
@@ -97,6 +156,8 @@ export class DirStore implements BlobStore, RangeReadableStore, DeletableStore {
 
   async stat(digest: Digest, opts: IoOptions = {}): Promise<BlobStat | undefined> {
     opts.signal?.throwIfAborted();
+    const cached = this.small.get(digest);
+    if (cached) return { size: cached.length };
     try {
       const s = await stat(this.pathOf(digest));
       return s.isFile() ? { size: s.size } : undefined;
@@ -107,13 +168,53 @@ export class DirStore implements BlobStore, RangeReadableStore, DeletableStore {
   }
 
   async get(digest: Digest, opts: IoOptions = {}): Promise<Readable> {
+    const cached = this.small.get(digest);
+    if (cached) {
+      opts.signal?.throwIfAborted();
+      return bufferStream(cached);
+    }
     const { fh, size } = await this.openBlob(digest, opts);
-    const raw = createReadStream('', { fd: fh, highWaterMark: READ_HIGH_WATER_MARK });
+    if (size <= SMALL_BLOB_BYTES) return this.getSmall(digest, fh, size, opts);
+    // `end` stops the stream at the size seen by fstat (no extra read to find EOF); a blob that
+    // grew since is caught by the verifier either way.
+    const raw = createReadStream('', { fd: fh, end: size - 1, highWaterMark: READ_HIGH_WATER_MARK });
     const verified = new VerifyingStream(digest, `blob ${digest} in ${this.description}`, size);
     // pipeline: a read error destroys `verified`; destroying `verified` closes the file.
     pipeline(raw, verified, () => {});
     if (opts.signal) addAbortSignal(opts.signal, verified);
     return verified;
+  }
+
+  /** One read into a buffer of exactly `size`, verified whole: the stream errors on a mismatch. */
+  private async getSmall(digest: Digest, fh: FileHandle, size: number, opts: IoOptions): Promise<Readable> {
+    let buf: Buffer;
+    let bytesRead = 0;
+    try {
+      // One spare byte: a file that grew since fstat reads more than `size` and fails below.
+      buf = Buffer.allocUnsafe(size + 1);
+      for (;;) {
+        const n = (await fh.read(buf, bytesRead, buf.length - bytesRead, bytesRead)).bytesRead;
+        bytesRead += n;
+        if (n === 0 || bytesRead === buf.length) break;
+      }
+    } catch (e) {
+      throw this.ioError(`cannot read blob ${digest}`, e);
+    } finally {
+      await fh.close().catch(() => {});
+    }
+    opts.signal?.throwIfAborted();
+    const what = `blob ${digest} in ${this.description}`;
+    const got = bytesRead === size ? sha256Hex(buf.subarray(0, size)) : undefined;
+    const error =
+      got === digest
+        ? undefined
+        : new HtvendError('DIGEST_MISMATCH', `${what}: content does not match sha256 ${digest} (got ${got ? `sha256 ${got}` : `${bytesRead} bytes, expected ${size}`})`);
+    // A copy of exactly `size` bytes for the cache: `buf` has a spare byte.
+    const body = error ? buf : Buffer.from(buf.subarray(0, size));
+    if (!error) this.small.set(digest, body);
+    const out = bufferStream(body, error);
+    if (opts.signal) addAbortSignal(opts.signal, out);
+    return out;
   }
 
   async getRange(digest: Digest, start: number, end: number, opts: IoOptions = {}): Promise<Readable> {
@@ -129,6 +230,7 @@ export class DirStore implements BlobStore, RangeReadableStore, DeletableStore {
 
   async delete(digest: Digest, opts: IoOptions = {}): Promise<void> {
     opts.signal?.throwIfAborted();
+    this.small.delete(digest);
     try {
       await rm(this.pathOf(digest), { force: true });
     } catch (e) {
