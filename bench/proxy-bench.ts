@@ -84,6 +84,10 @@ async function curlMany(config: string, args: string[]): Promise<number> {
 
 interface Served {
   url: string;
+  /** CPU seconds (user + system) the proxy process has used so far: unlike wall time, barely moved by other load. */
+  cpuS(): Promise<number>;
+  /** RSS of the proxy process just after it started listening. */
+  idleRssMiB: number;
   stop(): Promise<{ counters: Record<string, number>; peakRssMiB: number }>;
 }
 
@@ -103,8 +107,17 @@ async function serveProxy(mode: 'build' | 'offline', blobs: string, assets: stri
     await sleep(20);
   }
   const url = /READY (\S+)/.exec(out)![1]!;
+  await sleep(200);
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${c.pid}/status`, 'utf8'))?.[1] ?? 0);
   return {
     url,
+    idleRssMiB: Math.round(rss / 1024),
+    cpuS: async () => {
+      // /proc/PID/stat fields 14 and 15 (after the parenthesised name): utime, stime in ticks (100/s).
+      const stat = await readFile(`/proc/${c.pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(f[11]) + Number(f[12])) / 100;
+    },
     stop: async () => {
       c.kill('SIGTERM');
       await new Promise((r) => c.once('close', r));
@@ -167,7 +180,9 @@ http {
   const htvendCa = join(work, 'htvend-ca.pem');
   const build = await serveProxy('build', blobs, assets, htvendCa, cert);
   // A distinct query string per run: each run is a fresh recording (nginx ignores the query).
+  let cpu0 = await build.cpuS();
   results.recordBigS = await best((i) => curlTime(['-x', build.url, '--cacert', htvendCa, `${bigUrl}?run=${i}`]));
+  results.recordBigCpuS = ((await build.cpuS()) - cpu0) / REPEAT;
   await curlMany(smallCfg, ['-x', build.url, '--cacert', htvendCa]);
   const b = await build.stop();
   results.recordPeakRssMiB = b.peakRssMiB;
@@ -176,8 +191,13 @@ http {
 
   // 3. replay through htvend offline
   const offline = await serveProxy('offline', blobs, assets, htvendCa, cert);
+  results.idleRssMiB = offline.idleRssMiB;
+  cpu0 = await offline.cpuS();
   results.replayBigS = await best((i) => curlTime(['-x', offline.url, '--cacert', htvendCa, `${bigUrl}?run=${i}`]));
+  results.replayBigCpuS = ((await offline.cpuS()) - cpu0) / REPEAT;
+  cpu0 = await offline.cpuS();
   results.replaySmallS = await best(() => curlMany(smallCfg, ['-x', offline.url, '--cacert', htvendCa]));
+  results.replaySmallCpuS = ((await offline.cpuS()) - cpu0) / REPEAT;
   const o = await offline.stop();
   results.replayPeakRssMiB = o.peakRssMiB;
   if (o.counters.htvend_missing_asset_total !== 0) throw new Error('offline replay missed assets');
@@ -200,7 +220,10 @@ http {
   console.log(`replay  vs mitmproxy  htvend speed-up                ${r(results.mitmBigS / results.replayBigS)}x (target >= 3)`);
   console.log(`record  vs mitmproxy  htvend speed-up                ${r(results.mitmBigS / results.recordBigS)}x (target >= 3)`);
   console.log(`small   ${SMALL_N} x 10 KiB   htvend/nginx throughput ratio  ${r(results.nginxSmallS / results.replaySmallS)}  (target >= 0.5)`);
-  console.log(`peak RSS moving 1 GiB: record ${results.recordPeakRssMiB} MiB, replay ${results.replayPeakRssMiB} MiB (target < 150 MB)`);
+  console.log(`proxy CPU seconds per run: record big ${r(results.recordBigCpuS!)}, replay big ${r(results.replayBigCpuS!)}, replay ${SMALL_N} small ${r(results.replaySmallCpuS!)}`);
+  const load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
+  console.log(`load average at the end: ${load}`);
+  console.log(`peak RSS moving 1 GiB: record ${results.recordPeakRssMiB} MiB, replay ${results.replayPeakRssMiB} MiB (target < 150 MB); idle ${results.idleRssMiB} MiB`);
 } finally {
   await Promise.all(children.map(stopChild));
   await rm(work, { recursive: true, force: true });

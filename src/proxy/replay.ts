@@ -68,6 +68,31 @@ function pipeToResponse(src: Readable, res: ServerResponse): Promise<void> {
   });
 }
 
+/** Bodies up to this size are collected and written with the headers in one write. */
+const SMALL_REPLY_BYTES = 64 * 1024;
+
+/**
+ * A small body (at most SMALL_REPLY_BYTES, so bounded memory) read whole, then sent with its
+ * headers in one write: one TLS record train instead of a pipe's header + chunk writes. The
+ * store's verification has finished before the first byte goes out.
+ */
+function sendWhole(src: Readable, res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    src.on('data', (c: Buffer) => chunks.push(c));
+    src.once('error', (e) => {
+      src.destroy();
+      reject(e);
+    });
+    src.once('end', () => {
+      res.once('error', reject);
+      // 'close' too: a client gone before the end never gets 'finish'.
+      res.once('close', () => (res.writableFinished ? resolve() : reject(new Error('client connection closed'))));
+      res.end(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), () => resolve());
+    });
+  });
+}
+
 /** If-Range (RFC 9110 §13.1.5): the range applies only if the validator matches the recording. */
 function ifRangeMatches(req: IncomingMessage, entry: AssetEntry): boolean {
   const v = first(req.headers['if-range']);
@@ -136,7 +161,8 @@ export async function replayEntry(ctx: ReplayContext, req: IncomingMessage, res:
   }
   res.writeHead(status, headers);
   try {
-    await (decoder ? pipeline(src, decoder, res) : pipeToResponse(src, res));
+    const length = Number(headers['Content-Length']);
+    await (decoder ? pipeline(src, decoder, res) : length <= SMALL_REPLY_BYTES ? sendWhole(src, res) : pipeToResponse(src, res));
     ctx.counters.add('htvend_replayed_bytes_total', status === 200 && !decoder ? size : 0);
   } catch (e) {
     // pipeline destroyed the response and with it the socket: the client sees a cut body.
