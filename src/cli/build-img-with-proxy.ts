@@ -67,7 +67,7 @@ function keyValue(list: string[], flag: string, env: NodeJS.ProcessEnv, fromEnv:
 }
 
 /** Maven settings.xml pointing at HTTP_PROXY (the original wrapper's MVN_SETTINGS_PATH). */
-function mavenSettings(proxy: string): string {
+export function mavenSettings(proxy: string): string {
   const u = new URL(proxy.includes('://') ? proxy : `http://${proxy}`);
   const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
   return `<settings>\n  <proxies>\n    <proxy>\n      <id>htvend</id>\n      <active>true</active>\n      <protocol>http</protocol>\n      <host>${esc(u.hostname)}</host>\n      <port>${u.port || '80'}</port>\n      <nonProxyHosts />\n    </proxy>\n  </proxies>\n</settings>\n`;

@@ -7,14 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cliCommand, repoRoot } from '../../helpers/cli.js';
+import { builderCommand } from '../cli-any-cwd.js';
 import { startBusyboxRegistry } from '../../helpers/busybox-image.js';
 import { build, canUnshare, offlineUnshared, project } from '../../e2e/harness.js';
-
-/** cliCommand() with tsx's loader as an absolute path: htvend runs its child in the project dir. */
-function builderCommand(): string[] {
-  return cliCommand('build-img-with-proxy').map((a) => (a === 'tsx' ? join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs') : a));
-}
 
 test('a build recorded by htvend build replays under htvend offline with no network to the same digest', { skip: canUnshare ? false : 'unshare -n unavailable' }, async (t) => {
   const bb = await startBusyboxRegistry(t, { tls: true });

@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { tempDir } from '../helpers/tmp.js';
+import { run, runCli } from '../helpers/cli.js';
+import { runBuilder } from './cli-any-cwd.js';
+import { mavenSettings } from '../../src/cli/build-img-with-proxy.js';
+
+async function ctx(t: Parameters<typeof tempDir>[0]): Promise<string> {
+  const dir = await tempDir(t, 'bip-cli-');
+  await mkdir(join(dir, 'c'));
+  await writeFile(join(dir, 'c', 'Dockerfile'), 'FROM scratch\nARG FROM_ENV\nLABEL fromenv=$FROM_ENV\nCOPY f /f\n');
+  await writeFile(join(dir, 'c', 'f'), 'f');
+  return dir;
+}
+
+test('BUILDAH_OPTS are split like a shell would and come before the command line; --timestamp beats SOURCE_DATE_EPOCH; KEY-only --build-arg reads the environment', async (t) => {
+  const dir = await ctx(t);
+  const env = { ...process.env, BUILDAH_OPTS: `--platform linux/amd64 --label 'k=v w'`, SOURCE_DATE_EPOCH: '5', FROM_ENV: 'yes' };
+  const r = await runCli('build-img-with-proxy', ['--timestamp', '86400', '--build-arg', 'FROM_ENV', '-t', `oci-archive:${dir}/o.tar:x`, join(dir, 'c')], { env });
+  assert.equal(r.code, 0, r.stderr);
+  const inspect = JSON.parse((await run(['skopeo', 'inspect', `oci-archive:${dir}/o.tar`], { stdio: ['ignore', 'pipe', 'pipe'] })).stdout);
+  assert.deepEqual(inspect.Labels, { fromenv: 'yes', k: 'v w' });
+  assert.equal(inspect.Created, '1970-01-02T00:00:00Z');
+  assert.equal(inspect.Architecture, 'amd64');
+});
+
+for (const [what, args, re] of [
+  ['a bare image name as --tag', ['-t', 'myimage'], /--tag myimage: unsupported destination/],
+  ['an unknown flag', ['--no-such-flag'], /unknown option/],
+  ['a bad --platform', ['--platform', 'linux'], /invalid platform "linux"/],
+  ['a bad --network', ['--network', 'bridge'], /--network/],
+] as const) {
+  test(`rejects ${what} with a usage error and writes nothing`, async (t) => {
+    const dir = await ctx(t);
+    const r = await runBuilder(['--platform', 'linux/amd64', ...args, join(dir, 'c')], { cwd: dir, env: { ...process.env, BUILDAH_OPTS: '' } });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, re);
+    assert.deepEqual(await readdir(dir), ['c']);
+  });
+}
+
+test('MVN_SETTINGS_PATH gets a Maven settings.xml pointing at HTTP_PROXY', () => {
+  const xml = mavenSettings('http://127.0.0.1:41234');
+  assert.match(xml, /<host>127\.0\.0\.1<\/host>/);
+  assert.match(xml, /<port>41234<\/port>/);
+  assert.match(xml, /<active>true<\/active>/);
+});
