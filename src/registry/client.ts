@@ -17,6 +17,7 @@ import { Authenticator, credentialsFromAuthFiles, type Credentials } from './aut
 import { createTransport, type Env } from './transport.js';
 import { ALL_MANIFEST_TYPES, type FetchedManifest } from './types.js';
 import { BlobUpload, DEFAULT_CHUNK_SIZE, type UploadResult } from './upload.js';
+import { Slots } from './slots.js';
 
 export interface RegistryClientOptions {
   /** Environment snapshot for proxy, CA and auth-file variables. Default: `process.env`. */
@@ -31,6 +32,8 @@ export interface RegistryClientOptions {
   credentials?: Credentials | undefined;
   /** Upload chunk size in bytes (default 8 MiB): the most one upload buffers. */
   chunkSize?: number | undefined;
+  /** Uploads bigger than one chunk running at once (default 2): bounds buffer memory. */
+  maxLargeUploads?: number | undefined;
   /** Code for failures: `STORE` when used as a blob store, `UPSTREAM` (default) otherwise. */
   errorCode?: ErrorCode | undefined;
   /** Path prefix before `/v2/` when the registry is not at the root of its host. */
@@ -53,7 +56,11 @@ export interface SendOptions extends CallOptions {
   access: 'pull' | 'push' | 'delete';
   extraScopes?: string[] | undefined;
   headers?: Record<string, string> | undefined;
-  body?: Buffer | string | undefined;
+  /**
+   * Buffers are sent as they are (an array is sent back to back without being joined: no
+   * second copy of an upload chunk). Kept by the caller, so a 401 can be answered by resending.
+   */
+  body?: Buffer | string | readonly Buffer[] | undefined;
   /** Follow redirects (GET/HEAD of blobs may redirect to a storage backend). */
   followRedirects?: boolean | undefined;
 }
@@ -72,6 +79,8 @@ export class RegistryClient {
   private base: URL;
   private readonly errorCode: ErrorCode;
   readonly chunkSize: number;
+  /** @internal slots for uploads bigger than one chunk (see upload.ts). */
+  readonly largeUploads: Slots;
 
   private constructor(
     readonly registry: string,
@@ -88,6 +97,7 @@ export class RegistryClient {
     this.base = new URL(`${opts.scheme ?? 'https'}://${registry}${prefix}/v2/${repository}/`);
     this.errorCode = opts.errorCode ?? 'UPSTREAM';
     this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    this.largeUploads = new Slots(opts.maxLargeUploads ?? 2);
   }
 
   /** Creates a client for `registry` (host[:port]) and `repository` (e.g. `library/alpine`). */
@@ -224,8 +234,8 @@ export class RegistryClient {
    * Starts an upload: write the bytes to `upload.stream`, end it, then `commit()`. Memory use
    * is bounded by one chunk; nothing is visible under the digest until `commit()` resolves.
    */
-  createUpload(opts: CallOptions & { expected?: Digest | undefined } = {}): BlobUpload {
-    return new BlobUpload(this, this.chunkSize, opts.signal, opts.expected);
+  createUpload(opts: CallOptions & { expected?: Digest | undefined; size?: number | undefined } = {}): BlobUpload {
+    return new BlobUpload(this, this.chunkSize, opts.signal, opts.expected, opts.size);
   }
 
   /**
@@ -249,7 +259,7 @@ export class RegistryClient {
         }
       }
     }
-    const upload = this.createUpload({ signal: opts.signal, expected: opts.expected });
+    const upload = this.createUpload({ signal: opts.signal, expected: opts.expected, size: opts.size });
     try {
       await new Promise<void>((resolve, reject) => {
         pipeline(Buffer.isBuffer(source) ? Readable.from([source]) : source, upload.stream, (e) => (e ? reject(e) : resolve()));
@@ -279,10 +289,12 @@ export class RegistryClient {
       const authorization = sameOrigin ? await this.auth.authorization(scope, o.signal) : undefined;
       const headers: Record<string, string> = { ...o.headers };
       if (authorization) headers.authorization = authorization;
-      if (o.body !== undefined) headers['content-length'] = String(Buffer.byteLength(o.body));
+      if (o.body !== undefined) headers['content-length'] = String(Array.isArray(o.body) ? o.body.reduce((n: number, b: Buffer) => n + b.length, 0) : Buffer.byteLength(o.body as Buffer | string));
       let res: Dispatcher.ResponseData;
       try {
-        res = await request(target, { method, headers, body: o.body, dispatcher: this.dispatcher, signal: o.signal });
+        // A fresh stream per attempt; undici sends each buffer in turn.
+        const body = Array.isArray(o.body) ? Readable.from(o.body as readonly Buffer[]) : (o.body as Buffer | string | undefined);
+        res = await request(target, { method, headers, body, dispatcher: this.dispatcher, signal: o.signal });
       } catch (e) {
         if (isAbortError(e) || o.signal?.aborted) throw e;
         if (this.httpFallback && target.protocol === 'https:' && sameOrigin) {

@@ -38,7 +38,8 @@ export class BlobUpload {
   private readonly controller = new AbortController();
   private readonly signal: AbortSignal;
   private detach: () => void = () => {};
-  /** The PATCH being sent, if any. */
+  private releaseSlot: (() => void) | undefined;
+  /** The last PATCH sent (abort waits for it to land). */
   private inflight: Promise<void> | undefined;
 
   /** What the messages call this blob: its digest when known up front. */
@@ -49,6 +50,8 @@ export class BlobUpload {
     private readonly chunkSize: number,
     userSignal?: AbortSignal,
     expected?: Digest,
+    /** Announced size: a blob bigger than one chunk waits for a slot before buffering. */
+    private readonly sizeHint?: number,
   ) {
     this.label = expected ? `blob sha256:${expected}` : 'blob';
     this.signal = userSignal ? AbortSignal.any([userSignal, this.controller.signal]) : this.controller.signal;
@@ -61,19 +64,41 @@ export class BlobUpload {
     this.stream = new Writable({
       highWaterMark: 1024 * 1024,
       write: (chunk: Buffer, _enc, cb) => {
-        this.hash.update(chunk);
-        this.size += chunk.length;
-        this.pending.push(chunk);
-        this.pendingBytes += chunk.length;
-        if (this.pendingBytes < this.chunkSize) return cb();
-        // Holding the callback until the PATCH is done is the backpressure.
-        this.inflight = this.sendChunk();
-        this.inflight.then(
-          () => cb(),
-          (e: unknown) => cb(this.inContext(e)),
-        );
+        if (!this.releaseSlot && (this.sizeHint ?? 0) > this.chunkSize) {
+          this.takeSlot().then(() => this.accept(chunk, cb), cb);
+          return;
+        }
+        this.accept(chunk, cb);
       },
     });
+  }
+
+  private accept(chunk: Buffer, cb: (e?: Error | null) => void): void {
+    this.hash.update(chunk);
+    this.size += chunk.length;
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes < this.chunkSize) return cb();
+    // Holding the callback until the PATCH is done is the backpressure. A blob that turns out
+    // bigger than one chunk takes one of the client's large-upload slots (bounded memory).
+    const send = async () => {
+      if (!this.releaseSlot) await this.takeSlot();
+      this.inflight = this.sendChunk();
+      await this.inflight;
+    };
+    send().then(
+      () => cb(),
+      (e: unknown) => cb(this.inContext(e)),
+    );
+  }
+
+  private async takeSlot(): Promise<void> {
+    const release = await this.client.largeUploads.acquire(this.signal);
+    if (this.state === 'aborted') {
+      release();
+      throw new HtvendError('ABORTED', `${this.client.description}: upload aborted`);
+    }
+    this.releaseSlot = release;
   }
 
   /**
@@ -90,7 +115,7 @@ export class BlobUpload {
         throw new HtvendError('DIGEST_MISMATCH', `${this.client.description}: upload of blob sha256:${expected}: content has sha256:${digest}`);
       }
       if (!this.location) this.location = await this.start();
-      const body = this.takePending();
+      const body = this.takePending().chunks;
       const url = new URL(this.location);
       url.searchParams.set('digest', `sha256:${digest}`);
       const res = await this.client.send('PUT', url, {
@@ -103,6 +128,7 @@ export class BlobUpload {
       await res.body.dump();
       this.state = 'committed';
       this.detach();
+      this.releaseSlot?.();
       return { digest, size: this.size };
     } catch (e) {
       await this.abort(e);
@@ -132,6 +158,7 @@ export class BlobUpload {
       await Promise.race([this.inflight.catch(() => {}), settle]);
     }
     this.controller.abort(reason);
+    this.releaseSlot?.();
     const location = this.location;
     this.location = undefined;
     if (!location) return;
@@ -145,11 +172,12 @@ export class BlobUpload {
     }
   }
 
-  private takePending(): Buffer {
-    const body = Buffer.concat(this.pending, this.pendingBytes);
+  /** The buffered bytes as a list (sent without being joined into one more copy). */
+  private takePending(): { chunks: Buffer[]; length: number } {
+    const taken = { chunks: this.pending, length: this.pendingBytes };
     this.pending = [];
     this.pendingBytes = 0;
-    return body;
+    return taken;
   }
 
   private async start(): Promise<URL> {
@@ -168,16 +196,16 @@ export class BlobUpload {
   private async sendChunk(): Promise<void> {
     if (this.state === 'aborted') throw new HtvendError('ABORTED', `${this.client.description}: upload aborted`);
     if (!this.location) this.location = await this.start();
-    const body = this.takePending();
+    const { chunks, length } = this.takePending();
     const res = await this.client.send('PATCH', this.location, {
       access: 'push',
       signal: this.signal,
-      headers: { 'content-type': 'application/octet-stream', 'content-range': `${this.offset}-${this.offset + body.length - 1}` },
-      body,
+      headers: { 'content-type': 'application/octet-stream', 'content-range': `${this.offset}-${this.offset + length - 1}` },
+      body: chunks,
     });
     if (res.statusCode !== 202) throw await this.client.httpError(res, `upload chunk at byte ${this.offset} of ${this.label}`);
     await res.body.dump();
-    this.offset += body.length;
+    this.offset += length;
     this.location = this.nextLocation(res.headers.location, `upload chunk at byte ${this.offset}`);
   }
 }

@@ -13,9 +13,16 @@ export function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * stdio for CLI runs with no stdin: the shared run() helper writes an empty stdin, which can
+ * fail with EPIPE when the child has already closed it.
+ */
+export const NO_STDIN: ['ignore', 'pipe', 'pipe'] = ['ignore', 'pipe', 'pipe'];
+
 let unshareOk: Promise<boolean> | undefined;
 /** Whether this process may create network namespaces (root on the CI machine). */
 export function canUnshare(): Promise<boolean> {
-  unshareOk ??= run(['unshare', '-n', 'true']).then((r) => r.code === 0, () => false);
+  unshareOk ??= run(['unshare', '-n', 'true'], { stdio: NO_STDIN }).then((r) => r.code === 0, () => false);
   return unshareOk;
 }
+

@@ -15,7 +15,7 @@ import { cliCommand, run, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { RegistryClient } from '../../src/registry/index.js';
 import { parseDigest, sha256Hex } from '../../src/util/digest.js';
-import { bigBody, shq, canUnshare } from './registry-cli-helpers.js';
+import { bigBody, shq, canUnshare, NO_STDIN } from './registry-cli-helpers.js';
 
 test('htvend build records into a registry store and offline replays from it with no network', async (t) => {
   const reg = await startRegistry(t, { tls: true, auth: 'basic' });
@@ -31,7 +31,7 @@ test('htvend build records into a registry store and offline replays from it wit
   const flags = ['--blobs-backend', 'registry', '--blobs-registry', storeUrl];
   const env = { ...process.env, SSL_CERT_FILE: bundle, HOME: dir };
 
-  const built = await runCli('htvend', ['-C', dir, 'build', ...flags, '--', 'sh', '-c', `curl -sSf ${up.https}/small.txt && curl -sSf ${up.https}/big.bin | sha256sum`], { env });
+  const built = await runCli('htvend', ['-C', dir, 'build', ...flags, '--', 'sh', '-c', `curl -sSf ${up.https}/small.txt && curl -sSf ${up.https}/big.bin | sha256sum`], { env, stdio: NO_STDIN });
   assert.equal(built.code, 0, built.stderr);
   assert.match(built.stdout, new RegExp(sha256Hex(big)));
   assert.doesNotMatch(built.stderr, new RegExp(password));
@@ -51,7 +51,7 @@ test('htvend build records into a registry store and offline replays from it wit
     `${htvend} -C ${shq(dir)} offline ${flags.map(shq).join(' ')} -- sh -c ${shq(`curl -sSf ${up.https}/small.txt && curl -sSf ${up.https}/big.bin | sha256sum && curl -s -o /dev/null -w '%{http_code}\\n' ${up.https}/not-recorded`)}`,
     'rc=$?; kill $rp; wait $rp 2>/dev/null; exit $rc',
   ].join('\n');
-  const offline = await run(['unshare', '-n', 'sh', '-c', script], { env });
+  const offline = await run(['unshare', '-n', 'sh', '-c', script], { env, stdio: NO_STDIN });
   assert.equal(offline.code, 0, offline.stderr);
   assert.equal(offline.stdout, `small asset\n${sha256Hex(big)}  -\n404\n`);
 });

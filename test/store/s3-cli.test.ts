@@ -13,7 +13,7 @@ import { cliCommand, repoRoot, run, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { openS3Store } from '../../src/store/s3/index.js';
 import { parseDigest, sha256Hex } from '../../src/util/digest.js';
-import { bigBody, shq, canUnshare } from './registry-cli-helpers.js';
+import { bigBody, shq, canUnshare, NO_STDIN } from './registry-cli-helpers.js';
 
 test('htvend build records into an S3 bucket and offline replays from it with no network', async (t) => {
   const s3 = await startS3Server(t, ['fleet-cache']);
@@ -26,7 +26,7 @@ test('htvend build records into an S3 bucket and offline replays from it with no
   const flags = ['--blobs-backend', 's3', '--blobs-bucket', 'fleet-cache', '--blobs-prefix', 'htvend/'];
   const env = { ...process.env, ...s3Env(s3), SSL_CERT_FILE: join(dir, 'ca.pem'), HOME: dir };
 
-  const built = await runCli('htvend', ['-C', dir, 'build', ...flags, '--', 'sh', '-c', `curl -sSf ${up.https}/small.txt && curl -sSf ${up.https}/big.bin | sha256sum`], { env });
+  const built = await runCli('htvend', ['-C', dir, 'build', ...flags, '--', 'sh', '-c', `curl -sSf ${up.https}/small.txt && curl -sSf ${up.https}/big.bin | sha256sum`], { env, stdio: NO_STDIN });
   assert.equal(built.code, 0, built.stderr);
   assert.match(built.stdout, new RegExp(sha256Hex(big)));
   const assets = JSON.parse(await readFile(join(dir, 'assets.json'), 'utf8')) as Record<string, { Sha256: string }>;
@@ -46,7 +46,7 @@ test('htvend build records into an S3 bucket and offline replays from it with no
     `${htvend} -C ${shq(dir)} offline ${flags.map(shq).join(' ')} -- sh -c ${shq(`curl -sSf ${up.https}/small.txt && curl -sSf ${up.https}/big.bin | sha256sum`)}`,
     'rc=$?; kill $sp; wait $sp 2>/dev/null; exit $rc',
   ].join('\n');
-  const offline = await run(['unshare', '-n', 'sh', '-c', script], { env });
+  const offline = await run(['unshare', '-n', 'sh', '-c', script], { env, stdio: NO_STDIN });
   assert.equal(offline.code, 0, offline.stderr);
   assert.equal(offline.stdout, `small asset\n${sha256Hex(big)}  -\n`);
 });
