@@ -11,7 +11,7 @@
 import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
 import { HtvendError, describeError, isAbortError, type ErrorCode } from '../util/errors.js';
-import { VerifyingStream, parseDigest, sha256Hex, type Digest } from '../util/digest.js';
+import { VerifyingStream, sha256Hex, type Digest } from '../util/digest.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Authenticator, credentialsFromAuthFiles, type Credentials } from './auth.js';
 import { createTransport, type Env } from './transport.js';
@@ -249,7 +249,7 @@ export class RegistryClient {
     if (opts.expected) {
       const existing = await this.statBlob(opts.expected, opts);
       if (existing) {
-        if (Buffer.isBuffer(source) === false) (source as Readable).destroy();
+        if (!Buffer.isBuffer(source)) source.destroy();
         return { digest: opts.expected, size: existing.size };
       }
       for (const from of opts.mountFrom ?? []) {
@@ -405,13 +405,4 @@ function sliceStream(start: number, end: number): Transform {
       cb(null, to > from ? chunk.subarray(from, to) : undefined);
     },
   });
-}
-
-/** Parses a `sha256:` digest from a registry response header, if well-formed. */
-export function digestFromHeader(v: string | undefined): Digest | undefined {
-  try {
-    return v ? parseDigest(v) : undefined;
-  } catch {
-    return undefined;
-  }
 }
