@@ -126,7 +126,7 @@ export async function writeLayer(entries: AsyncIterable<LayerEntry> | Iterable<L
         }
         await new Promise<void>((resolve, reject) => {
           const w = pack.entry(header, (err) => (err ? reject(new HtvendError('IO', `${entry.source}: ${describeError(err)} (did it change while being read?)`, { cause: err })) : resolve()));
-          pipeline(createReadStream(entry.source), w, { signal: opts.signal }).catch(reject);
+          pipeline(createReadStream(entry.source, { highWaterMark: 1 << 20 }), w, { signal: opts.signal }).catch(reject);
         });
       } else {
         const header = headerFor(name, entry, opts.epoch, 0);

@@ -73,7 +73,7 @@ async function tarEntry(pack: Pack, name: string, epoch: number, src: { bytes?: 
   await new Promise<void>((res, rej) => {
     const w = pack.entry(header, (e) => (e ? rej(e) : res()));
     if (src.bytes) w.end(src.bytes);
-    else pipeline(createReadStream(src.path!), w, { signal }).catch(rej);
+    else pipeline(createReadStream(src.path!, { highWaterMark: 1 << 20 }), w, { signal }).catch(rej);
   });
 }
 
