@@ -97,3 +97,12 @@ test('applyLayer never writes through a symlink planted by an earlier layer', as
   assert.equal(await readFile(join(root, outside, 'x'), 'utf8'), 'pwned');
   assert.equal(await readlink(join(root, 'evil')), outside);
 });
+
+test('a zstd layer is refused with a clear error instead of being misread', async (t) => {
+  const tmp = await tempDir(t);
+  const l = await writeLayer([{ type: 'dir', path: 'x', mode: 0o755 }], { epoch: 0, dir: tmp });
+  const z = join(tmp, 'layer.tar.zst');
+  const r = await run(['sh', '-c', `gzip -dc '${l.path}' | zstd -q -o '${z}'`]);
+  assert.equal(r.code, 0, r.stderr);
+  await assert.rejects(applyLayer(join(tmp, 'root'), z, 'layer sha256:abc'), /layer sha256:abc: zstd-compressed tars are not supported/);
+});
