@@ -4,6 +4,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
+import { Worker } from 'node:worker_threads';
 import { HtvendError } from './errors.js';
 
 declare const digestBrand: unique symbol;
@@ -69,20 +70,33 @@ export class HashingStream extends Transform {
  * back until verified, a consumer never sees a complete wrong body.
  */
 export class VerifyingStream extends Transform {
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash: Hash | OffThreadHash;
   private pending: Buffer | undefined;
   private size = 0;
 
+  /**
+   * `opts.offThread`: hash on the shared worker thread (worth it for blobs of megabytes, where
+   * hashing would otherwise share the main thread with TLS); `opts.highWaterMark` of the
+   * readable side, so a fast consumer finds data already read and verified.
+   */
   constructor(
     private readonly expected: Digest,
     private readonly what: string,
     private readonly expectedSize?: number,
+    opts: { offThread?: boolean; highWaterMark?: number } = {},
   ) {
-    super();
+    super(opts.highWaterMark === undefined ? {} : { readableHighWaterMark: opts.highWaterMark });
+    this.hash = opts.offThread ? new OffThreadHash() : createHash('sha256');
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
+    let wait: Promise<void> | undefined;
+    try {
+      wait = this.hash instanceof OffThreadHash ? this.hash.update(chunk) : void this.hash.update(chunk);
+    } catch (e) {
+      cb(e as Error);
+      return;
+    }
     this.size += chunk.length;
     if (this.expectedSize !== undefined && this.size > this.expectedSize) {
       cb(this.mismatch(`more than ${this.expectedSize} bytes`));
@@ -90,11 +104,29 @@ export class VerifyingStream extends Transform {
     }
     const prev = this.pending;
     this.pending = chunk;
-    cb(null, prev);
+    if (wait) {
+      if (prev) this.push(prev);
+      wait.then(() => cb(), cb);
+    } else {
+      cb(null, prev);
+    }
   }
 
   override _flush(cb: TransformCallback): void {
-    const got = this.hash.digest('hex');
+    if (this.hash instanceof OffThreadHash) {
+      this.hash.digest().then((got) => this.finish(got, cb), cb);
+    } else {
+      this.finish(this.hash.digest('hex'), cb);
+    }
+  }
+
+  override _destroy(err: Error | null, cb: (error: Error | null) => void): void {
+    // After a normal end the job is already closed; this frees it when cut short.
+    if (this.hash instanceof OffThreadHash && (err || !this.readableEnded)) this.hash.cancel();
+    cb(err);
+  }
+
+  private finish(got: string, cb: TransformCallback): void {
     if (got !== this.expected) return cb(this.mismatch(`sha256 ${got}`));
     if (this.expectedSize !== undefined && this.size !== this.expectedSize) {
       return cb(this.mismatch(`${this.size} bytes, expected ${this.expectedSize}`));
@@ -105,5 +137,161 @@ export class VerifyingStream extends Transform {
 
   private mismatch(detail: string): HtvendError {
     return new HtvendError('DIGEST_MISMATCH', `${this.what}: content does not match sha256 ${this.expected} (got ${detail})`);
+  }
+}
+
+/**
+ * The worker's code (plain CommonJS, evaluated: no file to locate from src/ or dist/). One
+ * worker serves every job: `{id, buf, len}` is hashed and the buffer sent back for reuse,
+ * `{id, end}` answers the hex digest, `{id, cancel}` drops the job.
+ */
+const HASH_WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const jobs = new Map();
+parentPort.on('message', (m) => {
+  if (m.cancel) { jobs.delete(m.id); return; }
+  let h = jobs.get(m.id);
+  if (!h) { h = createHash('sha256'); jobs.set(m.id, h); }
+  if (m.buf) { h.update(new Uint8Array(m.buf, 0, m.len)); parentPort.postMessage({ id: m.id, buf: m.buf }, [m.buf]); }
+  if (m.end) { jobs.delete(m.id); parentPort.postMessage({ id: m.id, hex: h.digest('hex') }); }
+});`;
+
+/** Bytes per message to the worker: small chunks are gathered, large ones split. */
+const HASH_PIECE_BYTES = 1024 * 1024;
+/** Pieces one job may have at the worker before update() asks its caller to wait. */
+const HASH_MAX_IN_FLIGHT = 4;
+/** Pieces kept for reuse once the worker gives them back (freed buffers would wait for GC). */
+const HASH_MAX_FREE = 4;
+
+interface HashJob {
+  onPieceDone(): void;
+  onDigest(hex: string): void;
+  onError(e: Error): void;
+}
+
+interface HashWorkerState {
+  worker: Worker;
+  jobs: Map<number, HashJob>;
+  nextId: number;
+  free: ArrayBuffer[];
+}
+
+let hashWorker: HashWorkerState | undefined;
+
+/** The shared hashing worker, started on first use; it keeps the process alive only while a job is open. */
+function sharedHashWorker(): HashWorkerState {
+  if (hashWorker) return hashWorker;
+  const worker = new Worker(HASH_WORKER_SOURCE, { eval: true });
+  const state: HashWorkerState = { worker, jobs: new Map(), nextId: 1, free: [] };
+  worker.unref();
+  worker.on('message', (m: { id: number; buf?: ArrayBuffer; hex?: string }) => {
+    if (m.buf && state.free.length < HASH_MAX_FREE) state.free.push(m.buf);
+    const job = state.jobs.get(m.id);
+    if (!job) return;
+    if (m.buf) job.onPieceDone();
+    if (m.hex !== undefined) job.onDigest(m.hex);
+  });
+  const fail = (e: Error) => {
+    if (hashWorker === state) hashWorker = undefined;
+    for (const job of state.jobs.values()) job.onError(new HtvendError('INTERNAL', `sha256 worker failed: ${e.message}`, { cause: e }));
+    state.jobs.clear();
+  };
+  worker.on('error', fail);
+  worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
+  hashWorker = state;
+  return state;
+}
+
+/**
+ * A sha256 computed on a worker thread, so hashing a large blob does not compete with TLS on
+ * the main thread. update() copies the bytes into 1 MiB pieces (the caller keeps its buffer;
+ * the pieces come back for reuse) and, with HASH_MAX_IN_FLIGHT pieces unhashed, returns a
+ * promise to wait on, so memory stays bounded. digest() resolves once every byte is hashed.
+ */
+export class OffThreadHash {
+  private readonly w = sharedHashWorker();
+  private readonly id = this.w.nextId++;
+  private piece: Uint8Array | undefined;
+  private pieceLen = 0;
+  private inFlight = 0;
+  private wake: (() => void) | undefined;
+  private error: Error | undefined;
+  private result: Promise<Digest> | undefined;
+  private settleDigest: ((hex: string) => void) | undefined;
+  private failDigest: ((e: Error) => void) | undefined;
+
+  constructor() {
+    if (this.w.jobs.size === 0) this.w.worker.ref();
+    this.w.jobs.set(this.id, {
+      onPieceDone: () => {
+        this.inFlight--;
+        this.release();
+      },
+      onDigest: (hex) => {
+        this.close();
+        this.settleDigest?.(hex);
+      },
+      onError: (e) => {
+        this.error = e;
+        this.close();
+        this.release();
+        this.failDigest?.(e);
+      },
+    });
+  }
+
+  /** Queues `chunk` for hashing; a returned promise means: wait for it before the next update. */
+  update(chunk: Uint8Array): Promise<void> | undefined {
+    if (this.error) throw this.error;
+    for (let off = 0; off < chunk.length; ) {
+      this.piece ??= new Uint8Array(this.w.free.pop() ?? new ArrayBuffer(HASH_PIECE_BYTES));
+      const n = Math.min(chunk.length - off, HASH_PIECE_BYTES - this.pieceLen);
+      this.piece.set(chunk.subarray(off, off + n), this.pieceLen);
+      this.pieceLen += n;
+      off += n;
+      if (this.pieceLen === HASH_PIECE_BYTES) this.send();
+    }
+    if (this.inFlight < HASH_MAX_IN_FLIGHT) return undefined;
+    return new Promise((resolve) => (this.wake = resolve));
+  }
+
+  /** The hex sha256 of everything passed to update(). */
+  digest(): Promise<Digest> {
+    this.result ??= new Promise<Digest>((resolve, reject) => {
+      if (this.error) return reject(this.error);
+      this.settleDigest = (hex) => resolve(hex as Digest);
+      this.failDigest = reject;
+      if (this.pieceLen > 0) this.send();
+      this.w.worker.postMessage({ id: this.id, end: true });
+    });
+    return this.result;
+  }
+
+  /** Drops the job (e.g. the stream was destroyed); digest() will not resolve after this. */
+  cancel(): void {
+    if (!this.w.jobs.has(this.id)) return;
+    this.w.worker.postMessage({ id: this.id, cancel: true });
+    this.close();
+  }
+
+  private send(): void {
+    const buf = this.piece!.buffer as ArrayBuffer;
+    this.w.worker.postMessage({ id: this.id, buf, len: this.pieceLen }, [buf]);
+    this.inFlight++;
+    this.piece = undefined;
+    this.pieceLen = 0;
+  }
+
+  private release(): void {
+    if (this.inFlight >= HASH_MAX_IN_FLIGHT && !this.error) return;
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private close(): void {
+    this.w.jobs.delete(this.id);
+    if (this.w.jobs.size === 0) this.w.worker.unref();
   }
 }

@@ -41,3 +41,19 @@ test('redactUrl hides userinfo passwords in the Go form and keeps the encoding',
   assert.equal(redactUrl('https://h.example/a%2Fb'), 'https://h.example/a%2Fb');
   assert.equal(redactText('fetch https://u:p@h/x failed'), 'fetch https://u:xxxxx@h/x failed');
 });
+
+test('VerifyingStream hashing on the worker thread passes a good blob and cuts a bad one before its last chunk', async () => {
+  const chunk = Buffer.alloc(1024 * 1024, 7);
+  const chunks = Array.from({ length: 20 }, () => chunk); // more than the worker may have in flight
+  const good = sha256Hex(Buffer.concat(chunks));
+  let n = 0;
+  await pipeline(Readable.from(chunks), new VerifyingStream(good, 'big', 20 * chunk.length, { offThread: true }), new Writable({ write(c, _e, cb) { n += c.length; cb(); } }));
+  assert.equal(n, 20 * chunk.length);
+
+  let seen = 0;
+  await assert.rejects(
+    pipeline(Readable.from([...chunks.slice(0, 19), Buffer.alloc(chunk.length, 8)]), new VerifyingStream(good, 'blob w', undefined, { offThread: true }), new Writable({ write(c, _e, cb) { seen += c.length; cb(); } })),
+    /blob w: content does not match sha256/,
+  );
+  assert.equal(seen, 19 * chunk.length, 'the final chunk was never delivered');
+});

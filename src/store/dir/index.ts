@@ -15,7 +15,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Readable, Writable, addAbortSignal, pipeline } from 'node:stream';
 import { HtvendError, describeError } from '../../util/errors.js';
-import { VerifyingStream, sha256Hex, type Digest } from '../../util/digest.js';
+import { OffThreadHash, VerifyingStream, sha256Hex, type Digest } from '../../util/digest.js';
 import type { BlobStat, BlobStore, BlobWriter, DeletableStore, IoOptions, PutOptions, RangeReadableStore } from '../store.js';
 
 /** Read chunk size: large chunks keep sha256 hashing, not syscalls, the bottleneck. */
@@ -25,6 +25,8 @@ const READ_HIGH_WATER_MARK = 1024 * 1024;
  * stream pipeline per blob (most requests of a build are small: manifests, indexes, tokens).
  */
 const SMALL_BLOB_BYTES = 64 * 1024;
+/** Blobs from this size on are hashed on the worker thread (reads and writes): see OffThreadHash. */
+const OFF_THREAD_HASH_BYTES = 4 * 1024 * 1024;
 /**
  * Small blobs already verified are kept in memory (least recently used dropped first), up to
  * this many bytes: replaying them then costs no file I/O and no hashing. Bounded, and only
@@ -93,28 +95,48 @@ export function resolveBlobsDir(dir: string | undefined, env: Readonly<Record<st
   return resolve(dir);
 }
 
-/** A Writable that hashes what it writes to an open file handle. */
+/** A Writable that hashes what it writes to an open file handle (large blobs: on the worker thread). */
 class HashingFileWriter extends Writable {
-  readonly hash: Hash = createHash('sha256');
+  private readonly hash: Hash | OffThreadHash;
   size = 0;
 
-  constructor(private readonly fh: FileHandle) {
+  constructor(
+    private readonly fh: FileHandle,
+    offThread: boolean,
+  ) {
     super({ highWaterMark: WRITE_HIGH_WATER_MARK });
+    this.hash = offThread ? new OffThreadHash() : createHash('sha256');
+  }
+
+  /** The sha256 of everything written; valid once the stream has finished. */
+  async digest(): Promise<Digest> {
+    return this.hash instanceof OffThreadHash ? this.hash.digest() : (this.hash.digest('hex') as Digest);
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.hash.update(chunk);
-    this.size += chunk.length;
-    this.fh.write(chunk).then(() => cb(), cb);
+    this._writev([{ chunk }], cb);
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
     const bufs = chunks.map((c) => c.chunk);
-    for (const b of bufs) {
-      this.hash.update(b);
-      this.size += b.length;
+    let wait: Promise<void> | undefined;
+    try {
+      for (const b of bufs) {
+        wait = (this.hash instanceof OffThreadHash ? this.hash.update(b) : void this.hash.update(b)) ?? wait;
+        this.size += b.length;
+      }
+    } catch (e) {
+      cb(e as Error);
+      return;
     }
-    this.fh.writev(bufs).then(() => cb(), cb);
+    const written = bufs.length === 1 ? this.fh.write(bufs[0]!) : this.fh.writev(bufs);
+    Promise.all([written, wait]).then(() => cb(), cb);
+  }
+
+  override _destroy(err: Error | null, cb: (error: Error | null) => void): void {
+    // autoDestroy runs after 'finish' too, and commit() still wants the digest then.
+    if (this.hash instanceof OffThreadHash && (err || !this.writableFinished)) this.hash.cancel();
+    cb(err);
   }
 }
 
@@ -178,7 +200,7 @@ export class DirStore implements BlobStore, RangeReadableStore, DeletableStore {
     // `end` stops the stream at the size seen by fstat (no extra read to find EOF); a blob that
     // grew since is caught by the verifier either way.
     const raw = createReadStream('', { fd: fh, end: size - 1, highWaterMark: READ_HIGH_WATER_MARK });
-    const verified = new VerifyingStream(digest, `blob ${digest} in ${this.description}`, size);
+    const verified = new VerifyingStream(digest, `blob ${digest} in ${this.description}`, size, { offThread: size >= OFF_THREAD_HASH_BYTES });
     // pipeline: a read error destroys `verified`; destroying `verified` closes the file.
     pipeline(raw, verified, () => {});
     if (opts.signal) addAbortSignal(opts.signal, verified);
@@ -247,7 +269,7 @@ export class DirStore implements BlobStore, RangeReadableStore, DeletableStore {
     } catch (e) {
       throw this.ioError('cannot create a blob', e);
     }
-    const stream = new HashingFileWriter(fh);
+    const stream = new HashingFileWriter(fh, opts.size === undefined || opts.size >= OFF_THREAD_HASH_BYTES);
     let state: 'open' | 'committed' | 'aborted' = 'open';
     const cleanup = async () => {
       stream.destroy();
@@ -266,7 +288,7 @@ export class DirStore implements BlobStore, RangeReadableStore, DeletableStore {
           if (!stream.writableFinished) {
             throw new HtvendError('INTERNAL', 'commit() called before the blob stream was ended');
           }
-          const digest = stream.hash.digest('hex') as Digest;
+          const digest = await stream.digest();
           if (opts.expected && digest !== opts.expected) {
             throw new HtvendError('DIGEST_MISMATCH', `upload to ${this.description}: content has sha256 ${digest}, expected ${opts.expected}`);
           }
