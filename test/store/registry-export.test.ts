@@ -62,3 +62,30 @@ test('export copies every blob filesystem → registry → s3 → filesystem and
   const listing = JSON.parse((await client.getManifest(`htvend-${sha256Hex(digests.join('\n')).slice(0, 24)}`)).body.toString()) as { layers: { digest: string }[] };
   assert.deepEqual(listing.layers.map((l) => l.digest.slice(7)), digests);
 });
+
+test('the CLI exports filesystem → registry → s3 → filesystem and verifies each store', async (t) => {
+  const { runCli } = await import('../helpers/cli.js');
+  const { NO_STDIN } = await import('./registry-cli-helpers.js');
+  const dir = await tempDir(t);
+  const source = await DirStore.open(join(dir, 'blobs'));
+  const blobs = [Buffer.from('first asset\n'), bigBody(9 * 1024 * 1024 + 1)];
+  const assets: Record<string, { Sha256: string; Headers: Record<string, string> }> = {};
+  for (const [i, b] of blobs.entries()) assets[`https://example.test/${i}`] = { Sha256: await put(source, b), Headers: {} };
+  await writeFile(join(dir, 'assets.json'), JSON.stringify(assets, null, 2));
+  const reg = await startRegistry(t, {});
+  const s3 = await startS3Server(t, ['cli-bucket']);
+  const env = { ...process.env, ...s3Env(s3) };
+  const fsFlags = (p: string, d: string) => [`--${p}blobs-backend`, 'filesystem', `--${p}blobs-dir`, join(dir, d)];
+  const regFlags = (p: string) => [`--${p}blobs-backend`, 'registry', `--${p}blobs-registry`, `http://${reg.host}/v2/cli/blobs/`];
+  const s3Flags = (p: string) => [`--${p}blobs-backend`, 's3', `--${p}blobs-bucket`, 'cli-bucket', `--${p}blobs-prefix`, 'x/'];
+  const htvend = async (...args: string[]) => {
+    const r = await runCli('htvend', ['-C', dir, ...args], { env, stdio: NO_STDIN });
+    assert.equal(r.code, 0, `htvend ${args.join(' ')}: ${r.stderr}`);
+    return r.stderr;
+  };
+  assert.match(await htvend('export', ...fsFlags('', 'blobs'), ...regFlags('dest.'), '--jobs', '2'), /listed in OCI artifact/);
+  await htvend('export', ...regFlags(''), ...s3Flags('dest.'));
+  await htvend('export', ...s3Flags(''), ...fsFlags('dest.', 'back'));
+  for (const flags of [regFlags(''), s3Flags(''), fsFlags('', 'back')]) assert.match(await htvend('verify', ...flags), /2 ok, 0 missing, 0 corrupt/);
+  for (const b of blobs) assert.deepEqual(await readFile(join(dir, 'back', sha256Hex(b))), b);
+});
