@@ -12,6 +12,7 @@ import { lstat, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ParallelGzip } from './pgzip.js';
+import { paxEntry } from './pax.js';
 import { pack as tarPack, type Headers } from 'tar-stream';
 import { HashingStream } from '../../util/digest.js';
 import { HtvendError, describeError } from '../../util/errors.js';
@@ -52,6 +53,31 @@ function tarName(e: LayerEntry): string {
   return p;
 }
 
+const isPlainAscii = (s: string, max: number) => s.length <= max && /^[\x20-\x7e]*$/.test(s);
+
+/**
+ * For an entry with xattrs: pushes our own byte-exact PAX header (xattrs, plus path/linkpath
+ * when they do not fit a ustar header) straight into the tar stream, and returns the entry's
+ * header with a short placeholder name so tar-stream adds no second PAX header of its own.
+ */
+function pushXattrPax(pack: ReturnType<typeof tarPack>, header: Headers, e: LayerEntry, index: number): Headers {
+  if (e.type === 'whiteout' || e.type === 'opaque' || !e.xattrs || Object.keys(e.xattrs).length === 0) return header;
+  const records: [string, Buffer][] = [];
+  let name = header.name;
+  let linkname = header.linkname ?? undefined;
+  if (!isPlainAscii(name, 100)) {
+    records.push(['path', Buffer.from(name, 'utf8')]);
+    name = `xattr-entry-${index}${header.type === 'directory' ? '/' : ''}`;
+  }
+  if (linkname !== undefined && !isPlainAscii(linkname, 100)) {
+    records.push(['linkpath', Buffer.from(linkname, 'utf8')]);
+    linkname = `xattr-link-${index}`;
+  }
+  for (const k of Object.keys(e.xattrs).sort()) records.push([`SCHILY.xattr.${k}`, e.xattrs[k]!]);
+  pack.push(paxEntry(records, Math.floor((header.mtime?.getTime() ?? 0) / 1000)));
+  return { ...header, name, ...(linkname !== undefined ? { linkname } : {}) };
+}
+
 /** Sorts entries and checks that paths are unique and hard links point backwards. */
 export function sortEntries(entries: LayerEntry[]): { name: string; entry: LayerEntry }[] {
   const named = entries.map((entry) => ({ name: tarName(entry), entry })).filter((x) => x.name !== '');
@@ -78,22 +104,16 @@ function headerFor(name: string, e: LayerEntry, epoch: number, size: number): He
   const base = { name, mtime, uid: 0, gid: 0 };
   if (e.type === 'whiteout' || e.type === 'opaque') return { ...base, type: 'file', mode: 0o644, size: 0 };
   const own = { ...base, uid: e.uid ?? 0, gid: e.gid ?? 0 };
-  let pax: Record<string, string> | undefined;
-  if (e.xattrs && Object.keys(e.xattrs).length > 0) {
-    pax = {};
-    for (const k of Object.keys(e.xattrs).sort()) pax[`SCHILY.xattr.${k}`] = e.xattrs[k]!.toString('latin1');
-  }
-  const withPax = <T extends Headers>(h: T): T => (pax ? { ...h, pax } : h);
   switch (e.type) {
     case 'file':
-      return withPax({ ...own, type: 'file', mode: e.mode & 0o7777, size });
+      return { ...own, type: 'file', mode: e.mode & 0o7777, size };
     case 'dir':
       // Docker and GNU tar name directories with a trailing slash; tar-stream does not add one.
-      return withPax({ ...own, name: `${name}/`, type: 'directory', mode: e.mode & 0o7777 });
+      return { ...own, name: `${name}/`, type: 'directory', mode: e.mode & 0o7777 };
     case 'symlink':
-      return withPax({ ...own, type: 'symlink', mode: 0o777, linkname: e.target });
+      return { ...own, type: 'symlink', mode: 0o777, linkname: e.target };
     case 'hardlink':
-      return withPax({ ...own, type: 'link', mode: 0o644, linkname: normalisePath(e.target) });
+      return { ...own, type: 'link', mode: 0o644, linkname: normalisePath(e.target) };
   }
 }
 
@@ -112,11 +132,13 @@ export async function writeLayer(entries: AsyncIterable<LayerEntry> | Iterable<L
   const gzip = new ParallelGzip(opts.level ?? 6);
   const sink = pipeline(pack, diffHash, gzip, blobHash, createWriteStream(path, { mode: 0o600 }), { signal: opts.signal });
   const feed = (async () => {
+    let n = 0;
     for (const { name, entry } of sorted) {
       opts.signal?.throwIfAborted();
+      n++;
       if (entry.type === 'file') {
         const size = entry.size ?? (await lstat(entry.source)).size;
-        const header = headerFor(name, entry, opts.epoch, size);
+        const header = pushXattrPax(pack, headerFor(name, entry, opts.epoch, size), entry, n);
         if (size <= SMALL_FILE) {
           // Small files in one read: a stream per file costs more than the bytes (10,000-file COPY: 2x faster).
           const data = await readFile(entry.source, { signal: opts.signal });
@@ -129,7 +151,7 @@ export async function writeLayer(entries: AsyncIterable<LayerEntry> | Iterable<L
           pipeline(createReadStream(entry.source, { highWaterMark: 1 << 20 }), w, { signal: opts.signal }).catch(reject);
         });
       } else {
-        const header = headerFor(name, entry, opts.epoch, 0);
+        const header = pushXattrPax(pack, headerFor(name, entry, opts.epoch, 0), entry, n);
         const done = (err?: Error | null) => (err ? reject(err) : resolve());
         let resolve!: () => void;
         let reject!: (e: Error) => void;

@@ -106,3 +106,24 @@ test('a zstd layer is refused with a clear error instead of being misread', asyn
   assert.equal(r.code, 0, r.stderr);
   await assert.rejects(applyLayer(join(tmp, 'root'), z, 'layer sha256:abc'), /layer sha256:abc: zstd-compressed tars are not supported/);
 });
+
+test('binary xattrs are written byte for byte (GNU tar restores them), long non-ASCII names too', async (t) => {
+  const tmp = await tempDir(t);
+  await writeFile(join(tmp, 'src'), 'x');
+  const value = Buffer.from([0x01, 0x00, 0x00, 0x02, 0xff, 0x80, 0xc3, 0x28]);
+  const longName = `d/${'ü'.repeat(60)}`;
+  const l = await writeLayer(
+    [
+      { type: 'dir', path: 'd', mode: 0o755 },
+      { type: 'file', path: longName, source: join(tmp, 'src'), mode: 0o644, xattrs: { 'user.bin': value } },
+    ],
+    { epoch: 0, dir: tmp },
+  );
+  const out = join(tmp, 'out');
+  await mkdir(out);
+  const x = await run(['tar', '--xattrs', '--xattrs-include=user.*', '-xzf', l.path, '-C', out]);
+  assert.equal(x.code, 0, x.stderr);
+  assert.equal(await readFile(join(out, longName), 'utf8'), 'x');
+  const attrs = await run(['getfattr', '-d', '-m', 'user.', '-e', 'hex', join(out, longName)]);
+  assert.match(attrs.stdout, new RegExp(`user.bin=0x${value.toString('hex')}`));
+});
