@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { connect, TLSSocket } from 'node:tls';
 import { createServer as createNetServer } from 'node:net';
 import { X509Certificate } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { stat, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createCa, loadOrCreateCa } from '../../src/tls/ca.js';
@@ -89,24 +90,17 @@ test('loadOrCreateCa rejects a lone file and a garbage key with messages naming 
   await assert.rejects(loadOrCreateCa({ certPemPath, keyPemPath }), (e: Error) => e.message.includes(keyPemPath) && /private key/.test(e.message));
 });
 
-test('loadOrCreateCa accepts an RSA CA made by openssl-compatible tooling', async (t) => {
-  const { generateKeyPairSync } = await import('node:crypto');
-  const x509 = await import('@peculiar/x509');
-  const { webcrypto } = await import('node:crypto');
+test('loadOrCreateCa accepts an RSA CA made by openssl (PKCS#1 key, subject key id), and its leaves chain to it', async (t) => {
   const dir = await tempDir(t);
-  const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as import('node:crypto').webcrypto.CryptoKeyPair;
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    name: 'CN=rsa ca',
-    keys,
-    signingAlgorithm: alg,
-    extensions: [new x509.BasicConstraintsExtension(true, undefined, true)],
-  });
-  const keyPem = x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
-  void generateKeyPairSync;
-  await writeFile(join(dir, 'c.pem'), cert.toString('pem'));
-  await writeFile(join(dir, 'k.pem'), keyPem);
-  const ca = await loadOrCreateCa({ certPemPath: join(dir, 'c.pem'), keyPemPath: join(dir, 'k.pem') });
+  const [c, k] = [join(dir, 'c.pem'), join(dir, 'k.pem')];
+  // -traditional: a PKCS#1 "RSA PRIVATE KEY", as older tooling writes it.
+  const r = spawnSync('sh', ['-c', `openssl req -x509 -newkey rsa:2048 -nodes -keyout k8.pem -out c.pem -days 2 -subj "/CN=rsa ca/O=Test Org" -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign && openssl rsa -in k8.pem -traditional -out k.pem`], { cwd: dir, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const ca = await loadOrCreateCa({ certPemPath: c, keyPemPath: k });
   const leaf = await handshake(ca as Awaited<ReturnType<typeof createCa>>, 'rsa.test', 'rsa.test');
   assert.ok(leaf.checkIssued(new X509Certificate(ca.certPem)));
+  // openssl's own chain check also matches the leaf's authority key id with the CA's subject key id.
+  await writeFile(join(dir, 'leaf.pem'), leaf.toString());
+  const v = spawnSync('openssl', ['verify', '-CAfile', c, join(dir, 'leaf.pem')], { encoding: 'utf8' });
+  assert.equal(v.status, 0, v.stdout + v.stderr);
 });
