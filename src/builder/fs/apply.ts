@@ -7,11 +7,12 @@
  * inside the root (symlinks re-anchored at the root, like chroot would), and the final
  * component is never followed: an existing symlink there is replaced, not written through.
  *
- * Not reproduced on the host (Node has no API for them, and nothing here needs them on disk):
- * device nodes, fifos and extended attributes. They are skipped with a debug log line.
+ * Not reproduced on the host (Node has no API for them): device nodes and fifos, skipped with
+ * a debug log line. Extended attributes are restored through GNU tar (see restoreXattrs).
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, chown, lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, rm, symlink, unlink, utimes } from 'node:fs/promises';
+import { chmod, chown, lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
@@ -137,11 +138,16 @@ export interface ApplyOptions {
 /** Applies one layer blob (gzip or plain tar) to `root`. */
 export async function applyLayer(root: string, blobPath: string, what: string, opts: ApplyOptions = {}): Promise<void> {
   const tar = await openTar(blobPath, what, opts.signal);
-  await applyTarStream(root, tar, what, opts);
+  await applyTarStream(root, tar, what, { ...opts, blobPath });
 }
 
 /** Applies an uncompressed tar stream to `root` (also used by ADD of local archives, without whiteouts). */
-export async function applyTarStream(root: string, tar: Readable, what: string, opts: ApplyOptions & { whiteouts?: boolean; prefix?: string } = {}): Promise<void> {
+export async function applyTarStream(
+  root: string,
+  tar: Readable,
+  what: string,
+  opts: ApplyOptions & { whiteouts?: boolean; prefix?: string; blobPath?: string } = {},
+): Promise<void> {
   const log = opts.log ?? silentLogger;
   const res = new RootResolver(root);
   const created = new Set<string>();
@@ -149,6 +155,7 @@ export async function applyTarStream(root: string, tar: Readable, what: string, 
   const ex = tarExtract();
   const whiteouts = opts.whiteouts ?? true;
   const prefix = (opts.prefix ?? '').replace(/^\/+|\/+$/g, '');
+  const withXattrs: string[] = [];
   const handle = async (h: Headers, body: Readable): Promise<void> => {
     let rel = cleanMemberPath(h.name, what);
     if (prefix) rel = rel === '' ? prefix : `${prefix}/${rel}`;
@@ -185,6 +192,11 @@ export async function applyTarStream(root: string, tar: Readable, what: string, 
     const gid = h.gid ?? 0;
     const mode = (h.mode ?? 0o644) & 0o7777;
     created.add(rel);
+    const pax = (h as Headers & { pax?: Record<string, string> }).pax;
+    if (pax && Object.keys(pax).some((k) => k.startsWith('SCHILY.xattr.')) && (h.type === 'file' || h.type === 'directory')) {
+      // Only when no symlink sits between the root and the entry (GNU tar would follow it).
+      if (host === join(root, rel)) withXattrs.push(h.name);
+    }
     if (h.type === 'directory') {
       if (existing && !existing.isDirectory()) await rm(host, { force: true });
       if (!existing || !existing.isDirectory()) await mkdir(host, { mode });
@@ -239,8 +251,36 @@ export async function applyTarStream(root: string, tar: Readable, what: string, 
     );
   });
   await pipeline(tar, ex, { signal: opts.signal });
+  if (withXattrs.length && opts.blobPath) await restoreXattrs(root, opts.blobPath, withXattrs, what, log, opts.signal);
   // Directory mtimes last: creating children above changed them.
   for (const { host, mtime } of dirTimes.reverse()) await utimes(host, mtime, mtime).catch(() => {});
+}
+
+/**
+ * Extended attributes (e.g. `security.capability` on ping) are restored by GNU tar, which
+ * reads PAX `SCHILY.xattr.*` records byte for byte (tar-stream decodes them as UTF-8, lossy):
+ * the few members that carry xattrs are extracted a second time with `--xattrs`. Best effort:
+ * without GNU tar or xattr support the rootfs simply lacks them (the layer itself is intact).
+ */
+async function restoreXattrs(root: string, blobPath: string, names: string[], what: string, log: Logger, signal?: AbortSignal): Promise<void> {
+  const list = join(root, '..', `.xattr-members-${process.pid}-${Date.now()}`);
+  await writeFile(list, names.map((n) => n + '\0').join(''), { mode: 0o600 });
+  try {
+    const code = await new Promise<number>((resolve) => {
+      // -C must come before -T: GNU tar applies it only to the member names that follow it.
+      const p = spawn('tar', ['--xattrs', '--xattrs-include=*', '--no-recursion', '-xf', blobPath, '-C', root, '--null', '-T', list], { stdio: ['ignore', 'ignore', 'pipe'], signal });
+      let err = '';
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      p.on('error', () => resolve(-1));
+      p.on('close', (c) => {
+        if (c !== 0) log.debug(`${what}: restoring xattrs with GNU tar failed: ${err.trim()}`);
+        resolve(c ?? -1);
+      });
+    });
+    if (code === 0) log.debug(`${what}: restored xattrs of ${names.length} entries`);
+  } finally {
+    await rm(list, { force: true });
+  }
 }
 
 /** Removes a path recursively; unlink for non-dirs. */

@@ -126,4 +126,10 @@ test('binary xattrs are written byte for byte (GNU tar restores them), long non-
   assert.equal(await readFile(join(out, longName), 'utf8'), 'x');
   const attrs = await run(['getfattr', '-d', '-m', 'user.', '-e', 'hex', join(out, longName)]);
   assert.match(attrs.stdout, new RegExp(`user.bin=0x${value.toString('hex')}`));
+  // and applyLayer restores them in a working rootfs
+  const root = join(tmp, 'root');
+  await mkdir(root);
+  await applyLayer(root, l.path, 'layer');
+  const applied = await run(['getfattr', '-d', '-m', 'user.', '-e', 'hex', join(root, longName)]);
+  assert.match(applied.stdout, new RegExp(`user.bin=0x${value.toString('hex')}`));
 });
