@@ -7,8 +7,7 @@
  * inside the root (symlinks re-anchored at the root, like chroot would), and the final
  * component is never followed: an existing symlink there is replaced, not written through.
  *
- * Not reproduced on the host (Node has no API for them): device nodes and fifos, skipped with
- * a debug log line. Extended attributes are restored through GNU tar (see restoreXattrs).
+ * Device nodes and fifos are made with mknod(1) when running as root, else skipped (logged). Extended attributes are restored through GNU tar (see restoreXattrs).
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { chmod, chown, lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
@@ -238,6 +237,18 @@ export async function applyTarStream(
         body.resume();
         return;
       }
+      case 'character-device':
+      case 'block-device':
+      case 'fifo':
+        body.resume();
+        // Node cannot mknod; coreutils can, as root. Unprivileged: skipped (logged).
+        if (process.getuid?.() === 0 && (await mknod(host, h, mode))) {
+          await lchown(host, uid, gid);
+          return;
+        }
+        log.debug(`${what}: skipping ${h.type} entry ${h.name}`);
+        created.delete(rel);
+        return;
       default:
         log.debug(`${what}: skipping ${h.type} entry ${h.name}`);
         created.delete(rel);
@@ -254,6 +265,16 @@ export async function applyTarStream(
   if (withXattrs.length && opts.blobPath) await restoreXattrs(root, opts.blobPath, withXattrs, what, log, opts.signal);
   // Directory mtimes last: creating children above changed them.
   for (const { host, mtime } of dirTimes.reverse()) await utimes(host, mtime, mtime).catch(() => {});
+}
+
+/** `mknod -m MODE PATH c|b|p [MAJOR MINOR]`; true on success. */
+function mknod(host: string, h: Headers, mode: number): Promise<boolean> {
+  const kind = h.type === 'character-device' ? ['c', String(h.devmajor ?? 0), String(h.devminor ?? 0)] : h.type === 'block-device' ? ['b', String(h.devmajor ?? 0), String(h.devminor ?? 0)] : ['p'];
+  return new Promise((resolve) => {
+    const p = spawn('mknod', ['-m', mode.toString(8), host, ...kind], { stdio: 'ignore' });
+    p.on('error', () => resolve(false));
+    p.on('close', (c) => resolve(c === 0));
+  });
 }
 
 /**

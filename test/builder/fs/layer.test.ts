@@ -133,3 +133,22 @@ test('binary xattrs are written byte for byte (GNU tar restores them), long non-
   const applied = await run(['getfattr', '-d', '-m', 'user.', '-e', 'hex', join(root, longName)]);
   assert.match(applied.stdout, new RegExp(`user.bin=0x${value.toString('hex')}`));
 });
+
+test('device nodes and fifos in a base layer are recreated when running as root', { skip: process.getuid?.() === 0 ? false : 'needs root' }, async (t) => {
+  const tmp = await tempDir(t);
+  const tarPath = join(tmp, 'dev.tar');
+  // GNU tar makes the layer from real nodes, as a base image build would.
+  const src = join(tmp, 'src');
+  await mkdir(join(src, 'dev'), { recursive: true });
+  for (const argv of [['mknod', '-m', '666', join(src, 'dev/null'), 'c', '1', '3'], ['mkfifo', join(src, 'dev/fifo')], ['tar', '-cf', tarPath, '-C', src, 'dev']]) {
+    const r = await run(argv);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const root = join(tmp, 'root');
+  await mkdir(root);
+  await applyLayer(root, tarPath, 'base');
+  const st = await lstat(join(root, 'dev/null'));
+  assert.ok(st.isCharacterDevice());
+  assert.equal(st.rdev, (await lstat('/dev/null')).rdev);
+  assert.ok((await lstat(join(root, 'dev/fifo'))).isFIFO());
+});
