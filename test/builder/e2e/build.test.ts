@@ -128,6 +128,10 @@ test('build-img-with-proxy against a token-auth registry', async (t) => {
     assert.equal(r.code, 0, r.stderr);
     const d = JSON.parse(await ok(['skopeo', 'inspect', `docker-archive:${work}/d.tar`]));
     assert.deepEqual(d.Env.filter((e: string) => e.startsWith('GREETING')), ['GREETING=hello world']);
+    const dm = JSON.parse(await ok(['tar', '-xOf', `${work}/d.tar`, 'manifest.json']));
+    assert.deepEqual(dm[0].RepoTags, ['example/app:1']);
+    // A full copy makes skopeo read every layer and check it against the config's diff_ids.
+    await ok(['skopeo', 'copy', '-q', `docker-archive:${work}/d.tar`, `oci:${work}/from-docker-archive:x`]);
     const pushed = JSON.parse(await ok(['skopeo', 'inspect', '--tls-verify=false', '--creds', `${user}:${pass}`, `docker://${bb.registry.host}/pushed:1`]));
     assert.equal(pushed.Digest, r.stdout.trim());
   });
