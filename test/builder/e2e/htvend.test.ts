@@ -10,6 +10,14 @@ import { join } from 'node:path';
 import { builderCommand } from '../cli-any-cwd.js';
 import { startBusyboxRegistry } from '../../helpers/busybox-image.js';
 import { build, canUnshare, offlineUnshared, project } from '../../e2e/harness.js';
+import { run } from '../../helpers/cli.js';
+
+async function certDir(dir: string, caFile: string): Promise<string> {
+  const d = join(dir, 'registry-certs');
+  await mkdir(d, { recursive: true });
+  await writeFile(join(d, 'ca.crt'), await readFile(caFile));
+  return d;
+}
 
 test('a build recorded by htvend build replays under htvend offline with no network to the same digest', { skip: canUnshare ? false : 'unshare -n unavailable' }, async (t) => {
   const bb = await startBusyboxRegistry(t, { tls: true });
@@ -18,7 +26,15 @@ test('a build recorded by htvend build replays under htvend offline with no netw
   p.env['SSL_CERT_FILE'] = bb.registry.caFile;
   const ctx = join(p.dir, 'ctx');
   await mkdir(ctx);
-  await writeFile(join(ctx, 'Dockerfile'), [`FROM ${bb.ref}`, 'COPY hello.txt /hello.txt', 'ENV MODE=vendored', 'CMD ["cat", "/hello.txt"]', ''].join('\n'));
+  // ADD <url> goes through the proxy too: fetch the base's config blob as a plain download.
+  const raw = await run(['skopeo', 'inspect', '--raw', '--cert-dir', await certDir(p.dir, bb.registry.caFile!), `docker://${bb.ref}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  assert.equal(raw.code, 0, raw.stderr);
+  const configDigest = (JSON.parse(raw.stdout) as { config: { digest: string } }).config.digest;
+  const addUrl = `https://${bb.registry.host}/v2/busybox/blobs/${configDigest}`;
+  await writeFile(
+    join(ctx, 'Dockerfile'),
+    [`FROM ${bb.ref}`, 'COPY hello.txt /hello.txt', `ADD --checksum=${configDigest} ${addUrl} /base-config.json`, 'ENV MODE=vendored', 'CMD ["cat", "/hello.txt"]', ''].join('\n'),
+  );
   await writeFile(join(ctx, 'hello.txt'), 'hello from a vendored build\n');
   const cmd = (out: string) => ['--', ...builderCommand(), '--platform', 'linux/amd64', '-t', `oci-archive:${join(p.dir, out)}`, ctx];
 
@@ -28,6 +44,7 @@ test('a build recorded by htvend build replays under htvend offline with no netw
   const keys = Object.keys(assets);
   assert.ok(keys.some((k) => k.includes('/v2/busybox/manifests/latest')), `manifest recorded: ${keys.join(', ')}`);
   assert.ok(keys.filter((k) => k.includes('/v2/busybox/blobs/sha256:')).length >= 2, 'config and layer blobs recorded');
+  assert.ok(keys.includes(addUrl), 'ADD <url> recorded');
 
   const offline = await offlineUnshared(p, cmd('offline.tar'), { timeoutMs: 180_000 });
   assert.equal(offline.code, 0, offline.stderr);
