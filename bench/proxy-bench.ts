@@ -82,6 +82,22 @@ async function curlMany(config: string, args: string[]): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
+/** CPU seconds (user + system) used so far by process `pid` and its children that have exited and been waited for. */
+async function cpuSecondsOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised name: utime, stime are 14 and 15 of the line (ticks, 100/s).
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** CPU seconds of nginx's worker processes (the children of its master). */
+async function nginxWorkersCpuS(masterPid: number): Promise<number> {
+  const kids = (await readFile(`/proc/${masterPid}/task/${masterPid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean);
+  let total = 0;
+  for (const k of kids) total += await cpuSecondsOf(Number(k));
+  return total;
+}
+
 interface Served {
   url: string;
   /** CPU seconds (user + system) the proxy process has used so far: unlike wall time, barely moved by other load. */
@@ -112,12 +128,7 @@ async function serveProxy(mode: 'build' | 'offline', blobs: string, assets: stri
   return {
     url,
     idleRssMiB: Math.round(rss / 1024),
-    cpuS: async () => {
-      // /proc/PID/stat fields 14 and 15 (after the parenthesised name): utime, stime in ticks (100/s).
-      const stat = await readFile(`/proc/${c.pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return (Number(f[11]) + Number(f[12])) / 100;
-    },
+    cpuS: () => cpuSecondsOf(c.pid!),
     stop: async () => {
       c.kill('SIGTERM');
       await new Promise((r) => c.once('close', r));
@@ -171,8 +182,12 @@ http {
   const results: Record<string, number> = {};
   // 1. reference: nginx direct (warm the page cache first)
   await curlTime(['--cacert', cert, bigUrl]);
+  let ncpu0 = await nginxWorkersCpuS(nginx.pid!);
   results.nginxBigS = await best(() => curlTime(['--cacert', cert, bigUrl]));
+  results.nginxBigCpuS = ((await nginxWorkersCpuS(nginx.pid!)) - ncpu0) / REPEAT;
+  ncpu0 = await nginxWorkersCpuS(nginx.pid!);
   results.nginxSmallS = await best(() => curlMany(smallCfg, ['--cacert', cert]));
+  results.nginxSmallCpuS = ((await nginxWorkersCpuS(nginx.pid!)) - ncpu0) / REPEAT;
 
   // 2. recording through htvend build
   const blobs = join(work, 'blobs');
@@ -220,7 +235,8 @@ http {
   console.log(`replay  vs mitmproxy  htvend speed-up                ${r(results.mitmBigS / results.replayBigS)}x (target >= 3)`);
   console.log(`record  vs mitmproxy  htvend speed-up                ${r(results.mitmBigS / results.recordBigS)}x (target >= 3)`);
   console.log(`small   ${SMALL_N} x 10 KiB   htvend/nginx throughput ratio  ${r(results.nginxSmallS / results.replaySmallS)}  (target >= 0.5)`);
-  console.log(`proxy CPU seconds per run: record big ${r(results.recordBigCpuS!)}, replay big ${r(results.replayBigCpuS!)}, replay ${SMALL_N} small ${r(results.replaySmallCpuS!)}`);
+  // Server CPU seconds per run: unlike wall time, hardly moved by other load on the machine.
+  console.log(`server CPU s per run: nginx big ${r(results.nginxBigCpuS!)}, small ${r(results.nginxSmallCpuS!)}; htvend record big ${r(results.recordBigCpuS!)}, replay big ${r(results.replayBigCpuS!)}, replay small ${r(results.replaySmallCpuS!)}`);
   const load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
   console.log(`load average at the end: ${load}`);
   console.log(`peak RSS moving 1 GiB: record ${results.recordPeakRssMiB} MiB, replay ${results.replayPeakRssMiB} MiB (target < 150 MB); idle ${results.idleRssMiB} MiB`);
