@@ -191,9 +191,14 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
         const dir = posix.resolve(image.config.config.WorkingDir || '/', x(ins.path));
         const parts = dir.split('/').filter(Boolean);
         const missing: LayerEntry[] = [];
+        let owner: { uid: number; gid: number } | undefined;
         for (let i = 1; i <= parts.length; i++) {
           const p = parts.slice(0, i).join('/');
-          if ((await fs.lookup(p)) !== 'dir') missing.push({ type: 'dir', path: p, mode: 0o755, mtime: ctx.epoch });
+          if ((await fs.lookup(p)) === 'dir') continue;
+          // Like BuildKit, directories WORKDIR creates belong to the current USER.
+          const user = image.config.config.User;
+          owner ??= user ? (/^\d+(:\d+)?$/.test(user) ? { uid: Number(user.split(':')[0]), gid: Number(user.split(':')[1] ?? user.split(':')[0]) } : await resolveChown(await fs.sync(), user, where)) : { uid: 0, gid: 0 };
+          missing.push({ type: 'dir', path: p, mode: 0o755, mtime: ctx.epoch, ...owner });
         }
         image = withConfig(image, (c) => ({ ...c, WorkingDir: dir }));
         await entriesToLayer(missing, ins.text);

@@ -61,6 +61,14 @@ test('config instructions follow Docker semantics (ENV ordering, ARG scope, plat
   assert.equal(img!.image.layers.length, 2);
 });
 
+test('WORKDIR creates missing directories owned by the current USER', async (t) => {
+  const [img] = await build(t, 'FROM scratch\nUSER 5:6\nWORKDIR /w/x\n');
+  const list = await run(['tar', '--numeric-owner', '-tvzf', img!.image.layers[0]!.path], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines = list.stdout.trim().split('\n');
+  assert.equal(lines.length, 2);
+  for (const l of lines) assert.match(l, /^drwxr-xr-x 5\/6 /);
+});
+
 test('COPY heredocs become files, and RUN reports that no executor is available', async (t) => {
   const [img] = await build(t, 'FROM scratch\nCOPY <<EOF /etc/motd\nwelcome\nEOF\n');
   const layer = img!.image.layers[0]!;
