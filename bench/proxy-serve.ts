@@ -45,6 +45,15 @@ const proxy = await startProxy({
   log,
 });
 process.stdout.write(`READY ${proxy.url}\n`);
+// Where the peak RSS comes from (BENCH_MEM=1): largest heap and external (Buffer) memory seen.
+const memPeak = { heapMiB: 0, externalMiB: 0 };
+if (process.env.BENCH_MEM === '1') {
+  setInterval(() => {
+    const m = process.memoryUsage();
+    memPeak.heapMiB = Math.max(memPeak.heapMiB, Math.round(m.heapTotal / 1048576));
+    memPeak.externalMiB = Math.max(memPeak.externalMiB, Math.round(m.external / 1048576));
+  }, 50).unref();
+}
 
 process.once('SIGTERM', () => {
   void (async () => {
@@ -53,6 +62,7 @@ process.once('SIGTERM', () => {
     if (mode === 'build') await writeFile(assetsPath, JSON.stringify(Object.fromEntries(entries)));
     const status = await readFile('/proc/self/status', 'utf8');
     const hwmKb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    if (process.env.BENCH_MEM === '1') process.stderr.write(`htvend-bench ${mode}: peak heap ${memPeak.heapMiB} MiB, peak external ${memPeak.externalMiB} MiB\n`);
     process.stdout.write(JSON.stringify({ counters: proxy.counters(), peakRssMiB: Math.round(hwmKb / 1024) }) + '\n');
     process.exit(0);
   })();
