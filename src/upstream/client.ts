@@ -71,8 +71,8 @@ export const HOP_BY_HOP = new Set([
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 20;
-/** 256 KiB body buffer: fewer, larger chunks through the proxy (64 KiB default costs ~15% on 1 GiB). */
-const BODY_HIGH_WATER_MARK = 256 * 1024;
+/** 1 MiB body buffer: fewer, larger chunks through the proxy (64 KiB cost ~15% on 1 GiB, 256 KiB ~17% more CPU than 1 MiB). */
+const BODY_HIGH_WATER_MARK = 1024 * 1024;
 
 /** Lower-case first-match lookup across both spellings (curl prefers lowercase). */
 function envVar(env: UpstreamClientOptions['env'], name: string): string {
