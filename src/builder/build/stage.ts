@@ -17,7 +17,7 @@ import { parseTrigger } from '../dockerfile/parse.js';
 import type { CommandForm, Instruction, RunInstr } from '../dockerfile/types.js';
 import { appendLayer, scratchImage, withConfig, withHistory, withImageFields, type ContainerConfig, type HistoryEntry, type Image } from '../image/image.js';
 import type { BuildPlan, PlannedStage } from '../plan/plan.js';
-import type { ProxyInjection, RunExecutor, RunMount, SecretSource } from '../run/types.js';
+import type { ProxyInjection, RunExecutor, RunMount, RunStepRequest, SecretSource } from '../run/types.js';
 import { copyEntries, parseChmod, resolveChown, rootfsLookup, type PathLookup } from '../copy/copy.js';
 import { newIgnore, type SourceRoot } from '../copy/sources.js';
 import type { Ignore } from '@balena/dockerignore';
@@ -45,6 +45,15 @@ export class StageFs {
   track(img: Image, entries?: { digest: string; entries: LayerEntry[] }): void {
     this.img = img;
     if (entries) this.known.set(entries.digest, entries.entries);
+  }
+  /**
+   * Records that the image's new top layer is already in the directory (a RUN executor moved
+   * the step's files there), so `sync()` does not extract it again.
+   */
+  trackApplied(img: Image): void {
+    if (this.applied !== img.layers.length - 1) throw new HtvendError('INTERNAL', 'a layer was applied to a rootfs that was not up to date');
+    this.img = img;
+    this.applied = img.layers.length;
   }
   /** Applies layers not yet applied and returns the directory. */
   async sync(): Promise<string> {
@@ -298,12 +307,16 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
         await entriesToLayer(entries, ins.text);
         break;
       }
-      case 'RUN':
-        await runStep(ctx, ins, image, fs, args, shell, where).then((layer) => {
-          if (layer) addLayer(layer, ins.text);
-          else image = withHistory(image, nop(ins.text));
-        });
+      case 'RUN': {
+        const { layer, applied } = await runStep(ctx, ins, image, fs, args, shell, where);
+        if (!layer) image = withHistory(image, nop(ins.text));
+        else if (!applied) addLayer(layer, ins.text);
+        else {
+          image = appendLayer(image, layer, nop(ins.text));
+          fs.trackApplied(image);
+        }
         break;
+      }
       case 'FROM':
         throw new HtvendError('INTERNAL', `${where}: FROM inside a stage`);
     }
@@ -333,7 +346,7 @@ async function runStep(ctx: BuildContext, ins: RunInstr, image: Image, fs: Stage
   const mounts: RunMount[] = [...ins.mounts.map((m) => expandWord(m, vars, plan.escape)), ...ctx.globalMounts].map((m) => parseMount(m, where, ctx.secrets));
   const network = ins.network === 'none' ? 'none' : ins.network === 'host' ? 'host' : ctx.network;
   const root = await fs.sync();
-  const res = await ctx.runExecutor({
+  const req: RunStepRequest = {
     rootfsLayers: [root],
     argv,
     env,
@@ -354,6 +367,9 @@ async function runStep(ctx: BuildContext, ins: RunInstr, image: Image, fs: Stage
     signal: ctx.signal,
     dockerfileLine: where,
     output: process.stderr,
-  });
-  return res.layer;
+  };
+  // The executor moves the step's files into the working rootfs (1.5 s instead of 8 s to
+  // extract a 10,000-file layer again); one that does not leaves it to sync().
+  const res = await ctx.runExecutor(req, { applyTo: root });
+  return { layer: res.layer, applied: res.layer !== null && res.appliedTo === root };
 }

@@ -17,25 +17,24 @@ import { resolveInRoot } from './rootpath.js';
 import { pickRuntime, runContainer } from './runtime.js';
 import { dropStubsFromCopy, diffTrees, makeCopySnapshot } from './snapshot-copy.js';
 import { buildSpec, getEnv, setEnv, sortMounts, standardMounts, type OciMount } from './spec.js';
-import type { RunStepRequest, RunStepResult } from './types.js';
+import type { RunExecutorOptions, RunStepRequest, RunStepResult } from './types.js';
 import { upperToEntries, type MountStubs } from './upper.js';
 import { resolveUser } from './user.js';
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 let counter = 0;
 
-/** Knobs the builder normally takes from the environment; tests set them explicitly. */
-export interface ExecuteOptions {
+/**
+ * Knobs the builder normally takes from the environment (tests set them explicitly), plus
+ * `applyTo`: the step's files are moved there after the layer is written (see
+ * apply-entries.ts) and the result says `appliedTo`, so the builder marks the layer as applied
+ * instead of extracting it again.
+ */
+export interface ExecuteOptions extends RunExecutorOptions {
   /** Default `BUILD_IMG_SNAPSHOT` (`overlay` | `copy`), else overlay when it can be mounted. */
   snapshot?: 'overlay' | 'copy';
   /** Default `BUILD_IMG_RUNTIME`, else runc, else crun. */
   runtime?: string;
-  /**
-   * Also apply the step's changes to this directory (normally `req.rootfsLayers[0]`, the
-   * working rootfs) by moving the step's files there, after the layer is written: the builder
-   * then marks the layer as applied instead of extracting it again (see apply-entries.ts).
-   */
-  applyTo?: string;
 }
 
 /** Runs one RUN step and returns its changes as a layer (null when it changed nothing). */
@@ -50,8 +49,9 @@ export async function executeRun(req: RunStepRequest, opts: ExecuteOptions = {})
   try {
     const overlay = await canUseOverlay(req.tmpDir, opts.snapshot ?? snapshotFromEnv());
     const { entries, result } = overlay ? await runOnOverlay(req, stepDir, rt) : await runOnCopy(req, stepDir, rt);
-    if (opts.applyTo !== undefined) await applyEntries(opts.applyTo, entries, req.signal);
-    return result;
+    if (opts.applyTo === undefined) return result;
+    await applyEntries(opts.applyTo, entries, req.signal);
+    return { ...result, appliedTo: opts.applyTo };
   } finally {
     await rm(stepDir, { recursive: true, force: true });
   }

@@ -8,12 +8,14 @@
  * directory as `rootfsLayers[0]`; the executor must treat it as READ-ONLY: mount an overlay
  * with `lowerdir=<rootfsLayers joined by ':'>` and a private upperdir/workdir of its own, run
  * the container on the merged dir, then turn the upperdir into a layer with `writeLayer()`
- * (src/builder/fs/layer-writer.ts; `walkUpperDir()` there maps overlay whiteouts — char dev
- * 0:0 → whiteout, `trusted.overlay.opaque=y` → opaque — and takes an `exclude` predicate for
- * mountpoints the runtime created). The builder then applies the returned layer to the
- * working rootfs itself (the same code that applies base layers), so the executor never
- * writes into `rootfsLayers`. `rootfsLayers` is ordered like overlay lowerdirs: topmost first;
- * today it always has exactly one element.
+ * (src/builder/fs/layer-writer.ts; run/upper.ts maps overlay whiteouts — char dev 0:0 →
+ * whiteout, `trusted.overlay.opaque=y` → opaque — and drops the mountpoints the runtime
+ * created). The builder then applies the returned layer to the
+ * working rootfs itself (the same code that applies base layers), unless it passed
+ * `{applyTo}` and the executor answered `appliedTo`: then the executor moved the step's files
+ * into that directory after writing the layer (far cheaper than extracting the layer again)
+ * and the builder marks the layer as applied. `rootfsLayers` is ordered like overlay
+ * lowerdirs: topmost first; today it always has exactly one element.
  *
  * Nothing the executor injects (CA file, proxy env, JKS/Maven files, secrets, mount targets,
  * /etc/resolv.conf, /etc/hosts …) may appear in the returned layer (SPEC §7).
@@ -140,7 +142,19 @@ export interface RunStepRequest {
 export interface RunStepResult {
   /** The step's changes as a layer (from `writeLayer`), or null if nothing changed. */
   layer: LayerInfo | null;
+  /** Set to `opts.applyTo` when the executor applied the step's changes there itself. */
+  appliedTo?: string;
+}
+
+/** What the builder asks of the executor beyond the step itself. */
+export interface RunExecutorOptions {
+  /**
+   * Also apply the step's changes to this directory (the working rootfs, `rootfsLayers[0]`);
+   * an executor that does so answers `appliedTo`, one that ignores it leaves the builder to
+   * extract the layer.
+   */
+  applyTo?: string;
 }
 
 /** Runs one RUN step; rejects with an HtvendError (code CHILD, citing `dockerfileLine`) on a non-zero exit. */
-export type RunExecutor = (req: RunStepRequest) => Promise<RunStepResult>;
+export type RunExecutor = (req: RunStepRequest, opts?: RunExecutorOptions) => Promise<RunStepResult>;
