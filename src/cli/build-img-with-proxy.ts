@@ -7,7 +7,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { existsSync, realpathSync } from 'node:fs';
-import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,11 +20,11 @@ import { parseSecret } from '../builder/build/mounts.js';
 import { parseOutputTarget, writeOutput, type OutputTarget } from '../builder/output/write.js';
 import { splitWords, expandWord, varsFrom } from '../builder/dockerfile/lexer.js';
 import { executeRun } from '../builder/run/execute.js';
-import type { ProxyInjection, SecretSource } from '../builder/run/types.js';
+import { proxyInjectionFromEnv } from '../builder/run/proxy-env.js';
+import type { SecretSource } from '../builder/run/types.js';
 
 /** The original wrapper's default PLATFORMS. */
 export const DEFAULT_PLATFORMS = 'linux/arm64 linux/amd64';
-const PROXY_VARS = ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
 
 export interface CliOptions {
   file?: string;
@@ -64,40 +64,6 @@ function keyValue(list: string[], flag: string, env: NodeJS.ProcessEnv, fromEnv:
     m.set(kv.slice(0, eq), kv.slice(eq + 1));
   }
   return m;
-}
-
-/** Maven settings.xml pointing at HTTP_PROXY (the original wrapper's MVN_SETTINGS_PATH). */
-export function mavenSettings(proxy: string): string {
-  const u = new URL(proxy.includes('://') ? proxy : `http://${proxy}`);
-  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
-  return `<settings>\n  <proxies>\n    <proxy>\n      <id>htvend</id>\n      <active>true</active>\n      <protocol>http</protocol>\n      <host>${esc(u.hostname)}</host>\n      <port>${u.port || '80'}</port>\n      <nonProxyHosts />\n    </proxy>\n  </proxies>\n</settings>\n`;
-}
-
-async function proxyInjection(env: NodeJS.ProcessEnv, tmp: string): Promise<ProxyInjection> {
-  const ws = (v: string | undefined) => (v ?? '').split(/\s+/).filter(Boolean);
-  const out: ProxyInjection = { certFileVars: ws(env['CERT_FILE_VARS'] ?? 'SSL_CERT_FILE'), env: {} };
-  for (const v of PROXY_VARS) if (env[v]) out.env[v] = env[v]!;
-  const ca = env['SSL_CERT_FILE'];
-  if (ca) {
-    if (!existsSync(ca)) throw new HtvendError('USAGE', `SSL_CERT_FILE=${ca}: no such file`);
-    out.caFile = ca;
-    out.caTarget = resolve(ca);
-  }
-  const jksTargets = ws(env['JKS_KEYSTORE_PATH']);
-  if (jksTargets.length) {
-    const hostFile = env['JKS_KEYSTORE_FILE'];
-    if (!hostFile) throw new HtvendError('USAGE', 'JKS_KEYSTORE_PATH is set but JKS_KEYSTORE_FILE (the truststore htvend makes) is not');
-    out.jks = { hostFile, targets: jksTargets };
-  }
-  const mvnTargets = ws(env['MVN_SETTINGS_PATH']);
-  if (mvnTargets.length) {
-    const proxy = env['HTTP_PROXY'] ?? env['http_proxy'];
-    if (!proxy) throw new HtvendError('USAGE', 'MVN_SETTINGS_PATH is set but HTTP_PROXY is not');
-    const hostFile = join(tmp, 'mvn-settings.xml');
-    await writeFile(hostFile, mavenSettings(proxy), { mode: 0o644 });
-    out.mvnSettings = { hostFile, targets: mvnTargets };
-  }
-  return out;
 }
 
 function platformsFrom(opts: CliOptions, env: NodeJS.ProcessEnv): Platform[] {
@@ -145,7 +111,7 @@ export async function buildCommand(contextArg: string | undefined, opts: CliOpti
       env,
       tlsVerify: opts.tlsVerify,
       ...(opts.certDir ? { certDir: opts.certDir } : {}),
-      proxy: await proxyInjection(env, tmp),
+      proxy: await proxyInjectionFromEnv(env, tmp),
       runExecutor: executeRun,
       tmpDir: tmp,
       log,

@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { run, runCli } from '../helpers/cli.js';
 import { runBuilder } from './cli-any-cwd.js';
-import { mavenSettings } from '../../src/cli/build-img-with-proxy.js';
 
 async function ctx(t: Parameters<typeof tempDir>[0]): Promise<string> {
   const dir = await tempDir(t, 'bip-cli-');
@@ -41,9 +40,11 @@ for (const [what, args, re] of [
   });
 }
 
-test('MVN_SETTINGS_PATH gets a Maven settings.xml pointing at HTTP_PROXY', () => {
-  const xml = mavenSettings('http://127.0.0.1:41234');
-  assert.match(xml, /<host>127\.0\.0\.1<\/host>/);
-  assert.match(xml, /<port>41234<\/port>/);
-  assert.match(xml, /<active>true<\/active>/);
+test('an SSL_CERT_FILE that does not exist is a usage error naming it, and nothing is written', async (t) => {
+  const dir = await ctx(t);
+  const env = { ...process.env, BUILDAH_OPTS: '', SSL_CERT_FILE: join(dir, 'no-such-ca.pem'), CERT_FILE_VARS: '' };
+  const r = await runBuilder(['--platform', 'linux/amd64', join(dir, 'c')], { cwd: dir, env });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /SSL_CERT_FILE=.*no-such-ca\.pem: no such file/);
+  assert.deepEqual(await readdir(dir), ['c']);
 });

@@ -1,18 +1,21 @@
 /**
  * The builder's environment → what every RUN gets injected (`ProxyInjection`), with the
  * meaning the original cli/scripts/build-img-with-proxy gives these variables:
- * - `SSL_CERT_FILE`: the CA PEM, mounted read-only at the same path inside the container;
- * - `CERT_FILE_VARS` (space separated, default `SSL_CERT_FILE`; set it empty for no CA mount):
- *   variables pointing at it inside the container (we add the SPEC §4 CA variables too);
+ * - `SSL_CERT_FILE`: the CA PEM, mounted read-only at the same (absolute) path inside the
+ *   container; it must exist;
+ * - `CERT_FILE_VARS` (space separated): variables pointing at it inside the container (we add
+ *   the SPEC §4 CA variables too). Unset or empty means `SSL_CERT_FILE`, as the script's
+ *   `${CERT_FILE_VARS:-SSL_CERT_FILE}` does: the CA is mounted whenever SSL_CERT_FILE is set;
  * - `HTTP_PROXY`, `HTTPS_PROXY`, `FTP_PROXY`, `NO_PROXY` and lowercase forms: passed through
- *   (buildah's `--http-proxy`);
+ *   when set, even blank (buildah's `--http-proxy`; htvend sets NO_PROXY blank on purpose);
  * - `JKS_KEYSTORE_PATH` (space separated): where `JKS_KEYSTORE_FILE` (htvend's PKCS#12
  *   truststore) is mounted;
  * - `MVN_SETTINGS_PATH` (space separated): where a Maven settings.xml with the proxy from
  *   `HTTP_PROXY` is mounted.
  */
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { HtvendError } from '../../util/errors.js';
 import type { ProxyInjection } from './types.js';
 
@@ -23,11 +26,12 @@ export async function proxyInjectionFromEnv(env: NodeJS.ProcessEnv, tmpDir: stri
   const list = (v: string | undefined) => (v ?? '').split(/\s+/).filter(Boolean);
   const out: ProxyInjection = { certFileVars: [], env: {} };
   for (const name of PROXY_VARS) if (env[name] !== undefined) out.env[name] = env[name]!;
-  const certFileVars = env.CERT_FILE_VARS === undefined ? ['SSL_CERT_FILE'] : list(env.CERT_FILE_VARS);
-  if (certFileVars.length > 0 && env.SSL_CERT_FILE) {
-    out.caFile = env.SSL_CERT_FILE;
-    out.caTarget = env.SSL_CERT_FILE;
-    out.certFileVars = certFileVars;
+  if (env.SSL_CERT_FILE) {
+    const ca = resolve(env.SSL_CERT_FILE);
+    if (!existsSync(ca)) throw new HtvendError('USAGE', `SSL_CERT_FILE=${env.SSL_CERT_FILE}: no such file (the CA every RUN step is given)`);
+    out.caFile = ca;
+    out.caTarget = ca;
+    out.certFileVars = list(env.CERT_FILE_VARS || 'SSL_CERT_FILE');
   }
   const jksTargets = list(env.JKS_KEYSTORE_PATH);
   if (jksTargets.length > 0) {

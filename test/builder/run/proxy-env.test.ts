@@ -1,20 +1,42 @@
 /** The builder's env → RUN injection, with the original wrapper's variable meanings. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HtvendError } from '../../../src/util/errors.js';
 import { mavenSettingsXml, proxyInjectionFromEnv } from '../../../src/builder/run/proxy-env.js';
 import { tempDir } from '../../helpers/tmp.js';
 
-test('SSL_CERT_FILE is mounted at its own path with CERT_FILE_VARS (default SSL_CERT_FILE) and proxy vars passed through', async (t) => {
+test('SSL_CERT_FILE is mounted at its own path with CERT_FILE_VARS (default SSL_CERT_FILE) and proxy vars passed through, blank NO_PROXY included', async (t) => {
   const dir = await tempDir(t);
-  const inj = await proxyInjectionFromEnv({ SSL_CERT_FILE: '/tmp/htvend-x/ca.pem', HTTPS_PROXY: 'http://127.0.0.1:1234', NO_PROXY: '', PATH: '/bin' }, dir);
-  assert.deepEqual(inj, { caFile: '/tmp/htvend-x/ca.pem', caTarget: '/tmp/htvend-x/ca.pem', certFileVars: ['SSL_CERT_FILE'], env: { HTTPS_PROXY: 'http://127.0.0.1:1234', NO_PROXY: '' } });
+  const ca = join(dir, 'ca.pem');
+  await writeFile(ca, 'pem');
+  const inj = await proxyInjectionFromEnv({ SSL_CERT_FILE: ca, HTTPS_PROXY: 'http://127.0.0.1:1234', NO_PROXY: '', ALL_PROXY: 'socks5://x', PATH: '/bin' }, dir);
+  assert.deepEqual(inj, { caFile: ca, caTarget: ca, certFileVars: ['SSL_CERT_FILE'], env: { HTTPS_PROXY: 'http://127.0.0.1:1234', NO_PROXY: '' } });
 });
 
-test('an empty CERT_FILE_VARS turns the CA mount off; a list names every variable', async (t) => {
+test('an empty CERT_FILE_VARS still mounts the CA under SSL_CERT_FILE (the script\'s ${CERT_FILE_VARS:-SSL_CERT_FILE}); a list names every variable', async (t) => {
   const dir = await tempDir(t);
-  assert.equal((await proxyInjectionFromEnv({ SSL_CERT_FILE: '/ca.pem', CERT_FILE_VARS: '' }, dir)).caFile, undefined);
-  assert.deepEqual((await proxyInjectionFromEnv({ SSL_CERT_FILE: '/ca.pem', CERT_FILE_VARS: 'A  B' }, dir)).certFileVars, ['A', 'B']);
+  const ca = join(dir, 'ca.pem');
+  await writeFile(ca, 'pem');
+  const empty = await proxyInjectionFromEnv({ SSL_CERT_FILE: ca, CERT_FILE_VARS: '' }, dir);
+  assert.equal(empty.caFile, ca);
+  assert.deepEqual(empty.certFileVars, ['SSL_CERT_FILE']);
+  assert.deepEqual((await proxyInjectionFromEnv({ SSL_CERT_FILE: ca, CERT_FILE_VARS: 'A  B' }, dir)).certFileVars, ['A', 'B']);
+  assert.equal((await proxyInjectionFromEnv({ CERT_FILE_VARS: 'A' }, dir)).caFile, undefined, 'no SSL_CERT_FILE, no CA mount');
+});
+
+test('a relative SSL_CERT_FILE is made absolute and a missing one is a usage error naming it', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'ca.pem'), 'pem');
+  const cwd = process.cwd();
+  process.chdir(dir);
+  try {
+    assert.equal((await proxyInjectionFromEnv({ SSL_CERT_FILE: 'ca.pem' }, dir)).caTarget, join(dir, 'ca.pem'));
+  } finally {
+    process.chdir(cwd);
+  }
+  await assert.rejects(proxyInjectionFromEnv({ SSL_CERT_FILE: join(dir, 'nope.pem') }, dir), (e: unknown) => e instanceof HtvendError && e.code === 'USAGE' && /SSL_CERT_FILE=.*nope\.pem: no such file/.test(e.message));
 });
 
 test('JKS_KEYSTORE_PATH mounts JKS_KEYSTORE_FILE at each path and MVN_SETTINGS_PATH gets a settings.xml with the proxy', async (t) => {
