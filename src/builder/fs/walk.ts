@@ -1,7 +1,7 @@
 /**
- * Directory trees → layer entries. `walkTree` turns a host directory into entries (used for
- * COPY sources and ADD archives); `walkUpperDir` does the same for an overlayfs upper dir,
- * mapping its whiteouts (char device 0:0) and opaque dirs, for the RUN executor.
+ * Directory trees → layer entries: `walkTree` turns a host directory into entries (COPY
+ * sources and ADD archives). A RUN step's overlay upper dir has its own walker
+ * (run/upper.ts: whiteouts, opaque dirs, xattrs, mountpoint stubs).
  */
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,10 +20,6 @@ export interface WalkOptions {
   chown?: { uid: number; gid: number };
   /** Override permissions (COPY --chmod): files and dirs alike, like BuildKit. */
   chmod?: number;
-  /** Overlay upper dir: reports whether directory `abs` carries `trusted.overlay.opaque=y`. */
-  isOpaque?: (abs: string) => Promise<boolean>;
-  /** Treat char devices 0:0 as whiteouts (overlay upper dirs). */
-  overlayUpper?: boolean;
   signal?: AbortSignal;
 }
 
@@ -48,7 +44,6 @@ export async function walkTree(root: string, opts: WalkOptions = {}): Promise<La
   const inodes = new Map<string, { path: string; st: Stats }[]>();
   const visit = async (abs: string, rel: string): Promise<void> => {
     opts.signal?.throwIfAborted();
-    if (opts.isOpaque && rel !== prefix && (await opts.isOpaque(abs))) out.push({ type: 'opaque', path: rel });
     const names = (await readdir(abs)).sort(comparePaths);
     for (const name of names) {
       const a = join(abs, name);
@@ -68,8 +63,6 @@ export async function walkTree(root: string, opts: WalkOptions = {}): Promise<La
         }
       } else if (st.isSymbolicLink()) {
         out.push({ type: 'symlink', path: r, target: await readlink(a), ...own(st), mtime: mtime(st) });
-      } else if (opts.overlayUpper && st.isCharacterDevice() && st.rdev === 0) {
-        out.push({ type: 'whiteout', path: r });
       }
     }
   };
@@ -89,9 +82,4 @@ export async function walkTree(root: string, opts: WalkOptions = {}): Promise<La
     }
   }
   return out;
-}
-
-/** `walkTree` for an overlayfs upper dir: whiteouts and (with `isOpaque`) opaque dirs mapped. */
-export function walkUpperDir(upper: string, opts: Omit<WalkOptions, 'overlayUpper'> = {}): Promise<LayerEntry[]> {
-  return walkTree(upper, { ...opts, overlayUpper: true });
 }

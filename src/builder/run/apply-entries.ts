@@ -6,6 +6,7 @@
  * step applies in well under a second instead of ~10 s. Opt-in via `executeRun(req, {applyTo})`.
  */
 import { chmod, chown, lchown, link, lstat, lutimes, mkdir, readdir, rename, rm, symlink, unlink, utimes } from 'node:fs/promises';
+import { removePath } from '../fs/apply.js';
 import { join } from 'node:path';
 import type { HardlinkEntry, LayerEntry } from '../fs/types.js';
 
@@ -37,11 +38,11 @@ export async function applyEntries(root: string, entries: LayerEntry[], signal?:
         break;
       }
       case 'file':
-        await removeExisting(dest);
+        await removePath(dest);
         await rename(e.source, dest);
         break;
       case 'symlink':
-        await removeExisting(dest);
+        await removePath(dest);
         await symlink(e.target, dest);
         await lchown(dest, e.uid ?? 0, e.gid ?? 0);
         await lutimes(dest, e.mtime ?? 0, e.mtime ?? 0);
@@ -54,7 +55,7 @@ export async function applyEntries(root: string, entries: LayerEntry[], signal?:
   // Targets are other entries of the step, moved above whatever their order.
   for (const l of links) {
     const dest = join(root, l.path);
-    await removeExisting(dest);
+    await removePath(dest);
     await link(join(root, l.target), dest);
   }
   // Children changed directory times; set them last, deepest first.
@@ -72,11 +73,4 @@ function treeOrder(entries: LayerEntry[]): LayerEntry[] {
     return x.parts.length - y.parts.length || RANK[x.e.type] - RANK[y.e.type];
   });
   return keyed.map((k) => k.e);
-}
-
-async function removeExisting(path: string): Promise<void> {
-  const st = await lstat(path).catch(() => undefined);
-  if (!st) return;
-  if (st.isDirectory()) await rm(path, { recursive: true, force: true });
-  else await unlink(path);
 }

@@ -7,20 +7,12 @@
  * container's env and mounts, never in the rootfs, so none of it can reach a layer.
  */
 import { posix } from 'node:path';
+import { COMMON_CA_VARS as CHILD_CA_VARS } from '../../child/env.js';
 import type { OciMount } from './spec.js';
 import type { RunStepRequest } from './types.js';
 
-/** CA variables clients read (SPEC §4), set alongside CERT_FILE_VARS. */
-export const COMMON_CA_VARS = [
-  'SSL_CERT_FILE',
-  'NODE_EXTRA_CA_CERTS',
-  'REQUESTS_CA_BUNDLE',
-  'CURL_CA_BUNDLE',
-  'PIP_CERT',
-  'GIT_SSL_CAINFO',
-  'AWS_CA_BUNDLE',
-  'CARGO_HTTP_CAINFO',
-];
+/** CA variables clients read (SPEC §4: the same list htvend gives its child), set alongside CERT_FILE_VARS. */
+export const COMMON_CA_VARS = ['SSL_CERT_FILE', ...CHILD_CA_VARS];
 
 export interface Injection {
   /** `NAME=value` entries that override the image env for this step only. */
