@@ -4,7 +4,6 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { run, runCli } from '../helpers/cli.js';
-import { runBuilder } from './cli-any-cwd.js';
 
 async function ctx(t: Parameters<typeof tempDir>[0]): Promise<string> {
   const dir = await tempDir(t, 'bip-cli-');
@@ -33,7 +32,7 @@ for (const [what, args, re] of [
 ] as const) {
   test(`rejects ${what} with a usage error and writes nothing`, async (t) => {
     const dir = await ctx(t);
-    const r = await runBuilder(['--platform', 'linux/amd64', ...args, join(dir, 'c')], { cwd: dir, env: { ...process.env, BUILDAH_OPTS: '' } });
+    const r = await runCli('build-img-with-proxy', ['--platform', 'linux/amd64', ...args, join(dir, 'c')], { cwd: dir, env: { ...process.env, BUILDAH_OPTS: '' } });
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, re);
     assert.deepEqual(await readdir(dir), ['c']);
@@ -43,7 +42,7 @@ for (const [what, args, re] of [
 test('an SSL_CERT_FILE that does not exist is a usage error naming it, and nothing is written', async (t) => {
   const dir = await ctx(t);
   const env = { ...process.env, BUILDAH_OPTS: '', SSL_CERT_FILE: join(dir, 'no-such-ca.pem'), CERT_FILE_VARS: '' };
-  const r = await runBuilder(['--platform', 'linux/amd64', join(dir, 'c')], { cwd: dir, env });
+  const r = await runCli('build-img-with-proxy', ['--platform', 'linux/amd64', join(dir, 'c')], { cwd: dir, env });
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /SSL_CERT_FILE=.*no-such-ca\.pem: no such file/);
   assert.deepEqual(await readdir(dir), ['c']);

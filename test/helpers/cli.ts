@@ -11,10 +11,16 @@ const fromTs = import.meta.url.endsWith('.ts');
 /** Repository root. */
 export const repoRoot = fromTs ? join(here, '..', '..') : join(here, '..', '..', '..');
 
-/** argv prefix that runs CLI `name` (`htvend` or `build-img-with-proxy`). */
+/**
+ * tsx's loader as an absolute file URL: a bare `--import tsx` is resolved from the child's
+ * cwd, which fails when a test runs the CLI outside the repository (e.g. in a temp dir).
+ */
+const tsxLoader = fromTs ? import.meta.resolve('tsx') : '';
+
+/** argv prefix that runs CLI `name` (`htvend` or `build-img-with-proxy`) from any cwd. */
 export function cliCommand(name: 'htvend' | 'build-img-with-proxy'): string[] {
   return fromTs
-    ? [process.execPath, '--import', 'tsx', join(repoRoot, 'src', 'cli', `${name}.ts`)]
+    ? [process.execPath, '--import', tsxLoader, join(repoRoot, 'src', 'cli', `${name}.ts`)]
     : [process.execPath, join(repoRoot, 'dist', 'src', 'cli', `${name}.js`)];
 }
 
@@ -25,11 +31,15 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs a command to completion, capturing output. Rejects only if it cannot be spawned. */
+/**
+ * Runs a command to completion, capturing output. Rejects only if it cannot be spawned.
+ * stdin is a pipe only when `input` is given (else /dev/null), so a tool that exits without
+ * reading it cannot make the test fail with EPIPE.
+ */
 export function run(argv: string[], opts: SpawnOptions & { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const [cmd, ...args] = argv;
-    const child = spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'pipe'], ...opts });
+    const child = spawn(cmd!, args, { stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'], ...opts });
     let stdout = '';
     let stderr = '';
     child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -40,6 +50,8 @@ export function run(argv: string[], opts: SpawnOptions & { input?: string; timeo
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
+    // A child that exits before reading all of `input` is its own business, not a test error.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(opts.input ?? '');
   });
 }

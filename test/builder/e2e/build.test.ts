@@ -8,8 +8,7 @@ import { mkdir, readFile, readdir, stat, utimes, writeFile } from 'node:fs/promi
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../../helpers/tmp.js';
-import { run, runCli } from '../../helpers/cli.js';
-import { builderCommand } from '../cli-any-cwd.js';
+import { cliCommand, run, runCli } from '../../helpers/cli.js';
 import { startBusyboxRegistry } from '../../helpers/busybox-image.js';
 
 async function mkCtx(dir: string, files: Record<string, string>): Promise<string> {
@@ -109,7 +108,7 @@ test('build-img-with-proxy against a token-auth registry', async (t) => {
   await t.test('multi-platform build writes an index of every platform (default oci/ output)', { skip: bb.arm64 ? false : 'busybox-static:arm64 unavailable (no Debian mirror?)' }, async () => {
     const out = join(work, 'mp');
     await mkdir(out);
-    const r = await run([...builderCommand(), '--tls-verify=false', ctx], { env: { ...env, PLATFORMS: 'linux/amd64 linux/arm64' }, cwd: out, timeoutMs: 180_000 });
+    const r = await run([...cliCommand('build-img-with-proxy'), '--tls-verify=false', ctx], { env: { ...env, PLATFORMS: 'linux/amd64 linux/arm64' }, cwd: out, timeoutMs: 180_000 });
     assert.equal(r.code, 0, r.stderr);
     // --platform as a comma list, pushed as an index
     const p = await cli(['--platform', 'linux/amd64,linux/arm64', '-t', `docker://${bb.registry.host}/multi:1`, ctx]);

@@ -7,10 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { builderCommand } from '../cli-any-cwd.js';
 import { startBusyboxRegistry } from '../../helpers/busybox-image.js';
 import { build, canUnshare, offlineUnshared, project } from '../../e2e/harness.js';
-import { run } from '../../helpers/cli.js';
+import { cliCommand, run } from '../../helpers/cli.js';
 
 async function certDir(dir: string, caFile: string): Promise<string> {
   const d = join(dir, 'registry-certs');
@@ -36,7 +35,7 @@ test('a build recorded by htvend build replays under htvend offline with no netw
     [`FROM ${bb.ref}`, 'COPY hello.txt /hello.txt', `ADD --checksum=${configDigest} ${addUrl} /base-config.json`, 'ENV MODE=vendored', 'CMD ["cat", "/hello.txt"]', ''].join('\n'),
   );
   await writeFile(join(ctx, 'hello.txt'), 'hello from a vendored build\n');
-  const cmd = (out: string) => ['--', ...builderCommand(), '--platform', 'linux/amd64', '-t', `oci-archive:${join(p.dir, out)}`, ctx];
+  const cmd = (out: string) => ['--', ...cliCommand('build-img-with-proxy'), '--platform', 'linux/amd64', '-t', `oci-archive:${join(p.dir, out)}`, ctx];
 
   const online = await build(p, cmd('online.tar'), { timeoutMs: 180_000 });
   assert.equal(online.code, 0, online.stderr);
