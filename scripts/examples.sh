@@ -3,33 +3,52 @@
 #   htvend -C examples/X build -- build-img-with-proxy          (online: records assets.json)
 #   htvend -C examples/X verify --fetch
 #   unshare -n sh -c 'ip link set lo up && htvend -C examples/X offline -- build-img-with-proxy --tag oci-archive:img.tar'
-# and prints, per example, the online and offline image digests and whether they match.
+# then runs the offline image (skopeo + umoci + runc) and prints, per example, the online and
+# offline image digests and whether they match. Exit status 0 only if every example matched.
 #
 # Base images come from a local registry (TLS on 127.0.0.1:5443, self-signed) this script
 # starts and fills: busybox (from busybox-static), debian:bookworm (debootstrap minbase from
 # the Debian mirror, slow the first time, cached) and node:20-bookworm (debian + this
-# machine's node and npm). The registry is reached only online, through the htvend proxy;
-# offline everything is replayed from the blob store.
+# machine's node and npm). A local HTTPS download site on 127.0.0.1:5445 (same certificate)
+# serves the tarball the multi-stage example fetches, so that example needs no network at
+# all. Both are reached only online, through the htvend proxy; offline everything is
+# replayed from the blob store. busybox-wget, node-npm and debian-curl download from the npm
+# registry / Debian mirror.
 #   HTVEND_EXAMPLES_WORK   cache/work dir (default /var/tmp/htvend-examples)
 #   EXAMPLES               space-separated subset (default: all)
+#   EXAMPLES_DIR           where the example directories are (default: examples/ of this
+#                          checkout); builds write assets.json, oci/ and img.tar there
+#   HTVEND_BIN_DIR         directory holding the htvend and build-img-with-proxy to use
+#                          (default: this checkout's bin/, after `npm run build`)
 #   SKIP_BUILD=1           do not run `npm run build` first
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 WORK=${HTVEND_EXAMPLES_WORK:-/var/tmp/htvend-examples}
 REG=127.0.0.1:5443
+FILES=127.0.0.1:5445
 EXAMPLES=${EXAMPLES:-busybox-wget multi-stage node-npm debian-curl}
+EXAMPLES_DIR=$(realpath "${EXAMPLES_DIR:-examples}")
 mkdir -p "$WORK/bin" "$WORK/xdg"
 log() { printf '\n=== %s\n' "$*" >&2; }
 
-[ "${SKIP_BUILD:-}" = 1 ] || npm run --silent build
-
 # Our two CLIs on PATH, as an installed package would put them.
-for cli in htvend build-img-with-proxy; do
-  printf '#!/bin/sh\nexec node %s/bin/%s.js "$@"\n' "$ROOT" "$cli" > "$WORK/bin/$cli"
-  chmod +x "$WORK/bin/$cli"
+if [ -n "${HTVEND_BIN_DIR:-}" ]; then
+  export PATH="$HTVEND_BIN_DIR:$PATH"
+else
+  [ "${SKIP_BUILD:-}" = 1 ] || npm run --silent build
+  for cli in htvend build-img-with-proxy; do
+    printf '#!/bin/sh\nexec node %s/bin/%s.js "$@"\n' "$ROOT" "$cli" > "$WORK/bin/$cli"
+    chmod +x "$WORK/bin/$cli"
+  done
+  export PATH="$WORK/bin:$PATH"
+fi
+for port in "${REG#*:}" "${FILES#*:}"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "examples.sh: 127.0.0.1:$port is already in use (another examples.sh run?)" >&2
+    exit 1
+  fi
 done
-export PATH="$WORK/bin:$PATH"
 # Blob store and everything else htvend keeps: private to this run's work dir.
 export XDG_DATA_HOME="$WORK/xdg"
 export PLATFORMS=linux/amd64 SOURCE_DATE_EPOCH=0
@@ -46,9 +65,31 @@ storage: {filesystem: {rootdirectory: $WORK/registry-data}, delete: {enabled: tr
 http: {addr: $REG, tls: {certificate: $WORK/registry.crt, key: $WORK/registry.key}}
 YML
 docker-registry serve "$WORK/registry.yml" > "$WORK/registry.log" 2>&1 &
-REG_PID=$!
-trap 'kill $REG_PID 2>/dev/null || true' EXIT
-for _ in $(seq 50); do curl -sf --cacert "$WORK/registry.crt" "https://$REG/v2/" >/dev/null && break; sleep 0.2; done
+REG_PID=$! FILES_PID=
+trap 'kill $REG_PID $FILES_PID 2>/dev/null || true' EXIT
+
+# --- local download site: $WORK/files over HTTPS (GET/HEAD of a file by name, 404 otherwise)
+mkdir -p "$WORK/files/hello/package"
+printf '{\n  "name": "hello",\n  "version": "1.0.0"\n}\n' > "$WORK/files/hello/package/package.json"
+printf '#!/bin/sh\necho "hello from a tarball fetched at build time"\n' > "$WORK/files/hello/package/hello.sh"
+tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$WORK/files/hello" -cf - package | gzip -n > "$WORK/files/hello-1.0.0.tgz"
+node -e '
+  const [dir, cert, key, port] = process.argv.slice(1);
+  const fs = require("fs"), path = require("path");
+  require("https").createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) }, (req, res) => {
+    const file = path.join(dir, path.basename(decodeURIComponent(new URL(req.url, "https://x").pathname)));
+    fs.stat(file, (err, st) => {
+      if (err || !st.isFile()) return res.writeHead(404).end();
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": st.size });
+      if (req.method === "HEAD") return res.end();
+      fs.createReadStream(file).pipe(res);
+    });
+  }).listen(Number(port), "127.0.0.1");
+' "$WORK/files" "$WORK/registry.crt" "$WORK/registry.key" "${FILES#*:}" > "$WORK/files.log" 2>&1 &
+FILES_PID=$!
+for url in "https://$REG/v2/" "https://$FILES/hello-1.0.0.tgz"; do
+  for _ in $(seq 50); do curl -sf --cacert "$WORK/registry.crt" -o /dev/null "$url" && break; sleep 0.2; done
+done
 # htvend's own upstream connections trust the system roots plus this bundle (SPEC §3).
 cat /etc/ssl/certs/ca-certificates.crt "$WORK/registry.crt" > "$WORK/trust.pem"
 export SSL_CERT_FILE="$WORK/trust.pem"
@@ -108,7 +149,7 @@ manifests() { node -e 'const j=JSON.parse(require("fs").readFileSync(0,"utf8"));
 summary=()
 status=0
 for ex in $EXAMPLES; do
-  dir="examples/$ex"
+  dir="$EXAMPLES_DIR/$ex"
   rm -rf "$dir/assets.json" "$dir/oci" "$dir/img.tar"
   log "$ex: online build under htvend build"
   t0=$(date +%s.%N)
@@ -128,12 +169,14 @@ for ex in $EXAMPLES; do
   skopeo copy -q "oci-archive:$dir/img.tar" "oci:$WORK/run-layout:$ex"
   umoci unpack --image "$WORK/run-layout:$ex" "$WORK/run-bundle" >/dev/null
   node -e 'const f=process.argv[1],fs=require("fs"),c=JSON.parse(fs.readFileSync(f));c.process.terminal=false;fs.writeFileSync(f,JSON.stringify(c))' "$WORK/run-bundle/config.json"
-  runc run -b "$WORK/run-bundle" "htvend-example-$$-$ex" | head -5 || status=1
+  ran=yes
+  runc run -b "$WORK/run-bundle" "htvend-example-$$-$ex" > "$WORK/run.out" || { ran=no; status=1; }
+  head -5 "$WORK/run.out"
   runc delete -f "htvend-example-$$-$ex" 2>/dev/null || true
   rm -rf "$WORK/run-bundle"
   same=no
   [ "$online" = "$offline" ] && same=yes || status=1
-  summary+=("$(printf '%-14s online %s offline %s match=%s  online %.1fs offline %.1fs' "$ex" "$online" "$offline" "$same" "$(awk "BEGIN{print $t1-$t0}")" "$(awk "BEGIN{print $t3-$t2}")")")
+  summary+=("$(printf '%-14s online %s offline %s match=%s ran=%s  online %.1fs offline %.1fs' "$ex" "$online" "$offline" "$same" "$ran" "$(awk "BEGIN{print $t1-$t0}")" "$(awk "BEGIN{print $t3-$t2}")")")
 done
 printf '\n'
 printf '%s\n' "${summary[@]}"
