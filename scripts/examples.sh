@@ -19,8 +19,9 @@
 #   EXAMPLES_DIR           where the example directories are (default: examples/ of this
 #                          checkout); builds write assets.json, oci/ and img.tar there
 #   HTVEND_BIN_DIR         directory holding the htvend and build-img-with-proxy to use
-#                          (default: this checkout's bin/, after `npm run build`)
-#   SKIP_BUILD=1           do not run `npm run build` first
+#                          (default: this checkout's bin/, after scripts/setup.sh)
+#   SKIP_BUILD=1           do not run scripts/setup.sh first (apt packages, npm ci, build:
+#                          idempotent, so a fresh clone needs only this script)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -36,7 +37,7 @@ log() { printf '\n=== %s\n' "$*" >&2; }
 if [ -n "${HTVEND_BIN_DIR:-}" ]; then
   export PATH="$HTVEND_BIN_DIR:$PATH"
 else
-  [ "${SKIP_BUILD:-}" = 1 ] || npm run --silent build
+  [ "${SKIP_BUILD:-}" = 1 ] || bash scripts/setup.sh
   for cli in htvend build-img-with-proxy; do
     printf '#!/bin/sh\nexec node %s/bin/%s.js "$@"\n' "$ROOT" "$cli" > "$WORK/bin/$cli"
     chmod +x "$WORK/bin/$cli"
