@@ -1,6 +1,7 @@
 /**
  * Bounded parallelism and retries for commands that move many blobs (verify, export).
  */
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HtvendError, isAbortError } from './errors.js';
 
@@ -19,6 +20,10 @@ export async function mapPool<T, R>(
   const list = [...items];
   const results = new Array<R>(list.length);
   const inner = new AbortController();
+  // Each call in flight hangs a few abort listeners on this one signal (stream pipelines, store
+  // uploads, SDK requests): `jobs` × that exceeds Node's default of 10 and would print a
+  // MaxListenersExceededWarning although every listener is removed when its call ends.
+  setMaxListeners(Math.max(10, jobs * 8), inner.signal);
   const onOuterAbort = () => inner.abort(opts.signal?.reason);
   opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
   let next = 0;
