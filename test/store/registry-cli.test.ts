@@ -48,10 +48,11 @@ test('htvend build records into a registry store and offline replays from it wit
     'ip link set lo up',
     `docker-registry serve ${shq(reg.configFile)} >/dev/null 2>&1 & rp=$!`,
     `i=0; until curl -sk -o /dev/null https://${reg.host}/v2/; do i=$((i+1)); [ $i -gt 200 ] && exit 97; sleep 0.05; done`,
-    `${htvend} -C ${shq(dir)} offline ${flags.map(shq).join(' ')} -- sh -c ${shq(`curl -sSf ${up.https}/small.txt && curl -sSf ${up.https}/big.bin | sha256sum && curl -s -o /dev/null -w '%{http_code}\\n' ${up.https}/not-recorded`)}`,
+    `${htvend} -C ${shq(dir)} offline ${flags.map(shq).join(' ')} -- sh -c ${shq(`curl -sSf ${up.https}/small.txt && curl -sSf ${up.https}/big.bin | sha256sum && curl -sSf -r 1000-1999 ${up.https}/big.bin | sha256sum && curl -s -o /dev/null -w '%{http_code}\\n' ${up.https}/not-recorded`)}`,
     'rc=$?; kill $rp; wait $rp 2>/dev/null; exit $rc',
   ].join('\n');
   const offline = await run(['unshare', '-n', 'sh', '-c', script], { env, stdio: NO_STDIN });
   assert.equal(offline.code, 0, offline.stderr);
-  assert.equal(offline.stdout, `small asset\n${sha256Hex(big)}  -\n404\n`);
+  // The Range request is served from the store's range read.
+  assert.equal(offline.stdout, `small asset\n${sha256Hex(big)}  -\n${sha256Hex(big.subarray(1000, 2000))}  -\n404\n`);
 });

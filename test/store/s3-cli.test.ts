@@ -43,10 +43,10 @@ test('htvend build records into an S3 bucket and offline replays from it with no
     'ip link set lo up',
     `cd ${shq(repoRoot)} && ${s3ServerCommand(s3.dir, ['fleet-cache'], Number(port)).map(shq).join(' ')} >/dev/null & sp=$!`,
     `i=0; until curl -s -o /dev/null ${s3.endpoint}/; do i=$((i+1)); [ $i -gt 200 ] && exit 97; sleep 0.05; done`,
-    `${htvend} -C ${shq(dir)} offline ${flags.map(shq).join(' ')} -- sh -c ${shq(`curl -sSf ${up.https}/small.txt && curl -sSf ${up.https}/big.bin | sha256sum`)}`,
+    `${htvend} -C ${shq(dir)} offline ${flags.map(shq).join(' ')} -- sh -c ${shq(`curl -sSf ${up.https}/small.txt && curl -sSf ${up.https}/big.bin | sha256sum && curl -sSf -r 1000-1999 ${up.https}/big.bin | sha256sum`)}`,
     'rc=$?; kill $sp; wait $sp 2>/dev/null; exit $rc',
   ].join('\n');
   const offline = await run(['unshare', '-n', 'sh', '-c', script], { env, stdio: NO_STDIN });
   assert.equal(offline.code, 0, offline.stderr);
-  assert.equal(offline.stdout, `small asset\n${sha256Hex(big)}  -\n`);
+  assert.equal(offline.stdout, `small asset\n${sha256Hex(big)}  -\n${sha256Hex(big.subarray(1000, 2000))}  -\n`);
 });
