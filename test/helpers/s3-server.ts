@@ -17,7 +17,7 @@ import type { TestContext } from 'node:test';
 import { repoRoot } from './cli.js';
 
 export interface S3Server {
-  /** `http://127.0.0.1:PORT` */
+  /** `http(s)://127.0.0.1:PORT` */
   endpoint: string;
   /** s3rver's storage directory (`<dir>/<bucket>/<key>._S3rver_object`). */
   dir: string;
@@ -36,9 +36,12 @@ export function s3Env(server: Pick<S3Server, 'endpoint'>): Record<string, string
 
 const SCRIPT = `
 const S3rver = require('s3rver');
+const fs = require('fs');
 const [dir, port, ...buckets] = process.argv.slice(1);
-const s = new S3rver({ port: Number(port), address: '127.0.0.1', directory: dir, silent: true, configureBuckets: buckets.map((name) => ({ name })) });
-s.run().then((a) => process.stdout.write('http://127.0.0.1:' + a.port + '\\n'), (e) => { console.error(e); process.exit(1); });
+const tls = process.env.S3_TLS_CERT ? { cert: fs.readFileSync(process.env.S3_TLS_CERT), key: fs.readFileSync(process.env.S3_TLS_KEY) } : {};
+const s = new S3rver({ port: Number(port), address: '127.0.0.1', directory: dir, silent: true, configureBuckets: buckets.map((name) => ({ name })), ...tls });
+const scheme = tls.cert ? 'https' : 'http';
+s.run().then((a) => process.stdout.write(scheme + '://127.0.0.1:' + a.port + '\\n'), (e) => { console.error(e); process.exit(1); });
 const stop = () => s.close().then(() => process.exit(0), () => process.exit(0));
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
@@ -49,11 +52,15 @@ export function s3ServerCommand(dir: string, buckets: string[], port = 0): strin
   return [process.execPath, '-e', SCRIPT, dir, String(port), ...buckets];
 }
 
-/** Starts s3rver with `buckets`; stopped and its storage removed when the test ends. */
-export async function startS3Server(t: Pick<TestContext, 'after'>, buckets: string[] = ['htvend-test']): Promise<S3Server> {
+/**
+ * Starts s3rver with `buckets`; stopped and its storage removed when the test ends. With
+ * `tls`, it serves HTTPS with the given certificate and key files.
+ */
+export async function startS3Server(t: Pick<TestContext, 'after'>, buckets: string[] = ['htvend-test'], tls?: { cert: string; key: string }): Promise<S3Server> {
   const dir = await mkdtemp(join(tmpdir(), 'htvend-s3-'));
   const [cmd, ...args] = s3ServerCommand(dir, buckets);
-  const child = spawn(cmd!, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = tls ? { ...process.env, S3_TLS_CERT: tls.cert, S3_TLS_KEY: tls.key } : process.env;
+  const child = spawn(cmd!, args, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = once(child, 'exit');
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));

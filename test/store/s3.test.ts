@@ -139,6 +139,21 @@ test('an unknown access key is a clear access-denied error that does not show th
   });
 });
 
+test('an HTTPS endpoint is trusted through SSL_CERT_FILE of the given environment, and refused without it', async (t) => {
+  const { makeCert } = await import('../helpers/registry-server.js');
+  const { tempDir } = await import('../helpers/tmp.js');
+  const certs = await makeCert(await tempDir(t), 's3');
+  const server = await startS3Server(t, ['tls-bucket'], certs);
+  assert.match(server.endpoint, /^https:/);
+  const trusted = await openS3Store({ bucket: 'tls-bucket' }, { env: { ...s3Env(server), SSL_CERT_FILE: certs.cert } });
+  t.after(() => trusted.close());
+  const d = await put(trusted, Buffer.from('over tls'));
+  assert.deepEqual(await trusted.stat(d), { size: 8 });
+  const untrusted = await openS3Store({ bucket: 'tls-bucket' }, { env: s3Env(server) });
+  t.after(() => untrusted.close());
+  await assert.rejects(untrusted.stat(d), (e: HtvendError) => e.code === 'STORE' && e.message.includes('s3://tls-bucket/') && /certificate/i.test(e.message));
+});
+
 test('an unreachable endpoint names the endpoint', async (t) => {
   const store = await openS3Store({ bucket: 'b' }, { env: { AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's' } });
   t.after(() => store.close());
