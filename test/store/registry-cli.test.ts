@@ -51,7 +51,9 @@ test('htvend build records into a registry store and offline replays from it wit
     `${htvend} -C ${shq(dir)} offline ${flags.map(shq).join(' ')} -- sh -c ${shq(`curl -sSf ${up.https}/small.txt && curl -sSf ${up.https}/big.bin | sha256sum && curl -sSf -r 1000-1999 ${up.https}/big.bin | sha256sum && curl -s -o /dev/null -w '%{http_code}\\n' ${up.https}/not-recorded`)}`,
     'rc=$?; kill $rp; wait $rp 2>/dev/null; exit $rc',
   ].join('\n');
-  const offline = await run(['unshare', '-n', 'sh', '-c', script], { env, stdio: NO_STDIN });
+  // A pid namespace too (-p -f --kill-child): if the run is killed on timeout, the store server
+  // started inside dies with it instead of lingering in a dead network namespace.
+  const offline = await run(['unshare', '-n', '-p', '-f', '--kill-child', 'sh', '-c', script], { env, stdio: NO_STDIN });
   assert.equal(offline.code, 0, offline.stderr);
   // The Range request is served from the store's range read.
   assert.equal(offline.stdout, `small asset\n${sha256Hex(big)}  -\n${sha256Hex(big.subarray(1000, 2000))}  -\n404\n`);

@@ -46,7 +46,9 @@ test('htvend build records into an S3 bucket and offline replays from it with no
     `${htvend} -C ${shq(dir)} offline ${flags.map(shq).join(' ')} -- sh -c ${shq(`curl -sSf ${up.https}/small.txt && curl -sSf ${up.https}/big.bin | sha256sum && curl -sSf -r 1000-1999 ${up.https}/big.bin | sha256sum`)}`,
     'rc=$?; kill $sp; wait $sp 2>/dev/null; exit $rc',
   ].join('\n');
-  const offline = await run(['unshare', '-n', 'sh', '-c', script], { env, stdio: NO_STDIN });
+  // A pid namespace too (-p -f --kill-child): if the run is killed on timeout, the store server
+  // started inside dies with it instead of lingering in a dead network namespace.
+  const offline = await run(['unshare', '-n', '-p', '-f', '--kill-child', 'sh', '-c', script], { env, stdio: NO_STDIN });
   assert.equal(offline.code, 0, offline.stderr);
   assert.equal(offline.stdout, `small asset\n${sha256Hex(big)}  -\n${sha256Hex(big.subarray(1000, 2000))}  -\n`);
 });
