@@ -20,9 +20,9 @@ export function shq(s: string): string {
 export const NO_STDIN: ['ignore', 'pipe', 'pipe'] = ['ignore', 'pipe', 'pipe'];
 
 let unshareOk: Promise<boolean> | undefined;
-/** Whether this process may create network namespaces (root on the CI machine). */
+/** Whether this process may create network and pid namespaces (root on the CI machine). */
 export function canUnshare(): Promise<boolean> {
-  unshareOk ??= run(['unshare', '-n', 'true'], { stdio: NO_STDIN }).then((r) => r.code === 0, () => false);
+  unshareOk ??= run(['unshare', '-n', '-p', '-f', '--kill-child', 'true'], { stdio: NO_STDIN }).then((r) => r.code === 0, () => false);
   return unshareOk;
 }
 
