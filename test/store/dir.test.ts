@@ -96,3 +96,40 @@ test('the default blob directory follows XDG_DATA_HOME like the Go tool', () => 
   assert.equal(resolveBlobsDir('${XDG_DATA_HOME}/htvend/cache/blobs', { HOME: '/home/u' }), '/home/u/.local/share/htvend/cache/blobs');
   assert.equal(resolveBlobsDir('/abs/blobs', {}), '/abs/blobs');
 });
+
+async function readAllOf(r: import('node:stream').Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of r) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+test('a small blob is verified once, then served from memory; a corrupt one is refused and not kept; delete() forgets it', async (t) => {
+  const dir = await tempDir(t);
+  const store = await DirStore.open(dir);
+  const good = Buffer.from('small and verified');
+  const d = await put(store, good);
+  assert.deepEqual(await readAllOf(await store.get(d)), good);
+  // The verified copy answers without the file (no I/O per request for small blobs)...
+  await rm(join(dir, d));
+  assert.deepEqual(await store.stat(d), { size: good.length });
+  assert.deepEqual(await readAllOf(await store.get(d)), good);
+  // ...until delete() (verify --repair) drops it.
+  await store.delete(d);
+  assert.equal(await store.stat(d), undefined);
+  await assert.rejects(store.get(d), (e: unknown) => e instanceof HtvendError && e.code === 'NOT_FOUND');
+
+  // A corrupt small blob fails with no byte delivered, and is never cached.
+  const other = Buffer.from('the real small bytes');
+  const od = sha256Hex(other);
+  await writeFile(join(dir, od), 'the fake small bytes', { mode: 0o600 });
+  const seen: Buffer[] = [];
+  await assert.rejects(
+    (async () => {
+      for await (const c of await store.get(od)) seen.push(c as Buffer);
+    })(),
+    (e: unknown) => e instanceof HtvendError && e.code === 'DIGEST_MISMATCH' && e.message.includes(od),
+  );
+  assert.equal(seen.length, 0);
+  await writeFile(join(dir, od), other);
+  assert.deepEqual(await readAllOf(await store.get(od)), other);
+});
