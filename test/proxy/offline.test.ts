@@ -2,6 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ProxyAgent, request } from 'undici';
+import { writeFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DirStore } from '../../src/store/dir/index.js';
+import { tempDir } from '../helpers/tmp.js';
 import { startBench, curl } from './harness.js';
 
 const offline = { mode: 'offline' as const, upstream: undefined };
@@ -71,4 +76,34 @@ test('the optional TLS listener is an HTTPS proxy for both CONNECT and absolute-
   const c = await curl(b, 'http://p.test/b', ['--proxy-cacert', b.caFile, '-x', b.proxy.tlsUrl!]);
   assert.equal(c.code, 0, c.stderr);
   assert.equal(c.body, 'plain');
+});
+
+test('offline from the filesystem store: large and small blobs replay intact; corrupt ones are cut off before their end', async (t) => {
+  const store = await DirStore.open(await tempDir(t));
+  const add = async (data: Buffer) => {
+    const w = await store.put();
+    await pipeline(Readable.from([data]), w.stream);
+    return w.commit();
+  };
+  const b = await startBench(t, { ...offline, store });
+  const big = randomBytes(6 * 1024 * 1024 + 3); // verified on the worker thread
+  const small = randomBytes(10 * 1024); // read whole, sent with its headers
+  for (const [name, data] of [['big', big], ['small', small]] as const) {
+    const d = await add(data);
+    b.assets.entries.set(`https://files.test/${name}`, { Sha256: d, Headers: {} });
+    b.assets.entries.set(`https://files.test/${name}-bad`, { Sha256: d, Headers: {} });
+  }
+  for (const [name, data] of [['big', big], ['small', small]] as const) {
+    const r = await b.get(`https://files.test/${name}`);
+    assert.equal(r.status, 200);
+    assert.ok(r.body.equals(data), `${name} body intact`);
+  }
+  // Corrupt the big blob on disk (same size): the reply is cut, never complete.
+  const bigDigest = b.assets.entries.get('https://files.test/big')!.Sha256;
+  const bad = Buffer.from(big);
+  bad[bad.length - 10] ^= 1;
+  await writeFile(store.pathOf(bigDigest), bad);
+  await assert.rejects(b.get('https://files.test/big-bad'), /closed|terminated|socket|other side/i);
+  assert.equal(b.proxy.counters().htvend_integrity_failed_total, 1);
+  assert.ok(b.logs.some((l) => l.includes(`blob ${bigDigest} is corrupt`)));
 });
