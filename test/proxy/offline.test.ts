@@ -101,7 +101,7 @@ test('offline from the filesystem store: large and small blobs replay intact; co
   // Corrupt the big blob on disk (same size): the reply is cut, never complete.
   const bigDigest = b.assets.entries.get('https://files.test/big')!.Sha256;
   const bad = Buffer.from(big);
-  bad[bad.length - 10] ^= 1;
+  bad[bad.length - 10] = bad[bad.length - 10]! ^ 1;
   await writeFile(store.pathOf(bigDigest), bad);
   await assert.rejects(b.get('https://files.test/big-bad'), /closed|terminated|socket|other side/i);
   assert.equal(b.proxy.counters().htvend_integrity_failed_total, 1);
