@@ -38,6 +38,9 @@ interface JobResult {
   servedPrimary: boolean;
 }
 
+/** Bytes a recording may queue towards the store or the client before it waits for them. */
+const TEE_QUEUE_BYTES = 4 * 1024 * 1024;
+
 /** Resolves when `w` can take more data, or is gone (errors are observed elsewhere). */
 function drained(w: Writable): Promise<void> {
   return new Promise((resolve) => {
@@ -143,9 +146,14 @@ export class Recorder {
       }
       for await (const chunk of up.body as AsyncIterable<Buffer>) {
         n += chunk.length;
-        const okStore = writer.stream.write(chunk);
-        const okClient = clientGone || res.write(chunk);
-        if (!okStore || !okClient) await Promise.all([okStore || drained(writer.stream), okClient || clientGone || drained(res)]);
+        writer.stream.write(chunk);
+        if (!clientGone) res.write(chunk);
+        // Wait only once a side has TEE_QUEUE_BYTES queued, not whenever it is past its
+        // highWaterMark: the upstream read, the file write and the client's TLS send then
+        // overlap instead of taking turns (each waited ~1 MiB step cost ~2.7 ms per MiB).
+        const storeFull = writer.stream.writableLength > TEE_QUEUE_BYTES;
+        const clientFull = !clientGone && res.writableLength > TEE_QUEUE_BYTES;
+        if (storeFull || clientFull) await Promise.all([storeFull && drained(writer.stream), clientFull && drained(res)]);
         if (storeError) throw storeError;
       }
       // The client has every byte and they were the upstream's: end its response now rather
