@@ -10,10 +10,9 @@ import { existsSync, realpathSync } from 'node:fs';
 import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { HtvendError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import { makeLogger, reportError } from './common.js';
+import { makeLogger, reportError, runIfEntryPoint } from './common.js';
 import { hostPlatform, parsePlatform, formatPlatform, type Platform } from '../registry/index.js';
 import { buildImages } from '../builder/build/build.js';
 import { parseSecret } from '../builder/build/mounts.js';
@@ -179,21 +178,4 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
 }
 
-/** True when this module is the program (directly, through bin/, or through an npm symlink). */
-function isEntryPoint(): boolean {
-  const script = process.argv[1];
-  if (!script) return false;
-  try {
-    const real = realpathSync(script);
-    return real === realpathSync(fileURLToPath(import.meta.url)) || real.endsWith('/bin/build-img-with-proxy.js');
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e) => process.exit(reportError(e, undefined)),
-  );
-}
+runIfEntryPoint(import.meta.url, 'build-img-with-proxy', main);

@@ -3,7 +3,9 @@
  * XDG path expansion, logging set-up, `--github-output-path`, and the one top-level error
  * handler that maps HtvendError → message + hint + exit code.
  */
+import { realpathSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
@@ -102,4 +104,25 @@ export function reportError(e: unknown, log: Pick<Logger, 'error' | 'debug'> | u
   err(`unexpected error: ${describeError(e)}`);
   if (e instanceof Error && e.stack) log?.debug(e.stack);
   return 1;
+}
+
+/**
+ * Runs `main` as the program when the calling module is the process entry point: started
+ * directly (`node dist/src/cli/X.js`, tsx), through `bin/X.js`, or through an npm bin symlink.
+ * Importing the module from a test does nothing.
+ */
+export function runIfEntryPoint(moduleUrl: string, binName: string, main: (argv: string[]) => Promise<number>): void {
+  const script = process.argv[1];
+  if (!script) return;
+  let real: string;
+  try {
+    real = realpathSync(script);
+    if (real !== realpathSync(fileURLToPath(moduleUrl)) && !real.endsWith(`/bin/${binName}.js`)) return;
+  } catch {
+    return;
+  }
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e) => process.exit(reportError(e, undefined)),
+  );
 }

@@ -8,13 +8,11 @@
  * pass-through of the child's own options after the first positional argument.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { realpathSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { HtvendError, describeError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { StoreConfig } from '../store/store.js';
 import type { ListenerOptions } from '../commands/listen.js';
-import { compileRegexes, expandXdg, listFlag, makeLogger, parseListenAddr, reportError, writeGithubOutput } from './common.js';
+import { compileRegexes, expandXdg, listFlag, makeLogger, parseListenAddr, reportError, runIfEntryPoint, writeGithubOutput } from './common.js';
 
 /** Go defaults (flags_listener.go, command_build.go, command_offline.go). */
 export const DEFAULTS = {
@@ -299,21 +297,4 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
 }
 
-function isEntryPoint(): boolean {
-  const script = process.argv[1];
-  if (!script) return false;
-  try {
-    const real = realpathSync(script);
-    // Run directly (node dist/src/cli/htvend.js, tsx src/cli/htvend.ts) or via bin/htvend.js.
-    return real === realpathSync(fileURLToPath(import.meta.url)) || real.endsWith('/bin/htvend.js');
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e) => process.exit(reportError(e, undefined)),
-  );
-}
+runIfEntryPoint(import.meta.url, 'htvend', main);
