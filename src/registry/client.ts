@@ -293,7 +293,9 @@ export class RegistryClient {
       let res: Dispatcher.ResponseData;
       try {
         // A fresh stream per attempt; undici sends each buffer in turn.
-        const body = Array.isArray(o.body) ? Readable.from(o.body as readonly Buffer[]) : (o.body as Buffer | string | undefined);
+        // Up to 1 MiB goes as one buffer: for a small blob a stream costs more per request than
+        // copying its bytes once; bigger chunks are streamed without being joined.
+        const body = Array.isArray(o.body) ? joinSmall(o.body as readonly Buffer[]) : (o.body as Buffer | string | undefined);
         res = await request(target, { method, headers, body, dispatcher: this.dispatcher, signal: o.signal });
       } catch (e) {
         if (isAbortError(e) || o.signal?.aborted) throw e;
@@ -405,4 +407,11 @@ function sliceStream(start: number, end: number): Transform {
       cb(null, to > from ? chunk.subarray(from, to) : undefined);
     },
   });
+}
+
+/** A request body from a list of buffers: joined when small (one write), else streamed as is. */
+function joinSmall(chunks: readonly Buffer[]): Buffer | Readable {
+  if (chunks.length === 1) return chunks[0]!;
+  const total = chunks.reduce((n, b) => n + b.length, 0);
+  return total <= 1024 * 1024 ? Buffer.concat(chunks, total) : Readable.from(chunks);
 }

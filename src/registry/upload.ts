@@ -1,7 +1,7 @@
 /**
  * Blob uploads (distribution-spec "Pushing blobs"). Bytes are buffered up to one chunk
  * (default 8 MiB); a blob that ends within its first chunk goes up monolithically
- * (POST + PUT ?digest=, two round trips), a bigger one as PATCH requests of one chunk each
+ * (one POST ?digest= with the bytes, one round trip), a bigger one as PATCH requests of one chunk each
  * then a PUT ?digest= carrying the rest. So memory is bounded by the chunk size and a 1 GiB
  * blob costs ~130 requests rather than one per write. The digest is only known at the end,
  * which the protocol allows: it is named on the closing PUT. Abort or failure DELETEs the
@@ -114,8 +114,27 @@ export class BlobUpload {
       if (expected && expected !== digest) {
         throw new HtvendError('DIGEST_MISMATCH', `${this.client.description}: upload of blob sha256:${expected}: content has sha256:${digest}`);
       }
-      if (!this.location) this.location = await this.start();
       const body = this.takePending().chunks;
+      if (!this.location) {
+        // Whole blob in hand and its digest checked: one monolithic POST ?digest= (spec
+        // "single POST"), one round trip instead of POST + PUT. A registry that ignores the
+        // digest opens a session (202) instead; the PUT below then finishes it.
+        const post = this.client.url('blobs/uploads/');
+        post.searchParams.set('digest', `sha256:${digest}`);
+        const res = await this.client.send('POST', post, {
+          access: 'push',
+          signal: this.signal,
+          headers: { 'content-type': 'application/octet-stream' },
+          body,
+        });
+        if (res.statusCode === 201) {
+          await res.body.dump();
+          return this.done(digest);
+        }
+        if (res.statusCode !== 202) throw await this.client.httpError(res, `upload of blob sha256:${digest} (${this.size} bytes)`);
+        await res.body.dump();
+        this.location = this.nextLocation(res.headers.location, 'start blob upload');
+      }
       const url = new URL(this.location);
       url.searchParams.set('digest', `sha256:${digest}`);
       const res = await this.client.send('PUT', url, {
@@ -126,14 +145,18 @@ export class BlobUpload {
       });
       if (res.statusCode !== 201 && res.statusCode !== 204) throw await this.client.httpError(res, `upload of blob sha256:${digest} (${this.size} bytes)`);
       await res.body.dump();
-      this.state = 'committed';
-      this.detach();
-      this.releaseSlot?.();
-      return { digest, size: this.size };
+      return this.done(digest);
     } catch (e) {
       await this.abort(e);
       throw this.inContext(e);
     }
+  }
+
+  private done(digest: Digest): UploadResult {
+    this.state = 'committed';
+    this.detach();
+    this.releaseSlot?.();
+    return { digest, size: this.size };
   }
 
   /** Adds which blob and how far the upload got to a failure's message. */
