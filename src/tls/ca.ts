@@ -15,6 +15,14 @@ import { readFile, mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { isIP } from 'node:net';
 import * as tls from 'node:tls';
+import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
+import {
+  AlgorithmIdentifier, AttributeTypeAndValue, AttributeValue, AuthorityKeyIdentifier, BasicConstraints, Certificate,
+  ExtendedKeyUsage, Extension, Extensions, GeneralName, KeyIdentifier, KeyUsage, KeyUsageFlags, Name,
+  RelativeDistinguishedName, SubjectAlternativeName, SubjectKeyIdentifier, SubjectPublicKeyInfo, TBSCertificate,
+  Validity, Version, id_ce_authorityKeyIdentifier, id_ce_basicConstraints, id_ce_extKeyUsage, id_ce_keyUsage,
+  id_ce_subjectAltName, id_ce_subjectKeyIdentifier, id_kp_serverAuth,
+} from '@peculiar/asn1-x509';
 import { HtvendError, describeError } from '../util/errors.js';
 
 const HOUR = 3600_000;
@@ -43,121 +51,49 @@ export interface CaMaterial {
   keyPem: string;
 }
 
-// --- DER, just enough for X.509 certificates (RFC 5280). Written here rather than loading an
-// ASN.1 library: @peculiar/x509 (with tsyringe and reflect-metadata) cost ~20 MiB of RSS in
-// every htvend process, for a few fixed structures.
-
-function derLength(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-
-function tlv(tag: number, ...content: Buffer[]): Buffer {
-  const body = Buffer.concat(content);
-  return Buffer.concat([Buffer.from([tag]), derLength(body.length), body]);
-}
-
-const seq = (...items: Buffer[]) => tlv(0x30, ...items);
-const derNull = Buffer.from([0x05, 0x00]);
-
-/** A non-negative INTEGER from big-endian bytes, minimally encoded. */
-function derUint(bytes: Buffer): Buffer {
-  let i = 0;
-  while (i < bytes.length - 1 && bytes[i] === 0) i++;
-  const b = bytes.subarray(i);
-  return tlv(0x02, b[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), b]) : b);
-}
-
-function oid(dotted: string): Buffer {
-  const [a, b, ...rest] = dotted.split('.').map(Number);
-  const out = [40 * a! + b!];
-  for (const n of rest) {
-    const groups = [n & 0x7f];
-    for (let v = Math.floor(n / 128); v > 0; v = Math.floor(v / 128)) groups.unshift(0x80 | (v & 0x7f));
-    out.push(...groups);
-  }
-  return tlv(0x06, Buffer.from(out));
-}
-
-/** UTCTime through 2049, GeneralizedTime after (RFC 5280 §4.1.2.5). */
-function derTime(d: Date): Buffer {
-  const iso = d.toISOString(); // YYYY-MM-DDTHH:MM:SS.sssZ
-  const digits = iso.slice(0, 19).replace(/[-T:]/g, '') + 'Z';
-  return d.getUTCFullYear() < 2050 ? tlv(0x17, Buffer.from(digits.slice(2), 'ascii')) : tlv(0x18, Buffer.from(digits, 'ascii'));
-}
+// --- X.509 structures (RFC 5280) from the typed ASN.1 schemas of @peculiar/asn1-x509, signed
+// with node:crypto. The schemas alone, not @peculiar/x509: its WebCrypto layer pulls in
+// tsyringe and reflect-metadata (~19 MiB of RSS at load) for nothing we need.
 
 /** A Name of CN (and O) in UTF8String. */
-function derName(cn: string, o?: string): Buffer {
-  const rdn = (type: string, value: string) => tlv(0x31, seq(oid(type), tlv(0x0c, Buffer.from(value, 'utf8'))));
-  return seq(rdn('2.5.4.3', cn), ...(o ? [rdn('2.5.4.10', o)] : []));
+function nameOf(cn: string, o?: string): Name {
+  const rdn = (type: string, value: string) =>
+    new RelativeDistinguishedName([new AttributeTypeAndValue({ type, value: new AttributeValue({ utf8String: value }) })]);
+  return new Name([rdn('2.5.4.3', cn), ...(o ? [rdn('2.5.4.10', o)] : [])]);
 }
 
-function extension(id: string, critical: boolean, value: Buffer): Buffer {
-  return seq(oid(id), ...(critical ? [Buffer.from([0x01, 0x01, 0xff])] : []), tlv(0x04, value));
+function extension(extnID: string, critical: boolean, value: object): Extension {
+  return new Extension({ extnID, critical, extnValue: new OctetString(AsnConvert.serialize(value)) });
 }
 
-/** One TLV of `der` at `offset`: its tag, where its content starts and where it ends. */
-function readTlv(der: Buffer, offset: number): { tag: number; start: number; end: number } {
-  const tag = der[offset]!;
-  let len = der[offset + 1]!;
-  let start = offset + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + der[start + i]!;
-    start += n;
-  }
-  if (start + len > der.length) throw new Error('truncated DER');
-  return { tag, start, end: start + len };
-}
-
-/** The subject Name (as encoded) and subjectKeyIdentifier (if any) of a certificate. */
-function subjectAndKeyId(certDer: Buffer): { subject: Buffer; keyId?: Buffer | undefined } {
-  const cert = readTlv(certDer, 0);
-  const tbs = readTlv(certDer, cert.start);
-  const fields: { tag: number; start: number; end: number; from: number }[] = [];
-  for (let off = tbs.start; off < tbs.end; ) {
-    const f = readTlv(certDer, off);
-    fields.push({ ...f, from: off });
-    off = f.end;
-  }
-  const i = fields[0]!.tag === 0xa0 ? 1 : 0; // [0] version is optional
-  const subjectField = fields[i + 4]!; // serial, signature, issuer, validity, subject
-  const subject = certDer.subarray(subjectField.from, subjectField.end);
-  const exts = fields.find((f) => f.tag === 0xa3);
-  if (!exts) return { subject };
-  const list = readTlv(certDer, exts.start);
-  for (let off = list.start; off < list.end; ) {
-    const ext = readTlv(certDer, off);
-    const id = readTlv(certDer, ext.start);
-    if (certDer.subarray(ext.start, id.end).equals(oid('2.5.29.14'))) {
-      let v = readTlv(certDer, id.end);
-      if (v.tag === 0x01) v = readTlv(certDer, v.end); // critical flag
-      const inner = readTlv(certDer, v.start); // OCTET STRING inside the extension's OCTET STRING
-      return { subject, keyId: Buffer.from(certDer.subarray(inner.start, inner.end)) };
-    }
-    off = ext.end;
-  }
-  return { subject };
+/**
+ * The subject Name and subjectKeyIdentifier (if any) of a certificate. The parsed Name keeps
+ * each value's string type, so it re-encodes to the same bytes as the leaves' issuer (what
+ * chain building by byte comparison, as in Go, needs).
+ */
+function subjectAndKeyId(certDer: Buffer): { subject: Name; keyId?: ArrayBuffer | undefined } {
+  const tbs = AsnConvert.parse(certDer, Certificate).tbsCertificate;
+  const ski = tbs.extensions?.find((e) => e.extnID === id_ce_subjectKeyIdentifier);
+  const keyId = ski ? AsnConvert.parse(ski.extnValue, SubjectKeyIdentifier).buffer : undefined;
+  return { subject: tbs.subject, keyId };
 }
 
 /** How a CA key signs: the AlgorithmIdentifier to write and the digest to sign with. */
 interface Signer {
   key: KeyObject;
   hash: 'sha256' | 'sha384';
-  algorithm: Buffer;
+  algorithm: AlgorithmIdentifier;
 }
 
 function signerFor(key: KeyObject, where: string): Signer {
   if (key.asymmetricKeyType === 'ec') {
     const curve = key.asymmetricKeyDetails?.namedCurve;
-    if (curve === 'prime256v1' || curve === 'P-256') return { key, hash: 'sha256', algorithm: seq(oid('1.2.840.10045.4.3.2')) };
-    if (curve === 'secp384r1' || curve === 'P-384') return { key, hash: 'sha384', algorithm: seq(oid('1.2.840.10045.4.3.3')) };
+    // ECDSA AlgorithmIdentifiers have no parameters (RFC 5758 §3.2); RSA ones a NULL.
+    if (curve === 'prime256v1' || curve === 'P-256') return { key, hash: 'sha256', algorithm: new AlgorithmIdentifier({ algorithm: '1.2.840.10045.4.3.2' }) };
+    if (curve === 'secp384r1' || curve === 'P-384') return { key, hash: 'sha384', algorithm: new AlgorithmIdentifier({ algorithm: '1.2.840.10045.4.3.3' }) };
     throw new HtvendError('INPUT', `${where}: unsupported EC curve ${curve ?? '?'} (use P-256 or P-384)`);
   }
-  if (key.asymmetricKeyType === 'rsa') return { key, hash: 'sha256', algorithm: seq(oid('1.2.840.113549.1.1.11'), derNull) };
+  if (key.asymmetricKeyType === 'rsa') return { key, hash: 'sha256', algorithm: new AlgorithmIdentifier({ algorithm: '1.2.840.113549.1.1.11', parameters: null }) };
   throw new HtvendError('INPUT', `${where}: unsupported key type ${key.asymmetricKeyType ?? '?'} (use ECDSA or RSA)`);
 }
 
@@ -170,38 +106,41 @@ function randomSerial(): Buffer {
 }
 
 interface CertFields {
-  issuer: Buffer;
-  subject: Buffer;
+  issuer: Name;
+  subject: Name;
   notBefore: Date;
   notAfter: Date;
   publicKey: KeyObject;
-  extensions: Buffer[];
+  extensions: Extension[];
   signer: Signer;
 }
 
 /** A signed certificate (DER). */
 function makeCertificate(f: CertFields): Buffer {
-  const tbs = seq(
-    tlv(0xa0, derUint(Buffer.from([2]))), // v3
-    derUint(randomSerial()),
-    f.signer.algorithm,
-    f.issuer,
-    seq(derTime(f.notBefore), derTime(f.notAfter)),
-    f.subject,
-    f.publicKey.export({ type: 'spki', format: 'der' }),
-    tlv(0xa3, seq(...f.extensions)),
-  );
-  const signature = sign(f.signer.hash, tbs, f.signer.key);
-  return seq(tbs, f.signer.algorithm, tlv(0x03, Buffer.from([0]), signature));
+  const tbsCertificate = new TBSCertificate({
+    version: Version.v3,
+    serialNumber: toArrayBuffer(randomSerial()),
+    signature: f.signer.algorithm,
+    issuer: f.issuer,
+    validity: new Validity({ notBefore: f.notBefore, notAfter: f.notAfter }),
+    subject: f.subject,
+    subjectPublicKeyInfo: AsnConvert.parse(f.publicKey.export({ type: 'spki', format: 'der' }), SubjectPublicKeyInfo),
+    extensions: new Extensions(f.extensions),
+  });
+  const signature = sign(f.signer.hash, Buffer.from(AsnConvert.serialize(tbsCertificate)), f.signer.key);
+  const cert = new Certificate({ tbsCertificate, signatureAlgorithm: f.signer.algorithm, signatureValue: toArrayBuffer(signature) });
+  return Buffer.from(AsnConvert.serialize(cert));
 }
 
 /** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits. */
-function keyIdOf(publicKey: KeyObject): Buffer {
-  const spki = publicKey.export({ type: 'spki', format: 'der' });
-  const outer = readTlv(spki, 0);
-  const algo = readTlv(spki, outer.start);
-  const bits = readTlv(spki, algo.end);
-  return createHash('sha1').update(spki.subarray(bits.start + 1, bits.end)).digest();
+function keyIdOf(publicKey: KeyObject): ArrayBuffer {
+  const spki = AsnConvert.parse(publicKey.export({ type: 'spki', format: 'der' }), SubjectPublicKeyInfo);
+  return toArrayBuffer(createHash('sha1').update(Buffer.from(spki.subjectPublicKey)).digest());
+}
+
+/** A Buffer's bytes as an ArrayBuffer of their own (a Buffer may be a view into a pool). */
+function toArrayBuffer(b: Buffer): ArrayBuffer {
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
 }
 
 function toPem(der: Buffer, label: string): string {
@@ -215,7 +154,7 @@ const newEcKeys = () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
 export async function createCa(opts: CreateCaOptions = {}): Promise<CertificateAuthority & CaMaterial> {
   const keys = newEcKeys();
   const now = Date.now();
-  const name = derName(opts.commonName ?? 'htvend interception CA', 'htvend');
+  const name = nameOf(opts.commonName ?? 'htvend interception CA', 'htvend');
   const keyId = keyIdOf(keys.publicKey);
   const notAfter = new Date(now + (opts.validityDays ?? 30) * DAY);
   const der = makeCertificate({
@@ -226,9 +165,9 @@ export async function createCa(opts: CreateCaOptions = {}): Promise<CertificateA
     publicKey: keys.publicKey,
     signer: signerFor(keys.privateKey, 'CA'),
     extensions: [
-      extension('2.5.29.19', true, seq(Buffer.from([0x01, 0x01, 0xff]), derUint(Buffer.from([0])))), // CA, pathLen 0
-      extension('2.5.29.15', true, tlv(0x03, Buffer.from([0x01, 0x86]))), // digitalSignature, keyCertSign, cRLSign
-      extension('2.5.29.14', false, tlv(0x04, keyId)),
+      extension(id_ce_basicConstraints, true, new BasicConstraints({ cA: true, pathLenConstraint: 0 })),
+      extension(id_ce_keyUsage, true, new KeyUsage(KeyUsageFlags.digitalSignature | KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign)),
+      extension(id_ce_subjectKeyIdentifier, false, new SubjectKeyIdentifier(keyId)),
     ],
   });
   const keyPem = keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
@@ -236,29 +175,29 @@ export async function createCa(opts: CreateCaOptions = {}): Promise<CertificateA
   return Object.assign(ca, { keyPem });
 }
 
-function caFromParts(certPem: string, caCert: { subject: Buffer; keyId?: Buffer | undefined; notAfter: Date }, signer: Signer): CertificateAuthority & { certPem: string } {
+function caFromParts(certPem: string, caCert: { subject: Name; keyId?: ArrayBuffer | undefined; notAfter: Date }, signer: Signer): CertificateAuthority & { certPem: string } {
   // One leaf key pair for every host (see file comment).
   const leafKeys = newEcKeys();
   const leafKeyPem = leafKeys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-  const aki = caCert.keyId ? [extension('2.5.29.35', false, seq(tlv(0x80, caCert.keyId)))] : [];
+  const aki = caCert.keyId ? [extension(id_ce_authorityKeyIdentifier, false, new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(caCert.keyId) }))] : [];
   const cache = new Map<string, Promise<tls.SecureContext>>();
 
   async function mint(host: string): Promise<tls.SecureContext> {
     const now = Date.now();
     const ip = isIP(host) !== 0;
-    const san = ip ? tlv(0x87, ipBytes(host)) : tlv(0x82, Buffer.from(host, 'ascii'));
+    const san = ip ? new GeneralName({ iPAddress: canonicalIp(host) }) : new GeneralName({ dNSName: host });
     const der = makeCertificate({
       issuer: caCert.subject,
-      subject: derName(ip || host.length > 64 ? 'htvend' : host),
+      subject: nameOf(ip || host.length > 64 ? 'htvend' : host),
       notBefore: new Date(now - LEAF_BACKDATE_MS),
       notAfter: new Date(Math.min(now + LEAF_VALIDITY_MS, caCert.notAfter.getTime())),
       publicKey: leafKeys.publicKey,
       signer,
       extensions: [
-        extension('2.5.29.19', true, seq()),
-        extension('2.5.29.15', true, tlv(0x03, Buffer.from([0x05, 0xa0]))), // digitalSignature, keyEncipherment
-        extension('2.5.29.37', false, seq(oid('1.3.6.1.5.5.7.3.1'))), // serverAuth
-        extension('2.5.29.17', false, seq(san)),
+        extension(id_ce_basicConstraints, true, new BasicConstraints()),
+        extension(id_ce_keyUsage, true, new KeyUsage(KeyUsageFlags.digitalSignature | KeyUsageFlags.keyEncipherment)),
+        extension(id_ce_extKeyUsage, false, new ExtendedKeyUsage([id_kp_serverAuth])),
+        extension(id_ce_subjectAltName, false, new SubjectAlternativeName([san])),
         ...aki,
       ],
     });
@@ -281,28 +220,19 @@ function caFromParts(certPem: string, caCert: { subject: Buffer; keyId?: Buffer 
   };
 }
 
-/** The 4 or 16 bytes of an IP address (IPv6 `::` shorthand and embedded IPv4 allowed). */
-function ipBytes(ip: string): Buffer {
-  if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number));
-  let text = ip;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const b = v4[1]!.split('.').map(Number);
-    text = text.slice(0, -v4[1]!.length) + `${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
-  }
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
-  const hs = head ? head.split(':') : [];
-  const ts = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? hs : [...hs, ...Array<string>(8 - hs.length - ts.length).fill('0'), ...ts];
-  const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
-  return out;
+/**
+ * `ip` as the converter of GeneralName.iPAddress reads it: IPv6 written out in hex groups
+ * (its parser knows `::` but not an embedded IPv4 such as `::ffff:1.2.3.4`; the URL parser
+ * rewrites that to `::ffff:102:304`).
+ */
+function canonicalIp(ip: string): string {
+  return isIP(ip) === 6 ? new URL(`http://[${ip}]/`).hostname.slice(1, -1) : ip;
 }
 
 /** Builds a CA from existing PEM material (certificate + private key). */
 export async function caFromPem(m: CaMaterial, where = 'CA'): Promise<CertificateAuthority> {
   let cert: X509Certificate;
-  let parts: { subject: Buffer; keyId?: Buffer | undefined };
+  let parts: { subject: Name; keyId?: ArrayBuffer | undefined };
   try {
     cert = new X509Certificate(m.certPem);
     parts = subjectAndKeyId(cert.raw);

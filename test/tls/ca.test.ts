@@ -104,3 +104,15 @@ test('loadOrCreateCa accepts an RSA CA made by openssl (PKCS#1 key, subject key 
   const v = spawnSync('openssl', ['verify', '-CAfile', c, join(dir, 'leaf.pem')], { encoding: 'utf8' });
   assert.equal(v.status, 0, v.stdout + v.stderr);
 });
+
+test('a leaf for an IPv6 address with an embedded IPv4 carries that IP SAN, and openssl verifies the chain strictly', async (t) => {
+  const dir = await tempDir(t);
+  const ca = await createCa();
+  const leaf = await handshake(ca, '[::ffff:127.0.0.1]');
+  assert.match(leaf.subjectAltName ?? '', /^IP Address:0:0:0:0:0:FFFF:7F00:1$/i);
+  // -x509_strict also checks the authority key id against the CA's subject key id encoding.
+  await writeFile(join(dir, 'ca.pem'), ca.certPem);
+  await writeFile(join(dir, 'leaf.pem'), leaf.toString());
+  const v = spawnSync('openssl', ['verify', '-x509_strict', '-CAfile', join(dir, 'ca.pem'), join(dir, 'leaf.pem')], { encoding: 'utf8' });
+  assert.equal(v.status, 0, v.stdout + v.stderr);
+});
