@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { runConformance, patternStream } from './conformance.js';
@@ -115,6 +116,57 @@ test('aborting a multipart upload midway aborts it on the server and leaves no k
   await w.abort(new Error('interrupted'));
   assert.ok(sent.includes('AbortMultipartUploadCommand'), sent.join());
   assert.deepEqual(await keys(server, 'b4'), []);
+});
+
+/** The sha256 of a pattern stream, computed by reading it. */
+async function patternDigest(size: number, seed: number): Promise<Digest> {
+  const h = createHash('sha256');
+  for await (const c of patternStream(size, seed)) h.update(c as Buffer);
+  return h.digest('hex') as Digest;
+}
+
+async function putAnnounced(store: BlobStore, src: Readable, expected: Digest, size: number): Promise<Digest> {
+  const w = await store.put({ expected, size });
+  try {
+    await pipeline(src, w.stream);
+  } catch (e) {
+    await w.abort(e);
+    throw e;
+  }
+  return w.commit();
+}
+
+test('a big blob with announced digest and size goes up as one streamed PutObject (no multipart), then is copied into place', async (t) => {
+  const server = await startS3Server(t, ['b5']);
+  const store = await openS3Store({ bucket: 'b5', prefix: 'p/' }, { env: s3Env(server) });
+  t.after(() => store.close());
+  const sent = recordCommands(store);
+  const size = 20 * 1024 * 1024 + 5;
+  const d = await patternDigest(size, 11);
+  assert.equal(await putAnnounced(store, patternStream(size, 11), d, size), d);
+  assert.equal(sent[0], 'PutObjectCommand');
+  assert.ok(sent.includes('CopyObjectCommand') && sent.includes('DeleteObjectCommand'), sent.join());
+  assert.ok(!sent.includes('CreateMultipartUploadCommand') && !sent.includes('UploadPartCommand'), sent.join());
+  assert.deepEqual(await keys(server, 'b5'), [`p/${d}`]);
+  const h = createHash('sha256');
+  let n = 0;
+  for await (const c of await store.get(d)) (h.update(c as Buffer), (n += (c as Buffer).length));
+  assert.equal(h.digest('hex'), d);
+  assert.equal(n, size);
+});
+
+test('a big announced put with the wrong bytes or the wrong size is cut short and leaves no object', async (t) => {
+  const server = await startS3Server(t, ['b6']);
+  const store = await openS3Store({ bucket: 'b6' }, { env: s3Env(server) });
+  t.after(() => store.close());
+  const size = 20 * 1024 * 1024;
+  const claimed = await patternDigest(size, 12);
+  await assert.rejects(putAnnounced(store, patternStream(size, 13), claimed, size), (e: HtvendError) => e.code === 'DIGEST_MISMATCH');
+  await assert.rejects(putAnnounced(store, patternStream(size - 1, 12), claimed, size), (e: HtvendError) => e.code === 'DIGEST_MISMATCH');
+  await assert.rejects(putAnnounced(store, patternStream(size + 1, 12), claimed, size), (e: HtvendError) => e.code === 'DIGEST_MISMATCH');
+  await new Promise((r) => setTimeout(r, 200)); // let s3rver notice the cut requests
+  assert.deepEqual(await keys(server, 'b6'), []);
+  assert.equal(await store.stat(claimed), undefined);
 });
 
 test('a missing bucket is a clear error naming the bucket, on stat, get and put', async (t) => {

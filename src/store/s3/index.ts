@@ -5,7 +5,12 @@
  * Nothing wrong is ever visible under a digest key:
  * - a blob that ends within its first part (8 MiB) is hashed while buffered, then PUT straight
  *   to its final key (one request; PutObject is atomic);
- * - a bigger one streams to a unique temporary key `<prefix>.htvend-upload-<random>` as a
+ * - a bigger one whose digest and size are announced (export knows both) streams as one
+ *   PutObject to a unique temporary key `<prefix>.htvend-upload-<random>`, with no part
+ *   buffers (the last chunk is held back until the digest is checked, and real S3 also checks
+ *   the x-amz-checksum-sha256 sent with it). Not straight to the final key: s3rver stores the
+ *   bytes of a request cut short, so only a copy after the check keeps wrong bytes invisible;
+ * - any other bigger one streams to a unique temporary key `<prefix>.htvend-upload-<random>` as a
  *   multipart upload (lib-storage `Upload`, 8 MiB parts, 2 in flight: ≤ ~24 MiB per upload),
  *   and only once its digest is known and checked is it copied server-side to the final key
  *   and the temporary object deleted. Abort or failure aborts the multipart upload and deletes
@@ -219,15 +224,23 @@ class S3BlobWriter implements BlobWriter {
   private state: WriterState = 'open';
   private readonly detach: () => void;
   private releaseSlot: (() => void) | undefined;
+  /** Digest and size announced: one streamed PutObject to the temporary key (see the file comment). */
+  private readonly direct: boolean;
+  /** Direct mode: the latest chunk, sent only once the next one (or the digest check) allows. */
+  private held: Buffer | undefined;
+  private digestHex: Digest | undefined;
+  private readonly request = new AbortController();
 
   constructor(
     private readonly store: S3Store,
     private readonly opts: PutOptions,
   ) {
     this.tempKey = `${store.prefix}.htvend-upload-${randomBytes(12).toString('hex')}`;
+    this.direct = opts.expected !== undefined && opts.size !== undefined && opts.size > store.partSize && opts.size <= MAX_COPY_BYTES;
     this.stream = new Writable({
       highWaterMark: 1024 * 1024,
       write: (chunk: Buffer, _enc, cb) => {
+        if (this.direct) return this.acceptDirect(chunk, cb);
         // A blob known to need a multipart upload waits for its slot before buffering anything.
         if (!this.releaseSlot && (opts.size ?? 0) > store.partSize) {
           this.takeSlot().then(() => this.accept(chunk, cb), cb);
@@ -236,7 +249,8 @@ class S3BlobWriter implements BlobWriter {
         this.accept(chunk, cb);
       },
       final: (cb) => {
-        this.body?.end();
+        if (this.direct) this.finishDirect();
+        else this.body?.end();
         cb();
       },
     });
@@ -262,6 +276,47 @@ class S3BlobWriter implements BlobWriter {
       return this.switchToMultipart(cb);
     }
     this.writeBody(chunk, cb);
+  }
+
+  private acceptDirect(chunk: Buffer, cb: (e?: Error | null) => void): void {
+    if (this.state === 'aborted') return cb(new HtvendError('ABORTED', `${this.store.description}: upload aborted`));
+    this.hash.update(chunk);
+    this.size += chunk.length;
+    if (this.size > this.opts.size!) return cb(new HtvendError('DIGEST_MISMATCH', `${this.store.description}: blob ${this.opts.expected}: more than the announced ${this.opts.size} bytes`));
+    if (!this.body) this.startDirect();
+    const previous = this.held;
+    this.held = chunk;
+    if (previous) this.writeBody(previous, cb);
+    else cb();
+  }
+
+  private startDirect(): void {
+    const expected = this.opts.expected!;
+    this.body = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const command = new PutObjectCommand({
+      Bucket: this.store.bucket,
+      Key: this.tempKey,
+      Body: this.body,
+      ContentLength: this.opts.size,
+      ChecksumSHA256: Buffer.from(expected, 'hex').toString('base64'),
+    });
+    this.uploadDone = this.store.client.send(command, { abortSignal: this.request.signal });
+    this.uploadDone.catch((e: unknown) => {
+      if (!this.stream.destroyed) this.stream.destroy(this.store.wrap(e, `put blob ${expected} (after ${this.size} bytes)`));
+    });
+  }
+
+  /** End of input in direct mode: send the held-back last chunk only if the bytes are right. */
+  private finishDirect(): void {
+    this.digestHex = this.hash.digest('hex') as Digest;
+    if (this.digestHex === this.opts.expected && this.size === this.opts.size && this.body) {
+      this.body.end(this.held);
+    } else {
+      // Cut the request short of its Content-Length (abort() then deletes the temporary key).
+      this.request.abort(new HtvendError('DIGEST_MISMATCH', `${this.store.description}: blob ${this.opts.expected}: wrong bytes`));
+      this.body?.destroy();
+    }
+    this.held = undefined;
   }
 
   private async takeSlot(): Promise<void> {
@@ -312,12 +367,15 @@ class S3BlobWriter implements BlobWriter {
     const signal = this.opts.signal;
     try {
       await finished(this.stream);
-      const digest = this.hash.digest('hex') as Digest;
+      const digest = this.digestHex ?? (this.hash.digest('hex') as Digest);
       if (this.opts.expected && this.opts.expected !== digest) {
         throw new HtvendError('DIGEST_MISMATCH', `${this.store.description}: blob ${this.opts.expected}: content has sha256 ${digest}`);
       }
+      if (this.direct && this.size !== this.opts.size) {
+        throw new HtvendError('DIGEST_MISMATCH', `${this.store.description}: blob ${digest}: ${this.size} bytes, ${this.opts.size} announced`);
+      }
       const key = this.store.keyOf(digest);
-      if (!this.upload) {
+      if (!this.upload && !this.direct) {
         const data = Buffer.concat(this.head, this.headBytes);
         this.head = [];
         await this.store.client
@@ -349,8 +407,14 @@ class S3BlobWriter implements BlobWriter {
     this.state = 'aborted';
     this.detach();
     this.head = [];
+    this.held = undefined;
     if (!this.stream.destroyed) this.stream.destroy();
-    if (this.body && this.uploadDone) {
+    if (this.direct) {
+      this.request.abort(new HtvendError('ABORTED', `${this.store.description}: upload aborted`));
+      this.body?.destroy();
+      await this.uploadDone?.catch(() => {});
+      if (this.uploadDone) await this.deleteTemp();
+    } else if (this.body && this.uploadDone) {
       // Failing the body makes lib-storage abort its multipart upload (leavePartsOnError: false).
       this.body.destroy(new Error('upload aborted'));
       await this.uploadDone.catch(() => {});
@@ -388,6 +452,8 @@ export async function openS3Store(loc: S3Location, opts: S3StoreOptions = {}): P
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 3,
+    // Else the SDK prints to the console when a streamed upload is cut (abort, wrong bytes).
+    logger: { trace: () => {}, debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
     requestHandler: {
       httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 64, ca }),
       httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 64 }),
