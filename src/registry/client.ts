@@ -60,7 +60,7 @@ export interface SendOptions extends CallOptions {
    * Buffers are sent as they are (an array is sent back to back without being joined: no
    * second copy of an upload chunk). Kept by the caller, so a 401 can be answered by resending.
    */
-  body?: Buffer | string | readonly Buffer[] | undefined;
+  body?: Buffer | string | readonly Buffer[] | Readable | undefined;
   /** Follow redirects (GET/HEAD of blobs may redirect to a storage backend). */
   followRedirects?: boolean | undefined;
 }
@@ -289,13 +289,14 @@ export class RegistryClient {
       const authorization = sameOrigin ? await this.auth.authorization(scope, o.signal) : undefined;
       const headers: Record<string, string> = { ...o.headers };
       if (authorization) headers.authorization = authorization;
-      if (o.body !== undefined) headers['content-length'] = String(Array.isArray(o.body) ? o.body.reduce((n: number, b: Buffer) => n + b.length, 0) : Buffer.byteLength(o.body as Buffer | string));
+      // A stream body (one PATCH of a whole big blob) carries its own content-length header.
+      if (o.body !== undefined && !(o.body instanceof Readable)) headers['content-length'] = String(Array.isArray(o.body) ? o.body.reduce((n: number, b: Buffer) => n + b.length, 0) : Buffer.byteLength(o.body as Buffer | string));
       let res: Dispatcher.ResponseData;
       try {
         // A fresh stream per attempt; undici sends each buffer in turn.
         // Up to 1 MiB goes as one buffer: for a small blob a stream costs more per request than
         // copying its bytes once; bigger chunks are streamed without being joined.
-        const body = Array.isArray(o.body) ? joinSmall(o.body as readonly Buffer[]) : (o.body as Buffer | string | undefined);
+        const body = Array.isArray(o.body) ? joinSmall(o.body as readonly Buffer[]) : (o.body as Buffer | string | Readable | undefined);
         res = await request(target, { method, headers, body, dispatcher: this.dispatcher, signal: o.signal });
       } catch (e) {
         if (isAbortError(e) || o.signal?.aborted) throw e;
@@ -310,7 +311,8 @@ export class RegistryClient {
         throw this.fail(`${method} ${redactPath(target)}: cannot reach ${target.host}: ${describeError(e)}`, e);
       }
       this.httpFallback = false;
-      if (res.statusCode === 401 && sameOrigin && attempt < 2) {
+      // A stream body cannot be sent twice: its 401 goes back to the caller as an error.
+      if (res.statusCode === 401 && sameOrigin && attempt < 2 && !(o.body instanceof Readable)) {
         attempt++;
         await res.body.dump();
         const challenge = header(res, 'www-authenticate');

@@ -3,12 +3,17 @@
  * (default 8 MiB); a blob that ends within its first chunk goes up monolithically
  * (one POST ?digest= with the bytes, one round trip), a bigger one as PATCH requests of one chunk each
  * then a PUT ?digest= carrying the rest. So memory is bounded by the chunk size and a 1 GiB
- * blob costs ~130 requests rather than one per write. The digest is only known at the end,
+ * blob costs ~130 requests rather than one per write. A blob whose size is announced and
+ * bigger than one chunk (export knows it) is instead streamed in one chunked-encoding PATCH
+ * with no chunk buffer (docker's "stream upload", which registries accept from `docker push`);
+ * its digest and length are checked before the closing PUT, and the registry checks the digest
+ * again there. Wrong input still ends that PATCH cleanly, so the session can be DELETEd.
+ * The digest is only known at the end,
  * which the protocol allows: it is named on the closing PUT. Abort or failure DELETEs the
  * session so the registry drops the partial data.
  */
 import { createHash } from 'node:crypto';
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { HtvendError, describeError } from '../util/errors.js';
 import type { Digest } from '../util/digest.js';
@@ -42,6 +47,9 @@ export class BlobUpload {
   /** The last PATCH sent (abort waits for it to land). */
   private inflight: Promise<void> | undefined;
 
+  /** Streaming mode (announced big blob): the body of the one PATCH. */
+  private body: PassThrough | undefined;
+
   /** What the messages call this blob: its digest when known up front. */
   private readonly label: string;
 
@@ -65,10 +73,15 @@ export class BlobUpload {
       highWaterMark: 1024 * 1024,
       write: (chunk: Buffer, _enc, cb) => {
         if (!this.releaseSlot && (this.sizeHint ?? 0) > this.chunkSize) {
-          this.takeSlot().then(() => this.accept(chunk, cb), cb);
+          this.takeSlot().then(() => this.acceptStreamed(chunk, cb), cb);
           return;
         }
+        if (this.releaseSlot && this.sizeHint !== undefined && this.sizeHint > this.chunkSize) return this.acceptStreamed(chunk, cb);
         this.accept(chunk, cb);
+      },
+      final: (cb) => {
+        this.body?.end();
+        cb();
       },
     });
   }
@@ -92,6 +105,43 @@ export class BlobUpload {
     );
   }
 
+  /** Streaming mode: bytes go straight into the PATCH body; its buffer is the backpressure. */
+  private acceptStreamed(chunk: Buffer, cb: (e?: Error | null) => void): void {
+    if (this.state === 'aborted') return cb(new HtvendError('ABORTED', `${this.client.description}: upload aborted`));
+    this.hash.update(chunk);
+    this.size += chunk.length;
+    if (this.size > this.sizeHint!) {
+      // End the PATCH cleanly (a cut one leaves a session distribution 2.8 will not DELETE).
+      this.body?.end();
+      return cb(new HtvendError('DIGEST_MISMATCH', `${this.client.description}: ${this.label}: more than the announced ${this.sizeHint} bytes`));
+    }
+    if (!this.body) this.startStream();
+    if (this.body!.write(chunk)) cb();
+    else this.body!.once('drain', () => cb());
+  }
+
+  private startStream(): void {
+    const body = new PassThrough({ highWaterMark: 1024 * 1024 });
+    this.body = body;
+    this.inflight = (async () => {
+      this.location = await this.start();
+      const res = await this.client.send('PATCH', this.location, {
+        access: 'push',
+        signal: this.signal,
+        headers: { 'content-type': 'application/octet-stream' },
+        body,
+      });
+      if (res.statusCode !== 202) throw await this.client.httpError(res, `upload of ${this.label}`);
+      await res.body.dump();
+      this.offset = this.size;
+      this.location = this.nextLocation(res.headers.location, `upload of ${this.label}`);
+    })();
+    // A failed PATCH stops the writer (else a write waiting for 'drain' would wait forever).
+    this.inflight.catch((e: unknown) => {
+      if (!this.stream.destroyed) this.stream.destroy(this.inContext(e));
+    });
+  }
+
   private async takeSlot(): Promise<void> {
     const release = await this.client.largeUploads.acquire(this.signal);
     if (this.state === 'aborted') {
@@ -110,6 +160,8 @@ export class BlobUpload {
     this.state = 'committing';
     try {
       await finished(this.stream);
+      if (this.body && this.size !== this.sizeHint) throw new HtvendError('DIGEST_MISMATCH', `${this.client.description}: ${this.label}: ${this.size} bytes, ${this.sizeHint} announced`);
+      if (this.body) await this.inflight;
       const digest = this.hash.digest('hex') as Digest;
       if (expected && expected !== digest) {
         throw new HtvendError('DIGEST_MISMATCH', `${this.client.description}: upload of blob sha256:${expected}: content has sha256:${digest}`);
@@ -172,6 +224,11 @@ export class BlobUpload {
     this.state = 'aborted';
     this.detach();
     this.pending = [];
+    // A streamed PATCH still waiting for bytes cannot land: cut it. An ended one lands below.
+    if (this.body && !this.body.writableEnded) {
+      this.controller.abort(reason);
+      this.body.destroy();
+    }
     // No error argument: nobody may be listening for 'error'; a pipeline still sees a premature close.
     if (!this.stream.destroyed) this.stream.destroy();
     if (this.inflight && !this.signal.aborted) {

@@ -74,6 +74,41 @@ for (const [name, mode] of modes) {
       assert.deepEqual(await openUploads(reg, 'team/app'), []);
     });
 
+    await t.test('streams a blob of announced size bigger than a chunk in one PATCH, and refuses wrong bytes or length leaving no session', async () => {
+      const other = Buffer.from(big);
+      other[other.length - 1] = (other[other.length - 1] ?? 0) ^ 1;
+      const send = async (data: Buffer, size: number) => {
+        const upload = client.createUpload({ expected: sha256Hex(other), size });
+        const patches: number[] = [];
+        const realSend = client.send.bind(client);
+        client.send = async (method, url, o) => {
+          if (method === 'PATCH') patches.push(1);
+          return realSend(method, url, o);
+        };
+        try {
+          await pipeline(Readable.from((function* () {
+            for (let i = 0; i < data.length; i += 64 * 1024) yield data.subarray(i, i + 64 * 1024);
+          })()), upload.stream);
+          return { result: await upload.commit(sha256Hex(other)), patches };
+        } catch (e) {
+          await upload.abort(e);
+          throw e;
+        } finally {
+          client.send = realSend;
+        }
+      };
+      await assert.rejects(send(big, big.length), (e: HtvendError) => e.code === 'DIGEST_MISMATCH');
+      await assert.rejects(send(other.subarray(0, other.length - 1), other.length), (e: HtvendError) => e.code === 'DIGEST_MISMATCH');
+      await assert.rejects(send(other, other.length - 1), (e: HtvendError) => e.code === 'DIGEST_MISMATCH');
+      assert.equal(await client.statBlob(sha256Hex(other)), undefined);
+      const { result, patches } = await send(other, other.length);
+      assert.deepEqual(result, { digest: sha256Hex(other), size: other.length });
+      assert.deepEqual(patches, [1], 'one PATCH carrying the whole blob');
+      assert.equal(sha256Hex(await collect(await client.getBlob(sha256Hex(other)))), sha256Hex(other));
+      for (let i = 0; i < 50 && (await openUploads(reg, 'team/app')).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(await openUploads(reg, 'team/app'), []);
+    });
+
     await t.test('reads a byte range of a blob', async () => {
       const slice = await collect(await client.getBlobRange(bigDigest, 100, 4195));
       assert.deepEqual(slice, big.subarray(100, 4196));
