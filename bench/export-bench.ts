@@ -6,7 +6,8 @@
  *
  * Per backend it prints: small blobs with --jobs 1 and --jobs 8 (and the speed-up), the big
  * blobs with --jobs 8 in MB/s, and the exporting process's peak RSS (VmHWM, sampled from
- * /proc) during the big export. The filesystem→filesystem row is the reference measured in
+ * /proc) during the big export, and htvend's own CPU time per small blob in the --jobs 1 run
+ * (the rest of that run's wall time is the server's CPU and the round trips). The filesystem→filesystem row is the reference measured in
  * the same run: absolute numbers drift between runs, ratios less so.
  */
 import { spawn } from 'node:child_process';
@@ -59,6 +60,8 @@ async function writeManifest(path: string, digests: Digest[]): Promise<void> {
 interface RunResult {
   seconds: number;
   peakRssMB: number;
+  /** CPU time (user + system) of the htvend process, last sampled just before it exited. */
+  cpuSeconds: number;
 }
 
 /** Runs `htvend export` and samples the child's VmHWM (peak RSS) from /proc while it runs. */
@@ -70,9 +73,17 @@ function runExport(args: string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
     let peakKb = 0;
+    let cpuTicks = 0;
     const sample = setInterval(() => {
       readFile(`/proc/${child.pid}/status`, 'utf8').then(
         (s) => (peakKb = Math.max(peakKb, Number(/VmHWM:\s+(\d+)/.exec(s)?.[1] ?? 0))),
+        () => {},
+      );
+      readFile(`/proc/${child.pid}/stat`, 'utf8').then(
+        (s) => {
+          const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+          cpuTicks = Math.max(cpuTicks, Number(f[11]) + Number(f[12])); // utime + stime (fields 14, 15)
+        },
         () => {},
       );
     }, 25);
@@ -80,7 +91,7 @@ function runExport(args: string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
       clearInterval(sample);
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
       if (code !== 0) reject(new Error(`htvend export ${args.join(' ')} exited ${code}: ${stderr}`));
-      else resolve({ seconds, peakRssMB: peakKb / 1024 });
+      else resolve({ seconds, peakRssMB: peakKb / 1024, cpuSeconds: cpuTicks / 100 });
     });
   });
 }
@@ -136,11 +147,12 @@ async function main(): Promise<void> {
         `${(smallMB / s8.seconds).toFixed(0)} MB/s`.padStart(10),
         `${(bigMB / b8.seconds).toFixed(0)} MB/s`.padStart(10),
         `${b8.peakRssMB.toFixed(0)} MB`.padStart(8),
+        `${((s1.cpuSeconds / nSmall) * 1000).toFixed(1)} ms`.padStart(9),
       ].join('  '),
     );
   }
   console.log(`export of ${nSmall} x ${smallSize / 1024} KiB (small) and ${nBig} x ${bigSize / MiB} MiB (big) from a filesystem store`);
-  console.log(['backend'.padEnd(10), 'small j1'.padStart(9), 'small j8'.padStart(9), 'speed-up'.padStart(8), 'small j8'.padStart(10), 'big j8'.padStart(10), 'peak RSS'.padStart(8)].join('  '));
+  console.log(['backend'.padEnd(10), 'small j1'.padStart(9), 'small j8'.padStart(9), 'speed-up'.padStart(8), 'small j8'.padStart(10), 'big j8'.padStart(10), 'peak RSS'.padStart(8), 'cpu/small'.padStart(9)].join('  '));
   for (const r of rows) console.log(r);
 }
 

@@ -58,7 +58,7 @@ export class BlobUpload {
     private readonly chunkSize: number,
     userSignal?: AbortSignal,
     expected?: Digest,
-    /** Announced size: a blob bigger than one chunk waits for a slot before buffering. */
+    /** Announced size: a blob bigger than one chunk waits for a slot, then streams in one PATCH. */
     private readonly sizeHint?: number,
   ) {
     this.label = expected ? `blob sha256:${expected}` : 'blob';
