@@ -9,7 +9,7 @@
  * multi-stage fetches from the script's local download site and runs, script and all, inside
  * a network namespace with only loopback: it needs no network at all. busybox-wget downloads
  * from the npm registry (skipped with HTVEND_TEST_NO_NETWORK=1). node-npm and debian-curl
- * (debootstrap: minutes the first time) run only with HTVEND_TEST_SLOW=1.
+ * (debootstrap: minutes the first time) run when HTVEND_TEST_SLOW=1, which `npm test` sets unless told 0.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -106,7 +106,7 @@ test('busybox-wget example (npm registry): recorded online, verified, rebuilt of
 
 test(
   'node-npm and debian-curl examples (npm registry, Debian mirror; slow): rebuilt offline to the same digests',
-  { skip: (!slow && 'slow (debootstrap): set HTVEND_TEST_SLOW=1') || (noNetwork && 'needs the npm registry and Debian mirror (HTVEND_TEST_NO_NETWORK=1)') },
+  { skip: (!slow && 'slow (debootstrap): on by default in npm test; HTVEND_TEST_SLOW=0 skips it') || (noNetwork && 'needs the npm registry and Debian mirror (HTVEND_TEST_NO_NETWORK=1)') },
   async (t) => {
     // The persistent default work dir keeps the debootstrap'd rootfs between runs.
     const outcomes = await runExamples(t, ['node-npm', 'debian-curl'], { isolated: false, work: '/var/tmp/htvend-examples', timeoutMs: 30 * 60_000 });
