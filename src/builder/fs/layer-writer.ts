@@ -30,6 +30,8 @@ export interface WriteLayerOptions {
 
 /** Files up to this size are read in one call instead of streamed. */
 const SMALL_FILE = 256 * 1024;
+/** Small files read ahead at most: ≤ 8 MiB held, enough to keep the thread pool busy. */
+const PREFETCH = 32;
 
 /** Byte-order comparison of layer paths (what `LC_ALL=C sort` does). */
 export function comparePaths(a: string, b: string): number {
@@ -131,17 +133,34 @@ export async function writeLayer(entries: AsyncIterable<LayerEntry> | Iterable<L
   const blobHash = new HashingStream();
   const gzip = new ParallelGzip(opts.level ?? 6);
   const sink = pipeline(pack, diffHash, gzip, blobHash, createWriteStream(path, { mode: 0o600 }), { signal: opts.signal });
+  // Small files are read ahead, PREFETCH at a time, so their open/read/close round trips to
+  // the thread pool overlap instead of running one after another (10,000-file RUN step:
+  // write layer 2.9 s → see docs/builder-run.md). Bytes still enter the tar in sorted order.
+  const ahead = new Map<number, Promise<Buffer>>();
+  let next = 0;
+  const readAhead = (upTo: number) => {
+    for (; next < Math.min(upTo, sorted.length); next++) {
+      const e = sorted[next]!.entry;
+      if (e.type !== 'file' || e.size === undefined || e.size > SMALL_FILE) continue;
+      const p = readFile(e.source, { signal: opts.signal });
+      p.catch(() => {}); // awaited (and reported) in order below
+      ahead.set(next, p);
+    }
+  };
   const feed = (async () => {
     let n = 0;
     for (const { name, entry } of sorted) {
       opts.signal?.throwIfAborted();
+      readAhead(n + PREFETCH);
+      const pre = ahead.get(n);
+      ahead.delete(n);
       n++;
       if (entry.type === 'file') {
         const size = entry.size ?? (await lstat(entry.source)).size;
         const header = pushXattrPax(pack, headerFor(name, entry, opts.epoch, size), entry, n);
         if (size <= SMALL_FILE) {
           // Small files in one read: a stream per file costs more than the bytes (10,000-file COPY: 2x faster).
-          const data = await readFile(entry.source, { signal: opts.signal });
+          const data = await (pre ?? readFile(entry.source, { signal: opts.signal }));
           if (data.length !== size) throw new HtvendError('IO', `${entry.source}: size changed while being read (${size} -> ${data.length} bytes)`);
           await new Promise<void>((resolve, reject) => pack.entry(header, data, (err) => (err ? reject(err) : resolve())));
           continue;
