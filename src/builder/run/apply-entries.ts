@@ -18,9 +18,24 @@ import type { HardlinkEntry, LayerEntry } from '../fs/types.js';
 export async function applyEntries(root: string, entries: LayerEntry[], signal?: AbortSignal): Promise<void> {
   const links: HardlinkEntry[] = [];
   const dirTimes: { path: string; mtime: number }[] = [];
+  // Runs of regular files (siblings, or cousins below dirs already made) are independent:
+  // move them MOVE_BATCH at a time rather than one await each (10,000 files: 1.35 s before).
+  let moves: { source: string; dest: string }[] = [];
+  const flushMoves = async () => {
+    for (let i = 0; i < moves.length; i += MOVE_BATCH) {
+      signal?.throwIfAborted();
+      await Promise.all(moves.slice(i, i + MOVE_BATCH).map((m) => moveInto(m.source, m.dest)));
+    }
+    moves = [];
+  };
   for (const e of treeOrder(entries)) {
     signal?.throwIfAborted();
     const dest = join(root, e.path);
+    if (e.type === 'file') {
+      moves.push({ source: e.source, dest });
+      continue;
+    }
+    await flushMoves();
     switch (e.type) {
       case 'whiteout':
         await rm(dest, { recursive: true, force: true });
@@ -37,10 +52,6 @@ export async function applyEntries(root: string, entries: LayerEntry[], signal?:
         dirTimes.push({ path: dest, mtime: e.mtime ?? 0 });
         break;
       }
-      case 'file':
-        await removePath(dest);
-        await rename(e.source, dest);
-        break;
       case 'symlink':
         await removePath(dest);
         await symlink(e.target, dest);
@@ -52,6 +63,7 @@ export async function applyEntries(root: string, entries: LayerEntry[], signal?:
         break;
     }
   }
+  await flushMoves();
   // Targets are other entries of the step, moved above whatever their order.
   for (const l of links) {
     const dest = join(root, l.path);
@@ -60,6 +72,20 @@ export async function applyEntries(root: string, entries: LayerEntry[], signal?:
   }
   // Children changed directory times; set them last, deepest first.
   for (const d of dirTimes.reverse()) await utimes(d.path, d.mtime, d.mtime);
+}
+
+const MOVE_BATCH = 64;
+
+/** rename() replaces a file or symlink in place; only a directory in the way must go first. */
+async function moveInto(source: string, dest: string): Promise<void> {
+  try {
+    await rename(source, dest);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw e;
+    await removePath(dest);
+    await rename(source, dest);
+  }
 }
 
 const RANK: Record<LayerEntry['type'], number> = { dir: 0, opaque: 1, whiteout: 2, file: 2, symlink: 2, hardlink: 2 };
