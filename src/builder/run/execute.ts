@@ -24,6 +24,18 @@ import { resolveUser } from './user.js';
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 let counter = 0;
 
+/** `BUILD_IMG_TIMING=1`: one stderr line per RUN phase with its wall time (for bench/). */
+const timing = process.env.BUILD_IMG_TIMING === '1';
+async function timed<T>(what: string, f: () => Promise<T>): Promise<T> {
+  if (!timing) return f();
+  const t0 = performance.now();
+  try {
+    return await f();
+  } finally {
+    process.stderr.write(`build-img timing: ${what} ${((performance.now() - t0) / 1000).toFixed(3)}s\n`);
+  }
+}
+
 /**
  * Knobs the builder normally takes from the environment (tests set them explicitly), plus
  * `applyTo`: the step's files are moved there after the layer is written (see
@@ -50,10 +62,10 @@ export async function executeRun(req: RunStepRequest, opts: ExecuteOptions = {})
     const overlay = await canUseOverlay(req.tmpDir, opts.snapshot ?? snapshotFromEnv());
     const { entries, result } = overlay ? await runOnOverlay(req, stepDir, rt) : await runOnCopy(req, stepDir, rt);
     if (opts.applyTo === undefined) return result;
-    await applyEntries(opts.applyTo, entries, req.signal);
+    await timed('apply', () => applyEntries(opts.applyTo!, entries, req.signal));
     return { ...result, appliedTo: opts.applyTo };
   } finally {
-    await rm(stepDir, { recursive: true, force: true });
+    await timed('cleanup', () => rm(stepDir, { recursive: true, force: true }));
   }
 }
 
@@ -68,12 +80,12 @@ async function runOnOverlay(req: RunStepRequest, stepDir: string, rt: Rt): Promi
   const dirs = await mountOverlay(req.rootfsLayers, join(stepDir, 'ovl'), req.signal);
   let stubs: MountStubs;
   try {
-    stubs = await runStep(req, stepDir, dirs.merged, rt);
+    stubs = await timed('run', () => runStep(req, stepDir, dirs.merged, rt));
   } finally {
     await unmountOverlay(dirs.merged);
   }
-  const entries = await upperToEntries(dirs.upper, stubs, req.signal);
-  return { entries, result: await layerFrom(req, entries) };
+  const entries = await timed('walk upper', () => upperToEntries(dirs.upper, stubs, req.signal));
+  return { entries, result: await timed('write layer', () => layerFrom(req, entries)) };
 }
 
 async function runOnCopy(req: RunStepRequest, stepDir: string, rt: Rt): Promise<StepOutcome> {
