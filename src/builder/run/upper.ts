@@ -29,14 +29,16 @@ interface Node {
 
 /** Walks `upper` and returns its entries in a deterministic (sorted, parents first) order. */
 export async function upperToEntries(upper: string, stubs: MountStubs, signal?: AbortSignal): Promise<LayerEntry[]> {
-  const xattrs = await readXattrsRecursive(upper, signal);
+  // getfattr runs in its own process while we walk; xattrs are attached once both are done.
+  const xattrsRead = readXattrsRecursive(upper, signal);
+  xattrsRead.catch(() => {}); // awaited below
   const nodes = new Map<string, Node>();
   // lstat a directory's children in parallel: one await per file made a 10,000-file step
   // spend seconds here (measured: 2.6 s → 0.3 s).
   const walk = async (rel: string, st: Stats): Promise<void> => {
     signal?.throwIfAborted();
     const abs = rel ? join(upper, rel) : upper;
-    const node: Node = { rel, st, children: [], xattrs: xattrs.get(abs) };
+    const node: Node = { rel, st, children: [], xattrs: undefined };
     nodes.set(rel, node);
     if (!st.isDirectory()) return;
     const names = (await readdir(abs)).sort(comparePaths);
@@ -45,6 +47,8 @@ export async function upperToEntries(upper: string, stubs: MountStubs, signal?: 
     for (let i = 0; i < names.length; i++) await walk(node.children[i]!, stats[i]!);
   };
   await walk('', await lstat(upper));
+  const xattrs = await xattrsRead;
+  for (const n of nodes.values()) n.xattrs = xattrs.get(n.rel ? join(upper, n.rel) : upper);
   const excluded = excludedStubs(nodes, stubs);
 
   // Hard links: the first path in byte order (the writer's order) keeps the data.
