@@ -7,6 +7,7 @@
  */
 import { chmod, chown, lchown, link, lstat, lutimes, mkdir, readdir, rename, rm, symlink, unlink, utimes } from 'node:fs/promises';
 import { removePath } from '../fs/apply.js';
+import { mustRunTool } from './exec.js';
 import { join } from 'node:path';
 import type { HardlinkEntry, LayerEntry } from '../fs/types.js';
 
@@ -18,27 +19,37 @@ import type { HardlinkEntry, LayerEntry } from '../fs/types.js';
 export async function applyEntries(root: string, entries: LayerEntry[], signal?: AbortSignal): Promise<void> {
   const links: HardlinkEntry[] = [];
   const dirTimes: { path: string; mtime: number }[] = [];
-  // Runs of regular files (siblings, or cousins below dirs already made) are independent:
-  // move them MOVE_BATCH at a time rather than one await each (10,000 files: 1.35 s before).
-  let moves: { source: string; dest: string }[] = [];
+  // Runs of regular files and symlinks (siblings, or cousins below dirs already made) are
+  // independent: place them MOVE_BATCH at a time rather than one await each (10,000 files:
+  // 1.35 s before).
+  let batch: (() => Promise<void>)[] = [];
   const flushMoves = async () => {
-    for (let i = 0; i < moves.length; i += MOVE_BATCH) {
+    for (let i = 0; i < batch.length; i += MOVE_BATCH) {
       signal?.throwIfAborted();
-      await Promise.all(moves.slice(i, i + MOVE_BATCH).map((m) => moveInto(m.source, m.dest)));
+      await Promise.all(batch.slice(i, i + MOVE_BATCH).map((f) => f()));
     }
-    moves = [];
+    batch = [];
   };
   for (const e of treeOrder(entries)) {
     signal?.throwIfAborted();
     const dest = join(root, e.path);
     if (e.type === 'file') {
-      moves.push({ source: e.source, dest });
+      batch.push(() => moveInto(e.source, dest));
+      continue;
+    }
+    if (e.type === 'symlink') {
+      batch.push(async () => {
+        await removePath(dest);
+        await symlink(e.target, dest);
+        await lchown(dest, e.uid ?? 0, e.gid ?? 0);
+        await lutimes(dest, e.mtime ?? 0, e.mtime ?? 0);
+      });
       continue;
     }
     await flushMoves();
     switch (e.type) {
       case 'whiteout':
-        await rm(dest, { recursive: true, force: true });
+        await removeTree(dest, signal);
         break;
       case 'opaque':
         for (const name of await readdir(dest).catch(() => [] as string[])) await rm(join(dest, name), { recursive: true, force: true });
@@ -52,12 +63,6 @@ export async function applyEntries(root: string, entries: LayerEntry[], signal?:
         dirTimes.push({ path: dest, mtime: e.mtime ?? 0 });
         break;
       }
-      case 'symlink':
-        await removePath(dest);
-        await symlink(e.target, dest);
-        await lchown(dest, e.uid ?? 0, e.gid ?? 0);
-        await lutimes(dest, e.mtime ?? 0, e.mtime ?? 0);
-        break;
       case 'hardlink':
         links.push(e);
         break;
@@ -75,6 +80,17 @@ export async function applyEntries(root: string, entries: LayerEntry[], signal?:
 }
 
 const MOVE_BATCH = 64;
+
+/**
+ * Removes `path` whatever it is. A directory goes via GNU `rm -rf` (one process, no thread-pool
+ * round trip per file): node's recursive rm took ~0.5 s for a 10,000-file directory.
+ */
+async function removeTree(path: string, signal?: AbortSignal): Promise<void> {
+  const st = await lstat(path).catch(() => undefined);
+  if (!st) return;
+  if (!st.isDirectory()) return unlink(path);
+  await mustRunTool(['rm', '-rf', '--one-file-system', '--', path], `removing ${path}`, signal);
+}
 
 /** rename() replaces a file or symlink in place; only a directory in the way must go first. */
 async function moveInto(source: string, dest: string): Promise<void> {
