@@ -32,7 +32,7 @@ async function timed<T>(what: string, f: () => Promise<T>): Promise<T> {
   try {
     return await f();
   } finally {
-    process.stderr.write(`build-img timing: ${what} ${((performance.now() - t0) / 1000).toFixed(3)}s\n`);
+    process.stderr.write(`build-img timing: ${what} ${((performance.now() - t0) / 1000).toFixed(3)}s (ends at ${process.uptime().toFixed(2)}s)\n`);
   }
 }
 
