@@ -5,8 +5,8 @@
  * /etc/resolv.conf, secret targets, their new parent dirs …) are dropped when they are still
  * the empty stubs the runtime made, so nothing the executor injected reaches a layer.
  */
-import { lstat, readdir, readlink } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { lstat, readlink } from 'node:fs/promises';
+import { lstatSync, readdirSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import type { LayerEntry } from '../fs/types.js';
 import { comparePaths } from '../fs/layer-writer.js';
@@ -33,17 +33,18 @@ export async function upperToEntries(upper: string, stubs: MountStubs, signal?: 
   const xattrsRead = readXattrsRecursive(upper, signal);
   xattrsRead.catch(() => {}); // awaited below
   const nodes = new Map<string, Node>();
-  // lstat a directory's children in parallel: one await per file made a 10,000-file step
-  // spend seconds here (measured: 2.6 s → 0.3 s).
+  // Synchronous readdir/lstat: the step just wrote these inodes, so each call is a few µs,
+  // while one await per file made a 10,000-file step spend 2.6 s here and Promise.all per
+  // directory still 0.3 s (thread-pool hops on 2 cores).
   const walk = async (rel: string, st: Stats): Promise<void> => {
     signal?.throwIfAborted();
     const abs = rel ? join(upper, rel) : upper;
     const node: Node = { rel, st, children: [], xattrs: undefined };
     nodes.set(rel, node);
     if (!st.isDirectory()) return;
-    const names = (await readdir(abs)).sort(comparePaths);
+    const names = readdirSync(abs).sort(comparePaths);
     node.children = names.map((n) => (rel ? `${rel}/${n}` : n));
-    const stats = await Promise.all(names.map((n) => lstat(join(abs, n))));
+    const stats = names.map((n) => lstatSync(join(abs, n)));
     for (let i = 0; i < names.length; i++) await walk(node.children[i]!, stats[i]!);
   };
   await walk('', await lstat(upper));
