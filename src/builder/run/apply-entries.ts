@@ -5,7 +5,8 @@
  * clamped whenever a layer is written, so no output differs), and far cheaper: a 10,000-file
  * step applies in well under a second instead of ~10 s. Opt-in via `executeRun(req, {applyTo})`.
  */
-import { chmod, chown, lchown, link, lstat, lutimes, mkdir, readdir, rename, rm, symlink, unlink, utimes } from 'node:fs/promises';
+import { lchownSync, lstatSync, lutimesSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { chmod, chown, link, lstat, mkdir, readdir, rm, unlink, utimes } from 'node:fs/promises';
 import { removePath } from '../fs/apply.js';
 import { mustRunTool } from './exec.js';
 import { join } from 'node:path';
@@ -19,35 +20,21 @@ import type { HardlinkEntry, LayerEntry } from '../fs/types.js';
 export async function applyEntries(root: string, entries: LayerEntry[], signal?: AbortSignal): Promise<void> {
   const links: HardlinkEntry[] = [];
   const dirTimes: { path: string; mtime: number }[] = [];
-  // Runs of regular files and symlinks (siblings, or cousins below dirs already made) are
-  // independent: place them MOVE_BATCH at a time rather than one await each (10,000 files:
-  // 1.35 s before).
-  let batch: (() => Promise<void>)[] = [];
-  const flushMoves = async () => {
-    for (let i = 0; i < batch.length; i += MOVE_BATCH) {
-      signal?.throwIfAborted();
-      await Promise.all(batch.slice(i, i + MOVE_BATCH).map((f) => f()));
-    }
-    batch = [];
-  };
   for (const e of treeOrder(entries)) {
     signal?.throwIfAborted();
     const dest = join(root, e.path);
-    if (e.type === 'file') {
-      batch.push(() => moveInto(e.source, dest));
-      continue;
-    }
-    if (e.type === 'symlink') {
-      batch.push(async () => {
-        await removePath(dest);
-        await symlink(e.target, dest);
-        await lchown(dest, e.uid ?? 0, e.gid ?? 0);
-        await lutimes(dest, e.mtime ?? 0, e.mtime ?? 0);
-      });
-      continue;
-    }
-    await flushMoves();
     switch (e.type) {
+      // Files and symlinks synchronously: their inodes are hot and each call is a few µs, while
+      // one await per file cost 1.35 s for 10,000 files (0.3 s with 64 in flight).
+      case 'file':
+        moveIntoSync(e.source, dest);
+        break;
+      case 'symlink':
+        removePathSync(dest);
+        symlinkSync(e.target, dest);
+        lchownSync(dest, e.uid ?? 0, e.gid ?? 0);
+        lutimesSync(dest, e.mtime ?? 0, e.mtime ?? 0);
+        break;
       case 'whiteout':
         await removeTree(dest, signal);
         break;
@@ -68,7 +55,6 @@ export async function applyEntries(root: string, entries: LayerEntry[], signal?:
         break;
     }
   }
-  await flushMoves();
   // Targets are other entries of the step, moved above whatever their order.
   for (const l of links) {
     const dest = join(root, l.path);
@@ -78,8 +64,6 @@ export async function applyEntries(root: string, entries: LayerEntry[], signal?:
   // Children changed directory times; set them last, deepest first.
   for (const d of dirTimes.reverse()) await utimes(d.path, d.mtime, d.mtime);
 }
-
-const MOVE_BATCH = 64;
 
 /**
  * Removes `path` whatever it is. A directory goes via GNU `rm -rf` (one process, no thread-pool
@@ -93,15 +77,22 @@ async function removeTree(path: string, signal?: AbortSignal): Promise<void> {
 }
 
 /** rename() replaces a file or symlink in place; only a directory in the way must go first. */
-async function moveInto(source: string, dest: string): Promise<void> {
+function moveIntoSync(source: string, dest: string): void {
   try {
-    await rename(source, dest);
+    renameSync(source, dest);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw e;
-    await removePath(dest);
-    await rename(source, dest);
+    removePathSync(dest);
+    renameSync(source, dest);
   }
+}
+
+function removePathSync(path: string): void {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st) return;
+  if (st.isDirectory()) rmSync(path, { recursive: true, force: true });
+  else unlinkSync(path);
 }
 
 const RANK: Record<LayerEntry['type'], number> = { dir: 0, opaque: 1, whiteout: 2, file: 2, symlink: 2, hardlink: 2 };
