@@ -12,53 +12,15 @@ import { HtvendError, describeError, isAbortError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { Env } from './transport.js';
 import { DOCKER_HUB_HOST } from './reference.js';
+import { parseChallenges, type Challenge } from '../util/www-authenticate.js';
+
+export { parseChallenges, type Challenge } from '../util/www-authenticate.js';
 
 export interface Credentials {
   username: string;
   password: string;
 }
 
-export interface Challenge {
-  scheme: string;
-  params: Record<string, string>;
-}
-
-/** Parses a `WWW-Authenticate` header value into its challenges (RFC 9110 §11.6.1). */
-export function parseChallenges(header: string): Challenge[] {
-  const out: Challenge[] = [];
-  let current: Challenge | undefined;
-  let i = 0;
-  const n = header.length;
-  const at = (k: number) => header[k] ?? '';
-  while (i < n) {
-    while (i < n && /[\s,]/.test(at(i))) i++;
-    const start = i;
-    while (i < n && /[^\s,=]/.test(at(i))) i++;
-    const token = header.slice(start, i);
-    let j = i;
-    while (j < n && at(j) === ' ') j++;
-    if (token && current && at(j) === '=') {
-      i = j + 1;
-      while (i < n && at(i) === ' ') i++;
-      let value = '';
-      if (at(i) === '"') {
-        for (i++; i < n && at(i) !== '"'; i++) value += at(i) === '\\' ? at(++i) : at(i);
-        i++;
-      } else {
-        const s = i;
-        while (i < n && /[^\s,]/.test(at(i))) i++;
-        value = header.slice(s, i);
-      }
-      current.params[token.toLowerCase()] = value;
-    } else if (token) {
-      current = { scheme: token.toLowerCase(), params: {} };
-      out.push(current);
-    } else if (i < n) {
-      i++; // a stray '=' (token68 padding): skip it
-    }
-  }
-  return out;
-}
 
 function authFileKeys(registry: string): string[] {
   if (registry === DOCKER_HUB_HOST) return ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io', 'registry-1.docker.io'];

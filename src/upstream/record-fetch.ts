@@ -14,6 +14,7 @@ import type { AssetEntry } from '../manifest/types.js';
 import { HtvendError } from '../util/errors.js';
 import { redactUrl } from '../util/redact.js';
 import type { HeaderMap, UpstreamClient, UpstreamResponse } from './client.js';
+import { bearerChallenge } from '../util/www-authenticate.js';
 
 /** Request headers never forwarded on a recording fetch (lowercase). */
 export const NOT_FORWARDED_WHEN_RECORDING = new Set([
@@ -34,18 +35,7 @@ export interface FetchForRecordingOptions {
 }
 
 /** Parses `Bearer realm="…",service="…",scope="…"` (RFC 6750 §3 auth-params). */
-export function parseBearerChallenge(h: string | string[] | undefined): Record<string, string> | undefined {
-  for (const v of Array.isArray(h) ? h : h ? [h] : []) {
-    const m = /^\s*Bearer\s+(.*)$/i.exec(v);
-    if (!m) continue;
-    const params: Record<string, string> = {};
-    for (const p of m[1]!.matchAll(/([A-Za-z_][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))/g)) {
-      params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : p[3]!;
-    }
-    if (params.realm) return params;
-  }
-  return undefined;
-}
+export const parseBearerChallenge = bearerChallenge;
 
 async function readSmall(body: Readable, what: string): Promise<string> {
   const chunks: Buffer[] = [];
