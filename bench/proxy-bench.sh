@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Proxy benchmarks: ratios against nginx and mitmproxy measured in the same run (docs/proxy.md).
-# Needs nginx, mitmdump, curl, openssl. BENCH_BIG_MIB / BENCH_SMALL shrink the run.
+# Needs nginx, mitmdump, curl, openssl. BENCH_BIG_MIB / BENCH_SMALL shrink the run; BENCH_ONLY=record times only the recording.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npx tsc -p . >/dev/null || echo "warning: tsc reported errors (other areas?); using what was emitted" >&2

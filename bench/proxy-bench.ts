@@ -28,6 +28,8 @@ const SMALL_N = Number(process.env.BENCH_SMALL ?? 10000);
 const SMALL_FILES = 100;
 /** Each timing is the best of REPEAT rounds: the build VM is shared, and one-off stalls dominate. */
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
+/** BENCH_ONLY=record: only the 1 GiB recording against nginx direct (no mitmproxy, no replay, no small files). */
+const ONLY_RECORD = process.env.BENCH_ONLY === 'record';
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): Promise<{ code: number | null; out: string; err: string }> {
@@ -222,8 +224,19 @@ http {
     nginxBigS: withCpu('nginxBig', nginxCpu, nginxBig),
     // A distinct query string per run: each run is a fresh recording (nginx ignores the query).
     recordBigS: withCpu('recordBig', () => build.cpuS(), (i) => curlTime(['-x', build.url, '--cacert', htvendCa, `${bigUrl}?run=${i}`])),
-    mitmRecordPhaseS: viaMitm,
+    ...(ONLY_RECORD ? {} : { mitmRecordPhaseS: viaMitm }),
   });
+  if (ONLY_RECORD) {
+    const b = await build.stop();
+    const r = (x: number) => Math.round(x * 100) / 100;
+    console.log(JSON.stringify({ bigMiB: BIG_MIB, bestOf: REPEAT, ...results, recordPeakRssMiB: b.peakRssMiB }));
+    console.log(`record  1 GiB HTTPS   htvend/nginx throughput ratio  ${r(results.nginxBigS! / results.recordBigS!)}  (target >= 0.4)`);
+    console.log(`server CPU s per run: nginx big ${r(cpuTotals.nginxBig! / REPEAT)}; htvend record big ${r(cpuTotals.recordBig! / REPEAT)}`);
+    console.log(`peak RSS recording: ${b.peakRssMiB} MiB; load ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
+    await Promise.all(children.map(stopChild));
+    await rm(work, { recursive: true, force: true });
+    process.exit(0);
+  }
   await curlMany(smallCfg, ['-x', build.url, '--cacert', htvendCa]);
   const b = await build.stop();
   results.recordPeakRssMiB = b.peakRssMiB;
