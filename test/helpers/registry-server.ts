@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { createSign, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { once } from 'node:events';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
@@ -300,3 +300,17 @@ export async function startFaultProxy(t: Pick<TestContext, 'after'>, target: str
     add: (rule) => void rules.push({ ...rule, hits: 0 }),
   };
 }
+
+/**
+ * Upload sessions of `repo` that still hold data. (distribution 2.8 leaves an empty
+ * `hashstates/` directory behind when a session is DELETEd; the `data` file is what goes.)
+ */
+export async function openUploads(reg: RegistryServer, repo: string): Promise<string[]> {
+  const dir = join(reg.dir, 'docker/registry/v2/repositories', repo, '_uploads');
+  const open: string[] = [];
+  for (const id of await readdir(dir).catch((): string[] => [])) {
+    if ((await readdir(join(dir, id)).catch((): string[] => [])).includes('data')) open.push(id);
+  }
+  return open;
+}
+

@@ -2,9 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startRegistry, type RegistryServer, type RegistryServerOptions } from '../helpers/registry-server.js';
+import { openUploads, startRegistry, type RegistryServer, type RegistryServerOptions } from '../helpers/registry-server.js';
 import { RegistryClient, MEDIA_TYPES, EMPTY_JSON, selectPlatform, type ImageIndex, type ImageManifest } from '../../src/registry/index.js';
 import { sha256Hex, type Digest } from '../../src/util/digest.js';
 import { HtvendError } from '../../src/util/errors.js';
@@ -24,19 +23,6 @@ function clientFor(reg: RegistryServer, repo: string, extra: Parameters<typeof R
     chunkSize: 1024 * 1024,
     ...extra,
   });
-}
-
-/**
- * Upload sessions of `repo` that still hold data. (distribution 2.8 leaves an empty
- * `hashstates/` directory behind when a session is DELETEd; the `data` file is what goes.)
- */
-async function openUploads(reg: RegistryServer, repo: string): Promise<string[]> {
-  const dir = join(reg.dir, 'docker/registry/v2/repositories', repo, '_uploads');
-  const open: string[] = [];
-  for (const id of await readdir(dir).catch((): string[] => [])) {
-    if ((await readdir(join(dir, id)).catch((): string[] => [])).includes('data')) open.push(id);
-  }
-  return open;
 }
 
 const modes: [string, RegistryServerOptions][] = [

@@ -16,6 +16,7 @@ import { runInNewContext } from 'node:vm';
 import type { BlobStore } from '../../src/store/store.js';
 import { EMPTY_DIGEST, sha256Hex, type Digest } from '../../src/util/digest.js';
 import { HtvendError } from '../../src/util/errors.js';
+import { putBytes, readAll } from '../helpers/store.js';
 
 export interface ConformanceOptions {
   /**
@@ -60,23 +61,6 @@ export function patternStream(size: number, seed = 1, onChunk?: (sent: number) =
       this.push(chunk);
     },
   });
-}
-
-async function putBytes(store: BlobStore, data: Buffer | Readable, opts: { expected?: Digest; size?: number } = {}): Promise<Digest> {
-  const w = await store.put(opts);
-  try {
-    await pipeline(Buffer.isBuffer(data) ? Readable.from([data]) : data, w.stream);
-  } catch (e) {
-    await w.abort(e);
-    throw e;
-  }
-  return w.commit();
-}
-
-async function readAll(r: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of r) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
 }
 
 /** Hashes a stream without keeping it; returns digest, size and bytes seen before an error. */

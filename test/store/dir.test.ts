@@ -3,14 +3,13 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { DirStore, resolveBlobsDir } from '../../src/store/dir/index.js';
 import { canDelete, canReadRange } from '../../src/store/store.js';
 import { sha256Hex } from '../../src/util/digest.js';
 import { HtvendError } from '../../src/util/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 import { runConformance } from './conformance.js';
+import { putBytes, readAll } from '../helpers/store.js';
 
 runConformance(
   'filesystem',
@@ -30,16 +29,10 @@ runConformance(
   { corrupt: async (store, digest, bytes) => writeFile((store as DirStore).pathOf(digest), bytes) },
 );
 
-async function put(store: DirStore, data: Buffer) {
-  const w = await store.put();
-  await pipeline(Readable.from([data]), w.stream);
-  return w.commit();
-}
-
 test('blobs are flat <dir>/<sha256 hex> files with the raw bytes, private like the Go tool makes them', async (t) => {
   const dir = await tempDir(t);
   const store = await DirStore.open(dir);
-  const d = await put(store, Buffer.from('abc'));
+  const d = await putBytes(store, Buffer.from('abc'));
   assert.deepEqual(await readdir(dir), [d]);
   assert.equal(await readFile(join(dir, d), 'utf8'), 'abc');
   assert.equal((await stat(join(dir, d))).mode & 0o777, 0o600);
@@ -61,10 +54,10 @@ test('a put over a truncated copy replaces it; a complete copy is kept', async (
   const data = Buffer.from('complete content');
   const d = sha256Hex(data);
   await writeFile(join(dir, d), 'compl');
-  await put(store, data);
+  await putBytes(store, data);
   assert.equal(await readFile(join(dir, d), 'utf8'), 'complete content');
   const before = await stat(join(dir, d));
-  await put(store, data);
+  await putBytes(store, data);
   assert.equal((await stat(join(dir, d))).ino, before.ino);
 });
 
@@ -72,7 +65,7 @@ test('getRange reads an inclusive slice; delete removes the blob', async (t) => 
   const dir = await tempDir(t);
   const store = await DirStore.open(dir);
   assert.ok(canReadRange(store) && canDelete(store));
-  const d = await put(store, Buffer.from('0123456789'));
+  const d = await putBytes(store, Buffer.from('0123456789'));
   const chunks: Buffer[] = [];
   for await (const c of await store.getRange(d, 2, 5)) chunks.push(c as Buffer);
   assert.equal(Buffer.concat(chunks).toString(), '2345');
@@ -97,22 +90,16 @@ test('the default blob directory follows XDG_DATA_HOME like the Go tool', () => 
   assert.equal(resolveBlobsDir('/abs/blobs', {}), '/abs/blobs');
 });
 
-async function readAllOf(r: import('node:stream').Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of r) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
 test('a small blob is verified once, then served from memory; a corrupt one is refused and not kept; delete() forgets it', async (t) => {
   const dir = await tempDir(t);
   const store = await DirStore.open(dir);
   const good = Buffer.from('small and verified');
-  const d = await put(store, good);
-  assert.deepEqual(await readAllOf(await store.get(d)), good);
+  const d = await putBytes(store, good);
+  assert.deepEqual(await readAll(await store.get(d)), good);
   // The verified copy answers without the file (no I/O per request for small blobs)...
   await rm(join(dir, d));
   assert.deepEqual(await store.stat(d), { size: good.length });
-  assert.deepEqual(await readAllOf(await store.get(d)), good);
+  assert.deepEqual(await readAll(await store.get(d)), good);
   // ...until delete() (verify --repair) drops it.
   await store.delete(d);
   assert.equal(await store.stat(d), undefined);
@@ -131,5 +118,5 @@ test('a small blob is verified once, then served from memory; a corrupt one is r
   );
   assert.equal(seen.length, 0);
   await writeFile(join(dir, od), other);
-  assert.deepEqual(await readAllOf(await store.get(od)), other);
+  assert.deepEqual(await readAll(await store.get(od)), other);
 });

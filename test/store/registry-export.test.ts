@@ -7,8 +7,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { startRegistry } from '../helpers/registry-server.js';
 import { startS3Server, s3Env } from '../helpers/s3-server.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -20,19 +18,14 @@ import { RegistryClient } from '../../src/registry/index.js';
 import { sha256Hex, type Digest } from '../../src/util/digest.js';
 import type { BlobStore } from '../../src/store/store.js';
 import { bigBody } from './registry-cli-helpers.js';
-
-async function put(store: BlobStore, data: Buffer): Promise<Digest> {
-  const w = await store.put();
-  await pipeline(Readable.from([data]), w.stream);
-  return w.commit();
-}
+import { putBytes } from '../helpers/store.js';
 
 test('export copies every blob filesystem → registry → s3 → filesystem and re-runs copy nothing', async (t) => {
   const dir = await tempDir(t);
   const source = await DirStore.open(join(dir, 'blobs'));
   const blobs = [...Array.from({ length: 24 }, (_, i) => Buffer.from(`asset number ${i}\n`.repeat(i * 50 + 1))), bigBody(11 * 1024 * 1024)];
   const assets: Record<string, { Sha256: string; Headers: Record<string, string> }> = {};
-  for (const [i, b] of blobs.entries()) assets[`https://example.test/asset/${String(i).padStart(2, '0')}`] = { Sha256: await put(source, b), Headers: {} };
+  for (const [i, b] of blobs.entries()) assets[`https://example.test/asset/${String(i).padStart(2, '0')}`] = { Sha256: await putBytes(source, b), Headers: {} };
   const manifestPath = join(dir, 'assets.json');
   await writeFile(manifestPath, JSON.stringify(assets, null, 2));
 
@@ -70,7 +63,7 @@ test('the CLI exports filesystem → registry → s3 → filesystem and verifies
   const source = await DirStore.open(join(dir, 'blobs'));
   const blobs = [Buffer.from('first asset\n'), bigBody(9 * 1024 * 1024 + 1)];
   const assets: Record<string, { Sha256: string; Headers: Record<string, string> }> = {};
-  for (const [i, b] of blobs.entries()) assets[`https://example.test/${i}`] = { Sha256: await put(source, b), Headers: {} };
+  for (const [i, b] of blobs.entries()) assets[`https://example.test/${i}`] = { Sha256: await putBytes(source, b), Headers: {} };
   await writeFile(join(dir, 'assets.json'), JSON.stringify(assets, null, 2));
   const reg = await startRegistry(t, {});
   const s3 = await startS3Server(t, ['cli-bucket']);

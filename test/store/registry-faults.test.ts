@@ -6,11 +6,9 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { startRegistry, startFaultProxy, type RegistryServer } from '../helpers/registry-server.js';
+import { openUploads, startRegistry, startFaultProxy } from '../helpers/registry-server.js';
 import { tempDir } from '../helpers/tmp.js';
 import { openRegistryStore } from '../../src/store/registry/index.js';
 import { DirStore } from '../../src/store/dir/index.js';
@@ -19,26 +17,7 @@ import type { BlobStore } from '../../src/store/store.js';
 import { sha256Hex, type Digest } from '../../src/util/digest.js';
 import { HtvendError } from '../../src/util/errors.js';
 import { bigBody } from './registry-cli-helpers.js';
-
-async function put(store: BlobStore, data: Buffer, expected?: Digest): Promise<Digest> {
-  const w = await store.put({ expected, size: data.length });
-  try {
-    await pipeline(Readable.from([data]), w.stream);
-  } catch (e) {
-    await w.abort(e);
-    throw e;
-  }
-  return w.commit();
-}
-
-async function openUploads(reg: RegistryServer, repo: string): Promise<string[]> {
-  const dir = join(reg.dir, 'docker/registry/v2/repositories', repo, '_uploads');
-  const open: string[] = [];
-  for (const id of await readdir(dir).catch((): string[] => [])) {
-    if ((await readdir(join(dir, id)).catch((): string[] => [])).includes('data')) open.push(id);
-  }
-  return open;
-}
+import { putBytes } from '../helpers/store.js';
 
 async function setup(t: TestContext) {
   const reg = await startRegistry(t, {});
@@ -62,7 +41,7 @@ test('a connection cut mid-PATCH fails the put naming the blob, shows nothing, a
   const data = bigBody(20 * 1024 * 1024);
   const d = sha256Hex(data);
   proxy.add({ method: 'PATCH', path: /\/blobs\/uploads\//, dropAfterBytes: 3 * 1024 * 1024, times: 1 });
-  await assert.rejects(put(store, data, d), (e: HtvendError) => {
+  await assert.rejects(putBytes(store, data, { expected: d, size: data.length }), (e: HtvendError) => {
     assert.equal(e.code, 'STORE');
     assert.match(e.message, new RegExp(`team/blobs.*blob sha256:${d}`));
     return true;
@@ -73,7 +52,7 @@ test('a connection cut mid-PATCH fails the put naming the blob, shows nothing, a
   // only its upload purger removes it. Newer registries delete by session id.)
   assert.ok(proxy.requests.some((r) => r.startsWith('DELETE /v2/team/blobs/blobs/uploads/')), proxy.requests.join('\n'));
   // The store is still usable afterwards.
-  assert.equal(await put(store, data, d), d);
+  assert.equal(await putBytes(store, data, { expected: d, size: data.length }), d);
 });
 
 test('a 500 on the closing PUT fails the commit, shows nothing, and deletes the session', async (t) => {
@@ -81,7 +60,7 @@ test('a 500 on the closing PUT fails the commit, shows nothing, and deletes the 
   const data = bigBody(9 * 1024 * 1024);
   const d = sha256Hex(data);
   proxy.add({ method: 'PUT', path: /\/blobs\/uploads\/.*digest=/, status: 500 });
-  await assert.rejects(put(store, data), (e: HtvendError) => e.code === 'STORE' && e.message.includes(`sha256:${d}`) && e.message.includes('HTTP 500'));
+  await assert.rejects(putBytes(store, data, { size: data.length }), (e: HtvendError) => e.code === 'STORE' && e.message.includes(`sha256:${d}`) && e.message.includes('HTTP 500'));
   assert.equal(await direct.stat(d), undefined);
   assert.deepEqual(await openUploads(reg, 'team/blobs'), []);
 });
@@ -98,7 +77,7 @@ test('export retries a blob whose upload hit transient 500s and then completes',
   const source = await DirStore.open(join(dir, 'blobs'));
   const blobs = [Buffer.from('one'), Buffer.from('two'), bigBody(100_000)];
   const assets: Record<string, { Sha256: string; Headers: Record<string, string> }> = {};
-  for (const [i, b] of blobs.entries()) assets[`https://example.test/${i}`] = { Sha256: await put(source, b), Headers: {} };
+  for (const [i, b] of blobs.entries()) assets[`https://example.test/${i}`] = { Sha256: await putBytes(source, b, { size: b.length }), Headers: {} };
   await writeFile(join(dir, 'assets.json'), JSON.stringify(assets));
   proxy.add({ method: 'PUT', path: /\/blobs\/uploads\//, status: 500, times: 2 });
   const r = await exportBlobs({ manifestPath: join(dir, 'assets.json'), from: source, to: store, jobs: 1, retry: { attempts: 4, baseDelayMs: 5 } });

@@ -2,8 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { runConformance } from './conformance.js';
 import { startRegistry, type RegistryServer } from '../helpers/registry-server.js';
 import { openRegistryStore, parseRegistryStoreUrl, BLOBS_ARTIFACT_TYPE, type RegistryStore } from '../../src/store/registry/index.js';
@@ -11,6 +9,7 @@ import { RegistryClient, MEDIA_TYPES, type ImageManifest } from '../../src/regis
 import { canFinalizeExport, type BlobStore } from '../../src/store/store.js';
 import { sha256Hex, type Digest } from '../../src/util/digest.js';
 import { HtvendError } from '../../src/util/errors.js';
+import { putBytes } from '../helpers/store.js';
 
 /** Where docker-registry's filesystem driver keeps a blob's bytes. */
 function blobDataPath(reg: RegistryServer, digest: Digest): string {
@@ -30,12 +29,6 @@ runConformance(
   },
   { corrupt: async (store, digest, bytes) => writeFile(blobDataPath(servers.get(store)!, digest), bytes) },
 );
-
-async function put(store: BlobStore, data: Buffer): Promise<Digest> {
-  const w = await store.put();
-  await pipeline(Readable.from([data]), w.stream);
-  return w.commit();
-}
 
 test('parses --blobs-registry URLs and rejects ones without /v2/<repo>/', () => {
   assert.deepEqual(parseRegistryStoreUrl('https://u:p%40ss@reg.example:5000/v2/team/blobs/'), {
@@ -59,8 +52,8 @@ test('finalizeExport pushes a tagged artifact manifest listing every blob, finda
   const store = await openRegistryStore(`http://${reg.host}/v2/htvend/blobs/`, { env: {} });
   t.after(() => store.close());
   assert.ok(canFinalizeExport(store));
-  const a = await put(store, Buffer.from('blob a'));
-  const b = await put(store, Buffer.from('blob bb'));
+  const a = await putBytes(store, Buffer.from('blob a'));
+  const b = await putBytes(store, Buffer.from('blob bb'));
   const ref = await store.finalizeExport([{ digest: b }, { digest: a, size: 6 }, { digest: b }]);
   const tag = `htvend-${sha256Hex([a, b].sort().join('\n')).slice(0, 24)}`;
   assert.match(ref, new RegExp(`^${reg.host}/htvend/blobs:${tag}@sha256:[0-9a-f]{64}$`));
@@ -88,7 +81,7 @@ test('a registry store with a wrong password fails with an error naming the stor
   const reg = await startRegistry(t, { auth: 'basic' });
   const store: RegistryStore = await openRegistryStore(`http://alice:not-the-pw@${reg.host}/v2/htvend/blobs/`, { env: {} });
   t.after(() => store.close());
-  await assert.rejects(put(store, Buffer.from('x')), (e: HtvendError) => {
+  await assert.rejects(putBytes(store, Buffer.from('x')), (e: HtvendError) => {
     assert.equal(e.code, 'STORE');
     assert.match(e.message, /htvend\/blobs/);
     assert.match(e.message, /credentials rejected/);

@@ -7,25 +7,13 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { startFaultProxy } from '../helpers/registry-server.js';
 import { startS3Server, s3Env, type S3Server } from '../helpers/s3-server.js';
 import { openS3Store, type S3Store } from '../../src/store/s3/index.js';
 import { sha256Hex, type Digest } from '../../src/util/digest.js';
 import { HtvendError } from '../../src/util/errors.js';
 import { bigBody } from './registry-cli-helpers.js';
-
-async function put(store: S3Store, data: Buffer, expected?: Digest): Promise<Digest> {
-  const w = await store.put({ expected });
-  try {
-    await pipeline(Readable.from([data]), w.stream);
-  } catch (e) {
-    await w.abort(e);
-    throw e;
-  }
-  return w.commit();
-}
+import { putBytes } from '../helpers/store.js';
 
 /** Object files s3rver holds for `bucket` (multipart parts live elsewhere). */
 async function objects(server: S3Server, bucket: string): Promise<string[]> {
@@ -53,7 +41,7 @@ test('a connection cut during every part upload fails the put, aborts the multip
   const { s3, proxy, store, commands } = await setup(t);
   const data = bigBody(18 * 1024 * 1024);
   proxy.add({ method: 'PUT', path: /partNumber=/, dropAfterBytes: 1024 * 1024 });
-  await assert.rejects(put(store, data, sha256Hex(data)), (e: HtvendError) => {
+  await assert.rejects(putBytes(store, data, { expected: sha256Hex(data) }), (e: HtvendError) => {
     assert.equal(e.code, 'STORE', String(e) + (e as Error).stack);
     assert.match(e.message, /s3 store s3:\/\/faulty\/b\//);
     return true;
@@ -67,7 +55,7 @@ test('persistent 500s on a small put are a STORE error naming the bucket and blo
   const { s3, proxy, store } = await setup(t);
   const data = Buffer.from('small blob');
   proxy.add({ method: 'PUT', path: /\/faulty\/b\//, status: 500 });
-  await assert.rejects(put(store, data), (e: HtvendError) => e.code === 'STORE' && e.message.includes('s3://faulty/b/') && e.message.includes(`put blob ${sha256Hex(data)}`));
+  await assert.rejects(putBytes(store, data), (e: HtvendError) => e.code === 'STORE' && e.message.includes('s3://faulty/b/') && e.message.includes(`put blob ${sha256Hex(data)}`));
   assert.deepEqual(await objects(s3, 'faulty'), []);
   proxy.add({ method: 'HEAD', path: /./, status: 503, times: 1 });
   assert.equal(await store.stat(sha256Hex(data)), undefined, 'the SDK retried the 503');

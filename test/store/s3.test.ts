@@ -11,6 +11,7 @@ import { openS3Store, type S3Store } from '../../src/store/s3/index.js';
 import type { BlobStore } from '../../src/store/store.js';
 import { sha256Hex, type Digest } from '../../src/util/digest.js';
 import { HtvendError } from '../../src/util/errors.js';
+import { putBytes } from '../helpers/store.js';
 
 const servers = new WeakMap<BlobStore, S3Server>();
 
@@ -52,28 +53,17 @@ runConformance(
   { corrupt: async (store, digest, bytes) => writeFile(objectPath(servers.get(store)!, 'htvend-test', (store as S3Store).keyOf(digest)), bytes) },
 );
 
-async function put(store: BlobStore, data: Buffer | Readable, expected?: Digest): Promise<Digest> {
-  const w = await store.put({ expected });
-  try {
-    await pipeline(Buffer.isBuffer(data) ? Readable.from([data]) : data, w.stream);
-  } catch (e) {
-    await w.abort(e);
-    throw e;
-  }
-  return w.commit();
-}
-
 test('keys are <prefix><sha256 hex>, the Go tool layout', async (t) => {
   const server = await startS3Server(t, ['b1']);
   const store = await openS3Store({ bucket: 'b1', prefix: 'team/cache/' }, { env: s3Env(server) });
   t.after(() => store.close());
-  const small = await put(store, Buffer.from('go compatible'));
-  const big = await put(store, patternStream(9 * 1024 * 1024 + 3, 2));
+  const small = await putBytes(store, Buffer.from('go compatible'));
+  const big = await putBytes(store, patternStream(9 * 1024 * 1024 + 3, 2));
   assert.deepEqual(await keys(server, 'b1'), [`team/cache/${small}`, `team/cache/${big}`].sort());
   const noPrefix = await openS3Store({ bucket: 'b1' }, { env: s3Env(server) });
   t.after(() => noPrefix.close());
   assert.deepEqual(await noPrefix.stat(sha256Hex('go compatible')), undefined);
-  const d = await put(noPrefix, Buffer.from('at the root'));
+  const d = await putBytes(noPrefix, Buffer.from('at the root'));
   assert.ok((await keys(server, 'b1')).includes(d));
 });
 
@@ -96,7 +86,7 @@ test('a multipart upload whose digest does not match leaves no object and its te
   t.after(() => store.close());
   const sent = recordCommands(store);
   const claimed = sha256Hex('something else');
-  await assert.rejects(put(store, patternStream(20 * 1024 * 1024, 4), claimed), (e: HtvendError) => e.code === 'DIGEST_MISMATCH');
+  await assert.rejects(putBytes(store, patternStream(20 * 1024 * 1024, 4), { expected: claimed }), (e: HtvendError) => e.code === 'DIGEST_MISMATCH');
   assert.deepEqual(await keys(server, 'b2'), []);
   assert.ok(sent.includes('CompleteMultipartUploadCommand') && sent.includes('DeleteObjectCommand'), sent.join());
   assert.ok(!sent.includes('CopyObjectCommand'), 'nothing is copied to a digest key');
@@ -176,7 +166,7 @@ test('a missing bucket is a clear error naming the bucket, on stat, get and put'
   const named = (e: HtvendError) => e.code === 'STORE' && /bucket "no-such-bucket" does not exist/.test(e.message);
   await assert.rejects(store.stat(sha256Hex('a')), named);
   await assert.rejects(store.get(sha256Hex('a')), named);
-  await assert.rejects(put(store, Buffer.from('a')), named);
+  await assert.rejects(putBytes(store, Buffer.from('a')), named);
 });
 
 test('an unknown access key is a clear access-denied error that does not show the secret', async (t) => {
@@ -184,7 +174,7 @@ test('an unknown access key is a clear access-denied error that does not show th
   const env = { ...s3Env(server), AWS_ACCESS_KEY_ID: 'AKIAWRONG', AWS_SECRET_ACCESS_KEY: 'very-secret-value' };
   const store = await openS3Store({ bucket: 'b3' }, { env });
   t.after(() => store.close());
-  await assert.rejects(put(store, Buffer.from('a')), (e: HtvendError) => {
+  await assert.rejects(putBytes(store, Buffer.from('a')), (e: HtvendError) => {
     assert.match(e.message, /access to bucket "b3" denied \(InvalidAccessKeyId\)/);
     assert.doesNotMatch(e.message + e.hint, /very-secret-value/);
     return true;
@@ -199,7 +189,7 @@ test('an HTTPS endpoint is trusted through SSL_CERT_FILE of the given environmen
   assert.match(server.endpoint, /^https:/);
   const trusted = await openS3Store({ bucket: 'tls-bucket' }, { env: { ...s3Env(server), SSL_CERT_FILE: certs.cert } });
   t.after(() => trusted.close());
-  const d = await put(trusted, Buffer.from('over tls'));
+  const d = await putBytes(trusted, Buffer.from('over tls'));
   assert.deepEqual(await trusted.stat(d), { size: 8 });
   const untrusted = await openS3Store({ bucket: 'tls-bucket' }, { env: s3Env(server) });
   t.after(() => untrusted.close());
