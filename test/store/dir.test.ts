@@ -120,3 +120,25 @@ test('a small blob is verified once, then served from memory; a corrupt one is r
   await writeFile(join(dir, od), other);
   assert.deepEqual(await readAll(await store.get(od)), other);
 });
+
+test('writes hash on the main thread (small, known size) or the worker (large or unknown size): same digests, mismatches caught, aborts leave nothing', async (t) => {
+  const store = await DirStore.open(join(await tempDir(t), 'blobs'));
+  const MiB = 1024 * 1024;
+  const big = Buffer.alloc(5 * MiB + 3, 0x5a);
+  const small = Buffer.from('a few bytes');
+  // Known size below the threshold (main thread), unknown size (worker), known large size (worker).
+  assert.equal(await putBytes(store, small, { size: small.length }), sha256Hex(small));
+  assert.equal(await putBytes(store, small), sha256Hex(small));
+  assert.equal(await putBytes(store, big, { size: big.length }), sha256Hex(big));
+  // Many small writes through the worker, in writev batches.
+  const w = await store.put();
+  for (let i = 0; i < big.length; i += 4096) w.stream.write(big.subarray(i, i + 4096));
+  await new Promise<void>((resolve, reject) => w.stream.end((e?: Error | null) => (e ? reject(e) : resolve())));
+  assert.equal(await w.commit(), sha256Hex(big));
+  const claimed = sha256Hex('something else');
+  await assert.rejects(putBytes(store, big, { size: big.length, expected: claimed }), (e: unknown) => e instanceof HtvendError && e.code === 'DIGEST_MISMATCH');
+  const cut = await store.put({ size: big.length });
+  cut.stream.write(big.subarray(0, 2 * MiB));
+  await cut.abort(new Error('client went away'));
+  assert.deepEqual((await readdir(store.dir)).sort(), [sha256Hex(big), sha256Hex(small)].sort());
+});

@@ -15,7 +15,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Readable, Writable, addAbortSignal, pipeline } from 'node:stream';
 import { HtvendError, describeError } from '../../util/errors.js';
-import { VerifyingStream, sha256Hex, type Digest } from '../../util/digest.js';
+import { OffThreadHash, VerifyingStream, sha256Hex, type Digest } from '../../util/digest.js';
 import type { BlobStat, BlobStore, BlobWriter, DeletableStore, IoOptions, PutOptions, RangeReadableStore } from '../store.js';
 
 /** Read chunk size: large chunks keep sha256 hashing, not syscalls, the bottleneck. */
@@ -25,7 +25,7 @@ const READ_HIGH_WATER_MARK = 1024 * 1024;
  * stream pipeline per blob (most requests of a build are small: manifests, indexes, tokens).
  */
 const SMALL_BLOB_BYTES = 64 * 1024;
-/** Blobs from this size on are verified on the worker thread when read: see OffThreadHash. */
+/** Blobs from this size on are hashed on the worker thread when read or written: see OffThreadHash. */
 const OFF_THREAD_HASH_BYTES = 4 * 1024 * 1024;
 /**
  * Small blobs already verified are kept in memory (least recently used dropped first), up to
@@ -96,36 +96,64 @@ export function resolveBlobsDir(dir: string | undefined, env: Readonly<Record<st
 }
 
 /**
- * A Writable that hashes what it writes to an open file handle. Hashing stays on the main
- * thread here: with the worker (as reads do) a 1 GiB recording peaked ~15 MiB higher in RSS
- * and was not measurably faster on this 2-core machine (docs/proxy.md).
+ * A Writable that hashes what it writes to an open file handle. Large (or unknown-size) blobs
+ * are hashed on the worker thread (OffThreadHash), overlapping the file write and, in a
+ * recording, the TLS work on the main thread: on a CPU without SHA extensions sha256 runs at
+ * ~260 MB/s and was the main thread's largest cost (docs/proxy.md).
  */
 class HashingFileWriter extends Writable {
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash: Hash | OffThreadHash;
+  private result: Digest | undefined;
   size = 0;
 
-  constructor(private readonly fh: FileHandle) {
+  constructor(
+    private readonly fh: FileHandle,
+    expectedSize: number | undefined,
+  ) {
     super({ highWaterMark: WRITE_HIGH_WATER_MARK });
+    this.hash = expectedSize === undefined || expectedSize >= OFF_THREAD_HASH_BYTES ? new OffThreadHash() : createHash('sha256');
   }
 
   /** The sha256 of everything written; valid once the stream has finished. */
   digest(): Digest {
-    return this.hash.digest('hex') as Digest;
+    if (!this.result) throw new HtvendError('INTERNAL', 'blob digest read before the stream finished');
+    return this.result;
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.hash.update(chunk);
-    this.size += chunk.length;
-    this.fh.write(chunk).then(() => cb(), cb);
+    this._writev([{ chunk }], cb);
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
     const bufs = chunks.map((c) => c.chunk);
+    const write = bufs.length === 1 ? this.fh.write(bufs[0]!) : this.fh.writev(bufs);
+    Promise.all([write, this.hashAll(bufs)]).then(() => cb(), cb);
+  }
+
+  /** Hashes `bufs` in order, waiting whenever the worker has enough queued. */
+  private async hashAll(bufs: Buffer[]): Promise<void> {
     for (const b of bufs) {
-      this.hash.update(b);
       this.size += b.length;
+      if (this.hash instanceof OffThreadHash) await this.hash.update(b);
+      else this.hash.update(b);
     }
-    this.fh.writev(bufs).then(() => cb(), cb);
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    if (this.hash instanceof OffThreadHash) {
+      this.hash.digest().then((d) => {
+        this.result = d;
+        cb();
+      }, cb);
+    } else {
+      this.result = this.hash.digest('hex') as Digest;
+      cb();
+    }
+  }
+
+  override _destroy(err: Error | null, cb: (error: Error | null) => void): void {
+    if (this.hash instanceof OffThreadHash && !this.result) this.hash.cancel();
+    cb(err);
   }
 }
 
@@ -258,7 +286,7 @@ export class DirStore implements BlobStore, RangeReadableStore, DeletableStore {
     } catch (e) {
       throw this.ioError('cannot create a blob', e);
     }
-    const stream = new HashingFileWriter(fh);
+    const stream = new HashingFileWriter(fh, opts.size);
     let state: 'open' | 'committed' | 'aborted' = 'open';
     const cleanup = async () => {
       stream.destroy();
