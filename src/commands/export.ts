@@ -65,7 +65,8 @@ async function copyBlob(d: Digest, o: ExportOptions, bar: Progress, signal: Abor
   if (there) return { copied: false, size: there.size };
   const size = (await o.from.stat(d, { signal }))?.size;
   const src = await o.from.get(d, { signal });
-  const w = await o.to.put({ expected: d, size, signal });
+  // `src` is verified against `d` as it streams: the destination need not hash it again.
+  const w = await o.to.put({ expected: d, size, signal, verifiedSource: true });
   let n = 0;
   const count = new Transform({
     transform(chunk: Buffer, _e, cb) {

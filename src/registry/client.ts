@@ -234,8 +234,8 @@ export class RegistryClient {
    * Starts an upload: write the bytes to `upload.stream`, end it, then `commit()`. Memory use
    * is bounded by one chunk; nothing is visible under the digest until `commit()` resolves.
    */
-  createUpload(opts: CallOptions & { expected?: Digest | undefined; size?: number | undefined } = {}): BlobUpload {
-    return new BlobUpload(this, this.chunkSize, opts.signal, opts.expected, opts.size);
+  createUpload(opts: CallOptions & { expected?: Digest | undefined; size?: number | undefined; verifiedSource?: boolean | undefined } = {}): BlobUpload {
+    return new BlobUpload(this, this.chunkSize, opts.signal, opts.expected, opts.size, opts.verifiedSource);
   }
 
   /**

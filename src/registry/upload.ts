@@ -12,11 +12,10 @@
  * which the protocol allows: it is named on the closing PUT. Abort or failure DELETEs the
  * session so the registry drops the partial data.
  */
-import { createHash } from 'node:crypto';
 import { PassThrough, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { HtvendError, describeError } from '../util/errors.js';
-import type { Digest } from '../util/digest.js';
+import { parseDigest, writerSha256, type Digest, type Sha256 } from '../util/digest.js';
 import type { RegistryClient } from './client.js';
 
 /** 8 MiB: ~130 requests per GiB, and 8 concurrent uploads stay under 100 MB of buffers. */
@@ -32,7 +31,7 @@ type State = 'open' | 'committing' | 'committed' | 'aborted';
 export class BlobUpload {
   /** Write the blob here, then end it and call `commit()`. */
   readonly stream: Writable;
-  private readonly hash = createHash('sha256');
+  private readonly hash: Sha256;
   private size = 0;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -60,7 +59,10 @@ export class BlobUpload {
     expected?: Digest,
     /** Announced size: a blob bigger than one chunk waits for a slot, then streams in one PATCH. */
     private readonly sizeHint?: number,
+    /** PutOptions.verifiedSource: the bytes are known to hash to `expected` (not hashed again). */
+    verifiedSource?: boolean,
   ) {
+    this.hash = writerSha256({ expected, verifiedSource });
     this.label = expected ? `blob sha256:${expected}` : 'blob';
     this.signal = userSignal ? AbortSignal.any([userSignal, this.controller.signal]) : this.controller.signal;
     if (userSignal) {
@@ -162,7 +164,7 @@ export class BlobUpload {
       await finished(this.stream);
       if (this.body && this.size !== this.sizeHint) throw new HtvendError('DIGEST_MISMATCH', `${this.client.description}: ${this.label}: ${this.size} bytes, ${this.sizeHint} announced`);
       if (this.body) await this.inflight;
-      const digest = this.hash.digest('hex') as Digest;
+      const digest = parseDigest(this.hash.digest('hex'));
       if (expected && expected !== digest) {
         throw new HtvendError('DIGEST_MISMATCH', `${this.client.description}: upload of blob sha256:${expected}: content has sha256:${digest}`);
       }

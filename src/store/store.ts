@@ -18,6 +18,12 @@ export interface PutOptions extends IoOptions {
   expected?: Digest | undefined;
   /** If known, the exact size; lets backends pick monolithic vs chunked/multipart uploads. */
   size?: number | undefined;
+  /**
+   * The bytes are piped from `get(expected)` of a BlobStore, whose stream fails before its last
+   * chunk unless they hash to `expected` (an interrupted copy is aborted, never committed), so
+   * the writer does not hash them again (`export`). Ignored without `expected`.
+   */
+  verifiedSource?: boolean | undefined;
 }
 
 /**

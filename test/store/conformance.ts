@@ -13,7 +13,11 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DirStore } from '../../src/store/dir/index.js';
 import type { BlobStore } from '../../src/store/store.js';
+import { tempDir } from '../helpers/tmp.js';
 import { EMPTY_DIGEST, sha256Hex, type Digest } from '../../src/util/digest.js';
 import { HtvendError } from '../../src/util/errors.js';
 import { putBytes, readAll } from '../helpers/store.js';
@@ -192,6 +196,22 @@ export function runConformance(name: string, makeStore: (t: TestContext) => Prom
       assert.ok(seen.error instanceof HtvendError && seen.error.code === 'DIGEST_MISMATCH', `expected DIGEST_MISMATCH, got ${String(seen.error)}`);
       assert.match((seen.error as Error).message, new RegExp(d));
       assert.ok(seen.size < size, `consumer saw all ${seen.size} bytes of a corrupt blob`);
+    });
+
+    test('a copy from a verified get() (export: verifiedSource) is stored as is; a corrupt source leaves nothing', async (t) => {
+      const store = await makeStore(t);
+      const source = await DirStore.open(join(await tempDir(t), 'source'));
+      // A small blob (one request) and one past the registry's chunk and S3's part size (streamed).
+      for (const size of [100 * 1024, 9 * MiB + 5]) {
+        const good = await putBytes(source, patternStream(size, 21));
+        assert.equal(await putBytes(store, await source.get(good), { expected: good, size, verifiedSource: true }), good);
+        assert.equal((await drain(await store.get(good))).digest, good);
+
+        const bad = await putBytes(source, patternStream(size, 22));
+        await writeFile(source.pathOf(bad), await readAll(patternStream(size, 23)));
+        await assert.rejects(putBytes(store, await source.get(bad), { expected: bad, size, verifiedSource: true }), isCode('DIGEST_MISMATCH'));
+        assert.equal(await store.stat(bad), undefined, `a corrupt ${size}-byte source left blob ${bad} in ${store.description}`);
+      }
     });
 
     test('get honours an AbortSignal mid-stream', async (t) => {

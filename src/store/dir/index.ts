@@ -10,12 +10,12 @@
  */
 import { createReadStream } from 'node:fs';
 import { access, constants, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { randomBytes, createHash, type Hash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Readable, Writable, addAbortSignal, pipeline } from 'node:stream';
 import { HtvendError, describeError } from '../../util/errors.js';
-import { OffThreadHash, VerifyingStream, sha256Hex, type Digest } from '../../util/digest.js';
+import { OffThreadHash, VerifyingStream, parseDigest, sha256Hex, writerSha256, type Digest, type Sha256 } from '../../util/digest.js';
 import type { BlobStat, BlobStore, BlobWriter, DeletableStore, IoOptions, PutOptions, RangeReadableStore } from '../store.js';
 
 /** Read chunk size: large chunks keep sha256 hashing, not syscalls, the bottleneck. */
@@ -102,16 +102,17 @@ export function resolveBlobsDir(dir: string | undefined, env: Readonly<Record<st
  * ~260 MB/s and was the main thread's largest cost (docs/proxy.md).
  */
 class HashingFileWriter extends Writable {
-  private readonly hash: Hash | OffThreadHash;
+  private readonly hash: Sha256 | OffThreadHash;
   private result: Digest | undefined;
   size = 0;
 
   constructor(
     private readonly fh: FileHandle,
-    expectedSize: number | undefined,
+    opts: PutOptions,
   ) {
     super({ highWaterMark: WRITE_HIGH_WATER_MARK });
-    this.hash = expectedSize === undefined || expectedSize >= OFF_THREAD_HASH_BYTES ? new OffThreadHash() : createHash('sha256');
+    const large = opts.size === undefined || opts.size >= OFF_THREAD_HASH_BYTES;
+    this.hash = large && !(opts.verifiedSource && opts.expected) ? new OffThreadHash() : writerSha256(opts);
   }
 
   /** The sha256 of everything written; valid once the stream has finished. */
@@ -146,7 +147,7 @@ class HashingFileWriter extends Writable {
         cb();
       }, cb);
     } else {
-      this.result = this.hash.digest('hex') as Digest;
+      this.result = parseDigest(this.hash.digest('hex'));
       cb();
     }
   }
@@ -286,7 +287,7 @@ export class DirStore implements BlobStore, RangeReadableStore, DeletableStore {
     } catch (e) {
       throw this.ioError('cannot create a blob', e);
     }
-    const stream = new HashingFileWriter(fh, opts.size);
+    const stream = new HashingFileWriter(fh, opts);
     let state: 'open' | 'committed' | 'aborted' = 'open';
     const cleanup = async () => {
       stream.destroy();

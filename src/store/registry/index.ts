@@ -97,7 +97,7 @@ export class RegistryStore implements RangeReadableStore, DeletableStore, Export
 
   async put(opts: PutOptions = {}): Promise<BlobWriter> {
     opts.signal?.throwIfAborted();
-    const upload = this.client.createUpload({ signal: opts.signal, expected: opts.expected, size: opts.size });
+    const upload = this.client.createUpload({ signal: opts.signal, expected: opts.expected, size: opts.size, verifiedSource: opts.verifiedSource });
     return {
       stream: upload.stream,
       commit: async () => (await upload.commit(opts.expected)).digest,

@@ -24,7 +24,7 @@
  */
 import { Agent as HttpsAgent } from 'node:https';
 import { Agent as HttpAgent } from 'node:http';
-import { randomBytes, createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { PassThrough, Writable, addAbortSignal, pipeline, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import {
@@ -39,7 +39,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { HtvendError, describeError, isAbortError } from '../../util/errors.js';
-import { VerifyingStream, type Digest } from '../../util/digest.js';
+import { VerifyingStream, parseDigest, writerSha256, type Digest, type Sha256 } from '../../util/digest.js';
 import { silentLogger, type Logger } from '../../util/log.js';
 import { loadTrustedRoots, pemCertificates } from '../../upstream/roots.js';
 import { Slots } from '../../registry/slots.js';
@@ -213,7 +213,7 @@ type WriterState = 'open' | 'committing' | 'committed' | 'aborted';
 /** One put: buffers the first part, then either PUTs it or streams a multipart upload. */
 class S3BlobWriter implements BlobWriter {
   readonly stream: Writable;
-  private readonly hash = createHash('sha256');
+  private readonly hash: Sha256;
   private size = 0;
   private head: Buffer[] = [];
   private headBytes = 0;
@@ -235,6 +235,7 @@ class S3BlobWriter implements BlobWriter {
     private readonly store: S3Store,
     private readonly opts: PutOptions,
   ) {
+    this.hash = writerSha256(opts);
     this.tempKey = `${store.prefix}.htvend-upload-${randomBytes(12).toString('hex')}`;
     this.direct = opts.expected !== undefined && opts.size !== undefined && opts.size > store.partSize && opts.size <= MAX_COPY_BYTES;
     this.stream = new Writable({
@@ -308,7 +309,7 @@ class S3BlobWriter implements BlobWriter {
 
   /** End of input in direct mode: send the held-back last chunk only if the bytes are right. */
   private finishDirect(): void {
-    this.digestHex = this.hash.digest('hex') as Digest;
+    this.digestHex = parseDigest(this.hash.digest('hex'));
     if (this.digestHex === this.opts.expected && this.size === this.opts.size && this.body) {
       this.body.end(this.held);
     } else {
@@ -367,7 +368,7 @@ class S3BlobWriter implements BlobWriter {
     const signal = this.opts.signal;
     try {
       await finished(this.stream);
-      const digest = this.digestHex ?? (this.hash.digest('hex') as Digest);
+      const digest = this.digestHex ?? parseDigest(this.hash.digest('hex'));
       if (this.opts.expected && this.opts.expected !== digest) {
         throw new HtvendError('DIGEST_MISMATCH', `${this.store.description}: blob ${this.opts.expected}: content has sha256 ${digest}`);
       }
