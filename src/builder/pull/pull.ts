@@ -2,13 +2,14 @@
  * Base images over the OCI distribution API (src/registry/ client), fresh for every build:
  * blobs are downloaded into the build's private temp dir and never reused across builds, so
  * every fetch goes through the proxy in the environment (and so is seen by htvend).
- * Within one build the same blob is downloaded once.
+ * Within one build the same image (reference and platform) is resolved once, however many
+ * stages start from it, and the same blob is downloaded once.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { RegistryClient, parseImageReference, manifestReference, formatImageReference, selectPlatform, formatPlatform, INDEX_TYPES, type Env, type Platform, type ImageManifest, type ImageIndex } from '../../registry/index.js';
+import { RegistryClient, parseImageReference, manifestReference, formatImageReference, selectPlatform, formatPlatform, INDEX_TYPES, type Env, type ImageReference, type Platform, type ImageManifest, type ImageIndex } from '../../registry/index.js';
 import { HtvendError, describeError } from '../../util/errors.js';
 import { parseDigest, type Digest } from '../../util/digest.js';
 import type { Logger } from '../../util/log.js';
@@ -27,6 +28,8 @@ export interface PullOptions {
 /** Pulls images for one build: remembers downloaded blobs so a layer shared by two bases is fetched once. */
 export class Puller {
   private readonly inflight = new Map<string, Promise<string>>();
+  /** Images by `reference platform`: stages sharing a base share one pull. */
+  private readonly images = new Map<string, Promise<Image>>();
   private readonly clients = new Map<string, Promise<RegistryClient>>();
   constructor(private readonly opts: PullOptions) {}
 
@@ -47,8 +50,19 @@ export class Puller {
   }
 
   /** Pulls `ref` for `platform` (an index is resolved to that platform's manifest). */
-  async pull(ref: string, platform: Platform, where: string): Promise<Image> {
+  pull(ref: string, platform: Platform, where: string): Promise<Image> {
     const r = parseImageReference(ref);
+    const key = `${formatImageReference(r)} ${formatPlatform(platform)}`;
+    let image = this.images.get(key);
+    if (!image) {
+      image = this.pullOnce(r, platform, where);
+      this.images.set(key, image);
+      image.catch(() => this.images.delete(key));
+    }
+    return image;
+  }
+
+  private async pullOnce(r: ImageReference, platform: Platform, where: string): Promise<Image> {
     const name = formatImageReference(r);
     const signal = this.opts.signal;
     const client = await this.client(r.registry, r.repository);
