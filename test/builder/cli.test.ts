@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { run, runCli } from '../helpers/cli.js';
@@ -46,4 +46,33 @@ test('an SSL_CERT_FILE that does not exist is a usage error naming it, and nothi
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /SSL_CERT_FILE=.*no-such-ca\.pem: no such file/);
   assert.deepEqual(await readdir(dir), ['c']);
+});
+
+test('oci:DIR adds to an existing layout (same name replaced, others kept) and never replaces what is not a layout', async (t) => {
+  const dir = await ctx(t);
+  const layout = join(dir, 'layout');
+  const build = (tag: string, label: string) =>
+    runCli('build-img-with-proxy', ['--platform', 'linux/amd64', '--build-arg', 'FROM_ENV', '-t', tag, join(dir, 'c')], { env: { ...process.env, BUILDAH_OPTS: '', FROM_ENV: label } });
+  const labelOf = async (ref: string) => JSON.parse((await run(['skopeo', 'inspect', ref], { stdio: ['ignore', 'pipe', 'pipe'] })).stdout).Labels.fromenv;
+  const names = async () => JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')).manifests.map((m: { annotations?: Record<string, string> }) => m.annotations?.['org.opencontainers.image.ref.name'] ?? '');
+
+  for (const [tag, label] of [['one', 'first'], ['two', 'second'], ['one', 'third']]) {
+    const r = await build(`oci:${layout}:${tag}`, label!);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  assert.deepEqual(await names(), ['two', 'one']);
+  assert.equal(await labelOf(`oci:${layout}:one`), 'third');
+  assert.equal(await labelOf(`oci:${layout}:two`), 'second');
+
+  // A directory that is not a layout, and an archive path that is a directory: refused, untouched.
+  const other = join(dir, 'other');
+  await mkdir(other);
+  await writeFile(join(other, 'keep'), 'mine');
+  for (const tag of [`oci:${other}`, `oci-archive:${other}`]) {
+    const r = await build(tag, 'x');
+    assert.notEqual(r.code, 0, `${tag} was accepted`);
+    assert.match(r.stderr, /not an OCI image layout|is a directory|EISDIR/i);
+    assert.equal(await readFile(join(other, 'keep'), 'utf8'), 'mine');
+  }
+  assert.deepEqual((await readdir(dir)).sort(), ['c', 'layout', 'other']);
 });

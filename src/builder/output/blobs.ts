@@ -36,12 +36,41 @@ export function collectBlobs(images: BuiltImage[]): ImageSet {
   return { blobs: [...blobs.values()].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0)), manifests, index };
 }
 
-/** The `index.json` of an OCI layout: the single manifest, or the nested index for several platforms. */
+/** The annotation naming an image in an OCI layout's index.json (`oci:DIR:name`). */
+export const REF_NAME = 'org.opencontainers.image.ref.name';
+
+export interface LayoutDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+  [k: string]: unknown;
+}
+
+export interface LayoutIndex {
+  schemaVersion: 2;
+  mediaType?: string;
+  manifests: LayoutDescriptor[];
+  [k: string]: unknown;
+}
+
+/** The index.json entry for the built image(s): the single manifest, or the nested index for several platforms. */
+function layoutEntry(set: ImageSet, refName?: string): LayoutDescriptor {
+  const top = set.manifests.length === 1 ? set.manifests[0]!.manifest : set.index;
+  return { mediaType: top.mediaType, digest: `sha256:${top.digest}`, size: top.bytes.length, ...(refName ? { annotations: { [REF_NAME]: refName } } : {}) };
+}
+
+/** The `index.json` of a new OCI layout holding the built image(s). */
 export function layoutIndex(set: ImageSet, refName?: string): Buffer {
-  const ann = refName ? { annotations: { 'org.opencontainers.image.ref.name': refName } } : {};
-  const entry =
-    set.manifests.length === 1
-      ? { mediaType: set.manifests[0]!.manifest.mediaType, digest: `sha256:${set.manifests[0]!.manifest.digest}`, size: set.manifests[0]!.manifest.bytes.length, ...ann }
-      : { mediaType: set.index.mediaType, digest: `sha256:${set.index.digest}`, size: set.index.bytes.length, ...ann };
-  return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [entry] }));
+  return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [layoutEntry(set, refName)] }));
+}
+
+/**
+ * `existing` index.json with the built image(s) added: the entry of the same name (or, for an
+ * unnamed write, every unnamed entry) is replaced, every other image is kept, as writing a
+ * tag does in a registry.
+ */
+export function mergeLayoutIndex(existing: LayoutIndex, set: ImageSet, refName?: string): Buffer {
+  const kept = existing.manifests.filter((m) => m.annotations?.[REF_NAME] !== refName);
+  return Buffer.from(JSON.stringify({ ...existing, manifests: [...kept, layoutEntry(set, refName)] }));
 }

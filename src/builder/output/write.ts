@@ -2,9 +2,11 @@
  * Output formats (buildah's transports): `oci:DIR[:name]`, `oci-archive:PATH[:name]`,
  * `docker-archive:PATH[:name]` and `docker://registry/repo:tag`. Files are written to a temp
  * name beside the target and renamed into place, so nothing partial is ever left behind.
+ * `oci:DIR` adds to an existing OCI layout as skopeo and buildah do (other images kept) and
+ * never replaces a directory that is not one.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, link, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -15,7 +17,7 @@ import { HtvendError, describeError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { openTar } from '../fs/apply.js';
 import type { BuiltImage } from '../build/build.js';
-import { collectBlobs, layoutIndex, type ImageSet, type OutputBlob } from './blobs.js';
+import { collectBlobs, layoutIndex, mergeLayoutIndex, type ImageSet, type LayoutIndex, type OutputBlob } from './blobs.js';
 
 export type OutputTarget =
   | { kind: 'oci'; path: string; name?: string }
@@ -60,11 +62,69 @@ async function placeBlob(b: OutputBlob, dest: string): Promise<void> {
   await link(b.path!, dest).catch(() => copyFile(b.path!, dest));
 }
 
+const OCI_LAYOUT = '{"imageLayoutVersion":"1.0.0"}';
+
 async function writeLayoutDir(dir: string, set: ImageSet, name: string | undefined): Promise<void> {
   await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
   for (const b of set.blobs) await placeBlob(b, join(dir, 'blobs', 'sha256', b.digest));
-  await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  await writeFile(join(dir, 'oci-layout'), OCI_LAYOUT);
   await writeFile(join(dir, 'index.json'), layoutIndex(set, name));
+}
+
+/**
+ * The index of the OCI layout at `dir`; undefined when there is nothing there (or an empty
+ * directory). Anything else at `dir` is refused: it is not ours to replace.
+ */
+async function existingLayout(dir: string): Promise<LayoutIndex | undefined> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ENOTDIR') throw new HtvendError('USAGE', `oci:${dir}: exists and is not a directory`, { hint: 'use oci-archive: for a single file' });
+    throw e;
+  }
+  if (names.length === 0) return undefined;
+  const notLayout = (why: string) =>
+    new HtvendError('USAGE', `oci:${dir}: the directory is not an OCI image layout (${why}); refusing to write into it`, { hint: 'choose a new or empty directory, or an existing OCI layout' });
+  if (!names.includes('oci-layout') || !names.includes('index.json')) throw notLayout('no oci-layout and index.json');
+  let index: LayoutIndex;
+  try {
+    index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as LayoutIndex;
+  } catch (e) {
+    throw notLayout(`index.json: ${describeError(e)}`);
+  }
+  if (index?.schemaVersion !== 2 || !Array.isArray(index.manifests)) throw notLayout('index.json is not an OCI image index');
+  return index;
+}
+
+/**
+ * Adds the built image(s) to an existing layout: blobs first (each renamed into place, those
+ * already there kept), index.json last, replaced atomically. Cut short, the layout holds
+ * some unreferenced blobs and its previous index: still valid.
+ */
+async function addToLayout(dir: string, index: LayoutIndex, set: ImageSet, name: string | undefined): Promise<void> {
+  const blobDir = join(dir, 'blobs', 'sha256');
+  await mkdir(blobDir, { recursive: true });
+  for (const b of set.blobs) {
+    const dest = join(blobDir, b.digest);
+    if ((await stat(dest).catch(() => undefined))?.size === b.size) continue;
+    const tmp = tmpBeside(dest);
+    try {
+      await placeBlob(b, tmp);
+      await rename(tmp, dest);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+  const tmp = tmpBeside(join(dir, 'index.json'));
+  try {
+    await writeFile(tmp, mergeLayoutIndex(index, set, name));
+    await rename(tmp, join(dir, 'index.json'));
+  } finally {
+    await rm(tmp, { force: true });
+  }
 }
 
 /** Adds a file or buffer entry to a tar pack, deterministically. */
@@ -179,10 +239,17 @@ export async function writeOutput(target: OutputTarget, images: BuiltImage[], o:
   }
   const tmp = tmpBeside(target.path);
   try {
-    if (target.kind === 'oci') await writeLayoutDir(tmp, set, target.name);
-    else if (target.kind === 'oci-archive') await writeOciArchive(tmp, set, target.name, o);
+    if (target.kind === 'oci') {
+      const index = await existingLayout(target.path);
+      if (index) {
+        await addToLayout(target.path, index, set, target.name);
+        return `sha256:${top}`;
+      }
+      await writeLayoutDir(tmp, set, target.name);
+      // rename() replaces an empty directory, and nothing else (ENOTEMPTY if one appeared).
+    } else if (target.kind === 'oci-archive') await writeOciArchive(tmp, set, target.name, o);
     else await writeDockerArchive(tmp, set, target.name, o);
-    await rm(target.path, { recursive: true, force: true });
+    // An archive replaces a file at PATH; a directory there makes rename() fail (EISDIR), never emptied.
     await rename(tmp, target.path);
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
