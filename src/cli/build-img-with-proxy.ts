@@ -35,6 +35,7 @@ export interface CliOptions {
   secret: string[];
   mount: string[];
   network: string;
+  allow: string[];
   label: string[];
   tlsVerify: boolean;
   certDir?: string;
@@ -88,6 +89,7 @@ export async function buildCommand(contextArg: string | undefined, opts: CliOpti
   const epochRaw = opts.timestamp ?? env['SOURCE_DATE_EPOCH'] ?? '0';
   if (!/^\d+$/.test(epochRaw)) throw new HtvendError('USAGE', `${opts.timestamp !== undefined ? '--timestamp' : 'SOURCE_DATE_EPOCH'}=${epochRaw}: want seconds since 1970`);
   if (opts.network !== 'host' && opts.network !== 'none') throw new HtvendError('USAGE', `--network ${opts.network}: host or none`);
+  for (const a of opts.allow) if (a !== 'security.insecure') throw new HtvendError('USAGE', `--allow ${a}: the only entitlement is security.insecure`);
   const targets: OutputTarget[] = (opts.tag.length ? opts.tag : ['oci:oci']).map(parseOutputTarget);
   const platforms = platformsFrom(opts, env);
   const secrets = new Map<string, SecretSource>(opts.secret.map((s) => parseSecret(s, env)));
@@ -107,6 +109,7 @@ export async function buildCommand(contextArg: string | undefined, opts: CliOpti
       secrets,
       globalMounts: opts.mount,
       network: opts.network,
+      allowInsecure: opts.allow.includes('security.insecure'),
       env,
       tlsVerify: opts.tlsVerify,
       ...(opts.certDir ? { certDir: opts.certDir } : {}),
@@ -140,6 +143,7 @@ export function makeProgram(): Command {
     .option('--secret <id=ID,type=file|env,src=…|env=…>', 'secret for RUN --mount=type=secret (repeatable)', collect, [])
     .option('--mount <spec>', 'mount added to every RUN, same syntax as RUN --mount (repeatable)', collect, [])
     .addOption(new Option('--network <mode>', 'network of RUN steps').choices(['host', 'none']).default('host'))
+    .option('--allow <entitlement>', 'security.insecure: let RUN --security=insecure steps run privileged (BuildKit\'s entitlement; repeatable)', collect, [])
     .option('--label <KEY=VALUE>', 'label set on the final image (repeatable)', collect, [])
     .addOption(new Option('--tls-verify [bool]', 'verify registry TLS certificates (false also allows plain HTTP)').argParser(parseBool).default(true))
     .option('--cert-dir <dir>', 'extra CA certificates (*.crt) and client certificate (*.cert/*.key) for registries')

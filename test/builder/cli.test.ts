@@ -76,3 +76,17 @@ test('oci:DIR adds to an existing layout (same name replaced, others kept) and n
   }
   assert.deepEqual((await readdir(dir)).sort(), ['c', 'layout', 'other']);
 });
+
+test('RUN --security=insecure is refused citing the line unless --allow security.insecure; an unknown entitlement is a usage error', async (t) => {
+  const dir = await ctx(t);
+  await writeFile(join(dir, 'c', 'Dockerfile'), 'FROM scratch\nCOPY f /f\nRUN --security=insecure true\n');
+  const env = { ...process.env, BUILDAH_OPTS: '' };
+  const refused = await runCli('build-img-with-proxy', ['--platform', 'linux/amd64', '-t', `oci:${dir}/out`, join(dir, 'c')], { env });
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.match(refused.stderr, /Dockerfile:3: RUN --security=insecure runs the step privileged/);
+  assert.match(refused.stderr, /--allow security\.insecure/);
+  const unknown = await runCli('build-img-with-proxy', ['--allow', 'network.host', '--platform', 'linux/amd64', '-t', `oci:${dir}/out`, join(dir, 'c')], { env });
+  assert.equal(unknown.code, 2, unknown.stderr);
+  assert.match(unknown.stderr, /--allow network\.host/);
+  assert.deepEqual(await readdir(dir), ['c']);
+});

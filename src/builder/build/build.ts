@@ -32,6 +32,8 @@ export interface BuildOptions {
   secrets: Map<string, SecretSource>;
   globalMounts: string[];
   network: 'host' | 'none';
+  /** `--allow security.insecure`: RUN --security=insecure steps run privileged (else they are refused). */
+  allowInsecure?: boolean;
   /** Environment snapshot: proxy and CA variables for pulls and `ADD <url>`. */
   env: Env;
   tlsVerify?: boolean;
@@ -112,6 +114,7 @@ export async function buildImages(opts: BuildOptions): Promise<BuiltImage[]> {
         globalMounts: opts.globalMounts,
         secrets: opts.secrets,
         network: opts.network,
+        allowInsecure: opts.allowInsecure ?? false,
         dispatcher: getDispatcher,
       };
       let { image } = await ctx.stage(plan.target);

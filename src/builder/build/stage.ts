@@ -101,6 +101,7 @@ export interface BuildContext {
   globalMounts: string[];
   secrets: Map<string, SecretSource>;
   network: 'host' | 'none';
+  allowInsecure: boolean;
   dispatcher: () => Promise<Dispatcher>;
 }
 
@@ -345,6 +346,11 @@ async function runStep(ctx: BuildContext, ins: RunInstr, image: Image, fs: Stage
   for (const [k, v] of args) if (!envKeys.has(k)) env.push(`${k}=${v}`);
   const mounts: RunMount[] = [...ins.mounts.map((m) => expandWord(m, vars, plan.escape)), ...ctx.globalMounts].map((m) => parseMount(m, where, ctx.secrets));
   const network = ins.network === 'none' ? 'none' : ins.network === 'host' ? 'host' : ctx.network;
+  // As BuildKit: a Dockerfile alone cannot make a step privileged; the person building allows it.
+  const privileged = ins.security === 'insecure';
+  if (privileged && !ctx.allowInsecure) {
+    throw new HtvendError('USAGE', `${where}: RUN --security=insecure runs the step privileged (every capability, no masked paths, all devices)`, { hint: 'pass --allow security.insecure to build-img-with-proxy if you trust this Dockerfile' });
+  }
   const root = await fs.sync();
   const req: RunStepRequest = {
     rootfsLayers: [root],
@@ -354,6 +360,7 @@ async function runStep(ctx: BuildContext, ins: RunInstr, image: Image, fs: Stage
     workdir: c.WorkingDir || '/',
     mounts,
     network,
+    privileged,
     platform: { os: image.config.os, architecture: image.config.architecture, ...(image.config.variant ? { variant: image.config.variant } : {}) },
     epoch: ctx.epoch,
     proxyEnv: ctx.proxy,

@@ -121,7 +121,7 @@ async function runStep(req: RunStepRequest, stepDir: string, rootfs: string, rt:
     const ordered = sortMounts([...(await hostNetworkFiles(stepDir)), ...injected.mounts, ...prepared.mounts]);
     const { mounts, stubs } = await resolveMountpoints(rootfs, [...standardMounts(), ...ordered]);
     const nofile = await openFilesLimit();
-    const spec = buildSpec({ rootfs, args: req.argv, env, cwd: req.workdir || '/', user, network: req.network, mounts: mounts.slice(standardMounts().length), nofile });
+    const spec = buildSpec({ rootfs, args: req.argv, env, cwd: req.workdir || '/', user, network: req.network, privileged: req.privileged, mounts: mounts.slice(standardMounts().length), nofile });
     const bundle = join(stepDir, 'bundle');
     await mkdir(bundle, { mode: 0o700 });
     await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));

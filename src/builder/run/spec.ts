@@ -4,6 +4,7 @@
  * the host network namespace (so the loopback htvend proxy is reachable), Docker's default
  * capability set (package managers chown/setuid), and no terminal.
  */
+import { readFileSync } from 'node:fs';
 import type { ResolvedUser } from './user.js';
 
 export interface OciMount {
@@ -55,6 +56,27 @@ export const DEFAULT_CAPABILITIES = [
   'CAP_SYS_CHROOT',
 ];
 
+/** Capability names by number (capability.h), for privileged steps. */
+const CAPABILITY_NAMES = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID',
+  'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST', 'CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_IPC_LOCK',
+  'CAP_IPC_OWNER', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE', 'CAP_SYS_PACCT', 'CAP_SYS_ADMIN',
+  'CAP_SYS_BOOT', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE', 'CAP_SYS_TIME', 'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE',
+  'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL', 'CAP_SETFCAP', 'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM',
+  'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
+];
+
+/**
+ * Every capability the builder itself may pass on (its bounding set, /proc/self/status
+ * CapBnd): a container cannot get more, and asking for more makes the runtime fail (inside
+ * a restricted sandbox, "unable to apply caps").
+ */
+function builderCapabilities(): string[] {
+  const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  const bits = BigInt(`0x${m?.[1] ?? '0'}`);
+  return CAPABILITY_NAMES.filter((_, i) => (bits >> BigInt(i)) & 1n);
+}
+
 /** What every container gets before the step's own mounts (same as `runc spec`, /sys read-only). */
 export function standardMounts(): OciMount[] {
   return [
@@ -74,6 +96,8 @@ export interface SpecInput {
   cwd: string;
   user: ResolvedUser;
   network: 'host' | 'none';
+  /** RUN --security=insecure: what `docker run --privileged` gives (see buildSpec). */
+  privileged?: boolean;
   /** Step mounts (after the standard ones), already ordered so parents come before children. */
   mounts: OciMount[];
   /** RLIMIT_NOFILE for the process: the builder's own hard limit (raising it needs privileges the container lacks). */
@@ -86,6 +110,10 @@ export function buildSpec(input: SpecInput): OciSpec {
   // Host network unless --network none: the htvend proxy listens on the host's 127.0.0.1.
   if (input.network === 'none') namespaces.push({ type: 'network' });
   const user: OciSpec['process']['user'] = { uid: input.user.uid, gid: input.user.gid };
+  const caps = input.privileged ? builderCapabilities() : DEFAULT_CAPABILITIES;
+  // Privileged (RUN --security=insecure), as `docker run --privileged` minus the host's device
+  // nodes: every capability we hold, /sys writable, nothing masked, every device allowed by the cgroup.
+  const mounts = standardMounts().map((m) => (input.privileged && m.destination === '/sys' ? { ...m, options: m.options.filter((o) => o !== 'ro') } : m));
   if (input.user.additionalGids.length > 0) user.additionalGids = input.user.additionalGids;
   return {
     ociVersion: '1.0.2',
@@ -96,9 +124,9 @@ export function buildSpec(input: SpecInput): OciSpec {
       env: input.env,
       cwd: input.cwd,
       capabilities: {
-        bounding: DEFAULT_CAPABILITIES,
-        effective: DEFAULT_CAPABILITIES,
-        permitted: DEFAULT_CAPABILITIES,
+        bounding: caps,
+        effective: caps,
+        permitted: caps,
         inheritable: [],
         ambient: [],
       },
@@ -108,11 +136,11 @@ export function buildSpec(input: SpecInput): OciSpec {
     root: { path: input.rootfs, readonly: false },
     // With a host network the UTS namespace still isolates the name; a fixed one keeps builds reproducible.
     hostname: 'build-img-with-proxy',
-    mounts: [...standardMounts(), ...input.mounts],
+    mounts: [...mounts, ...input.mounts],
     linux: {
       namespaces,
-      resources: { devices: [{ allow: false, access: 'rwm' }] },
-      maskedPaths: [
+      resources: { devices: [{ allow: input.privileged === true, access: 'rwm' }] },
+      maskedPaths: input.privileged ? [] : [
         '/proc/acpi',
         '/proc/asound',
         '/proc/kcore',
@@ -124,7 +152,7 @@ export function buildSpec(input: SpecInput): OciSpec {
         '/sys/firmware',
         '/proc/scsi',
       ],
-      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      readonlyPaths: input.privileged ? [] : ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
     },
   };
 }

@@ -120,6 +120,8 @@ export interface RunStepRequest {
   /** Parsed `RUN --mount=…` followed by the global `--mount`s. */
   mounts: RunMount[];
   network: 'host' | 'none';
+  /** RUN --security=insecure (allowed by --allow security.insecure): every capability, nothing masked, all devices. */
+  privileged: boolean;
   platform: OciPlatform;
   /** SOURCE_DATE_EPOCH: exported to the child and used as the layer's mtime clamp. */
   epoch: number;

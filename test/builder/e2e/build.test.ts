@@ -155,7 +155,7 @@ test('build-img-with-proxy against a token-auth registry', async (t) => {
     assert.equal(out, 'tool ran\n');
   });
 
-  await t.test('RUN steps (runc) add layers with their deletions; secrets and global --mount stay out of the image; ONBUILD triggers fire', async () => {
+  await t.test('RUN steps (runc) add layers with their deletions; secrets and global --mount stay out of the image; ONBUILD triggers fire; --allow security.insecure lets a step mount', async () => {
     const rc = await mkCtx(join(work, 'run'), {
       'Dockerfile': [
         `FROM ${bb.ref} AS parent`,
@@ -164,15 +164,16 @@ test('build-img-with-proxy against a token-auth registry', async (t) => {
         'RUN echo built > /built.txt && rm /bin/ls',
         'RUN --mount=type=secret,id=tok,env=TOKEN echo "len=${#TOKEN}" > /secret-len',
         'RUN test -f /run/secrets/glob && echo global-mount-seen > /global.txt',
-        'CMD ["cat", "/built.txt", "/onbuild.txt", "/secret-len", "/global.txt"]',
+        'RUN --security=insecure mkdir /m && mount -t tmpfs none /m && echo privileged > /privileged.txt && umount /m && rmdir /m',
+        'CMD ["cat", "/built.txt", "/onbuild.txt", "/secret-len", "/global.txt", "/privileged.txt"]',
       ].join('\n'),
     });
     const secretFile = join(work, 'glob-secret');
     await writeFile(secretFile, 'zzz');
-    const r = await runCli('build-img-with-proxy', ['--tls-verify=false', '--platform', 'linux/amd64', '--secret', 'id=tok,type=env,env=TOK', '--secret', `id=glob,src=${secretFile}`, '--mount', 'type=secret,id=glob', '-t', `oci:${work}/run-layout:run`, rc], { env: { ...env, TOK: 'abcdef' }, timeoutMs: 180_000 });
+    const r = await runCli('build-img-with-proxy', ['--tls-verify=false', '--platform', 'linux/amd64', '--secret', 'id=tok,type=env,env=TOK', '--secret', `id=glob,src=${secretFile}`, '--mount', 'type=secret,id=glob', '--allow', 'security.insecure', '-t', `oci:${work}/run-layout:run`, rc], { env: { ...env, TOK: 'abcdef' }, timeoutMs: 180_000 });
     assert.equal(r.code, 0, r.stderr);
     const { out, rootfs } = await runImage(`${work}/run-layout`, 'run', work);
-    assert.equal(out, 'built\nfrom-onbuild\nlen=6\nglobal-mount-seen\n');
+    assert.equal(out, 'built\nfrom-onbuild\nlen=6\nglobal-mount-seen\nprivileged\n');
     assert.ok(!existsSync(join(rootfs, 'bin/ls')), 'whiteout of a base file applied');
     assert.ok(!existsSync(join(rootfs, 'run/secrets/glob')), 'secret mountpoint not in the image');
     const cfg = JSON.parse(await ok(['skopeo', 'inspect', '--config', `oci:${work}/run-layout:run`]));

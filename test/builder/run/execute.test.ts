@@ -146,3 +146,18 @@ function hasCrunWorking(): boolean {
     return false;
   }
 }
+
+test('a privileged step (RUN --security=insecure) has every capability and may mount; a normal one may not', async (t) => {
+  const { tmp, rootfs } = await setup(t);
+  // Every capability the builder holds (its bounding set) is passed on.
+  const all = /^CapBnd:\s*([0-9a-f]+)$/m.exec(await readFile('/proc/self/status', 'utf8'))![1]!;
+  const script = 'grep CapEff /proc/self/status; mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && echo mounted; umount /mnt/t 2>/dev/null; true';
+  const privileged = collector();
+  await executeRun(request(rootfs, tmp, ['/bin/sh', '-c', script], { privileged: true, output: privileged.stream }));
+  assert.match(privileged.text(), new RegExp(`CapEff:\\s+${all}\\n`));
+  assert.match(privileged.text(), /mounted/);
+  const sandboxed = collector();
+  await executeRun(request(rootfs, tmp, ['/bin/sh', '-c', script], { output: sandboxed.stream }));
+  assert.doesNotMatch(sandboxed.text(), new RegExp(`CapEff:\\s+${all}\\n`));
+  assert.doesNotMatch(sandboxed.text(), /mounted/);
+});

@@ -38,6 +38,7 @@ export function request(rootfs: string, tmpDir: string, argv: string[], over: Pa
     workdir: '/',
     mounts: [],
     network: 'host',
+    privileged: false,
     platform: { os: 'linux', architecture: 'amd64' },
     epoch: 0,
     proxyEnv: { certFileVars: [], env: {} },
