@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   runc crun docker-registry busybox-static skopeo umoci qemu-user-static binfmt-support
-  uidmap iproute2 curl wget openssl ca-certificates debootstrap attr
+  uidmap iproute2 curl wget openssl ca-certificates debootstrap attr zstd
   # peers for benchmarks and tests
   nginx mitmproxy buildah
 )
