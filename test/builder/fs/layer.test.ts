@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile, symlink, link, utimes, readFile, lstat, readlink, readdir } from 'node:fs/promises';
+import { mkdir, writeFile, symlink, link, utimes, readFile, lstat, readlink, readdir, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
@@ -98,13 +98,18 @@ test('applyLayer never writes through a symlink planted by an earlier layer', as
   assert.equal(await readlink(join(root, 'evil')), outside);
 });
 
-test('a zstd layer is refused with a clear error instead of being misread', async (t) => {
+test('a zstd layer is applied like its gzip twin; an xz layer is refused with a clear error instead of being misread', async (t) => {
   const tmp = await tempDir(t);
   const l = await writeLayer([{ type: 'dir', path: 'x', mode: 0o755 }], { epoch: 0, dir: tmp });
   const z = join(tmp, 'layer.tar.zst');
   const r = await run(['sh', '-c', `gzip -dc '${l.path}' | zstd -q -o '${z}'`]);
+  // xz's magic is all it takes to be recognised (and refused).
+  await writeFile(`${tmp}/layer.tar.xz`, Buffer.concat([Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), Buffer.alloc(64)]));
   assert.equal(r.code, 0, r.stderr);
-  await assert.rejects(applyLayer(join(tmp, 'root'), z, 'layer sha256:abc'), /layer sha256:abc: zstd-compressed tars are not supported/);
+  await mkdir(join(tmp, 'root'));
+  await applyLayer(join(tmp, 'root'), z, 'layer sha256:abc');
+  assert.ok((await stat(join(tmp, 'root', 'x'))).isDirectory());
+  await assert.rejects(applyLayer(join(tmp, 'root'), `${tmp}/layer.tar.xz`, 'layer sha256:def'), /layer sha256:def: xz-compressed tars are not supported/);
 });
 
 test('binary xattrs are written byte for byte (GNU tar restores them), long non-ASCII names too', async (t) => {
