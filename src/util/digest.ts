@@ -4,6 +4,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { HtvendError } from './errors.js';
 
@@ -93,7 +94,7 @@ export class VerifyingStream extends Transform {
   private size = 0;
 
   /**
-   * `opts.offThread`: hash on the shared worker thread (worth it for blobs of megabytes, where
+   * `opts.offThread`: hash on a worker thread (worth it for blobs of megabytes, where
    * hashing would otherwise share the main thread with TLS); `opts.highWaterMark` of the
    * readable side, so a fast consumer finds data already read and verified.
    */
@@ -159,8 +160,8 @@ export class VerifyingStream extends Transform {
 }
 
 /**
- * The worker's code (plain CommonJS, evaluated: no file to locate from src/ or dist/). One
- * worker serves every job: `{id, buf, len}` is hashed and the buffer sent back for reuse,
+ * The worker's code (plain CommonJS, evaluated: no file to locate from src/ or dist/). A
+ * worker serves many jobs: `{id, buf, len}` is hashed and the buffer sent back for reuse,
  * `{id, end}` answers the hex digest, `{id, cancel}` drops the job.
  */
 const HASH_WORKER_SOURCE = `
@@ -195,11 +196,30 @@ interface HashWorkerState {
   free: ArrayBuffer[];
 }
 
-let hashWorker: HashWorkerState | undefined;
+/**
+ * Hash workers, started on demand up to one per core: concurrent jobs (`verify --jobs`,
+ * `export`, parallel downloads) hash on separate cores, while a single job never starts a
+ * second worker (each costs ~10 MiB of RSS). One sha256 stream cannot be split, so a job
+ * stays on the worker it started on.
+ */
+const hashWorkers: HashWorkerState[] = [];
+const MAX_HASH_WORKERS = Math.max(1, availableParallelism());
 
-/** The shared hashing worker, started on first use; it keeps the process alive only while a job is open. */
-function sharedHashWorker(): HashWorkerState {
-  if (hashWorker) return hashWorker;
+/** Hash workers running now (diagnostics and tests). */
+export function hashWorkerCount(): number {
+  return hashWorkers.length;
+}
+
+/** The worker for a new job: an idle one, else a new one while under the cap, else the least busy. */
+function hashWorkerForNewJob(): HashWorkerState {
+  let best: HashWorkerState | undefined;
+  for (const w of hashWorkers) if (!best || w.jobs.size < best.jobs.size) best = w;
+  if (best && (best.jobs.size === 0 || hashWorkers.length >= MAX_HASH_WORKERS)) return best;
+  return startHashWorker();
+}
+
+/** Starts a hashing worker; it keeps the process alive only while a job is open. */
+function startHashWorker(): HashWorkerState {
   const worker = new Worker(HASH_WORKER_SOURCE, { eval: true });
   const state: HashWorkerState = { worker, jobs: new Map(), nextId: 1, free: [] };
   worker.unref();
@@ -211,13 +231,14 @@ function sharedHashWorker(): HashWorkerState {
     if (m.hex !== undefined) job.onDigest(m.hex);
   });
   const fail = (e: Error) => {
-    if (hashWorker === state) hashWorker = undefined;
+    const i = hashWorkers.indexOf(state);
+    if (i >= 0) hashWorkers.splice(i, 1);
     for (const job of state.jobs.values()) job.onError(new HtvendError('INTERNAL', `sha256 worker failed: ${e.message}`, { cause: e }));
     state.jobs.clear();
   };
   worker.on('error', fail);
   worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
-  hashWorker = state;
+  hashWorkers.push(state);
   return state;
 }
 
@@ -228,7 +249,7 @@ function sharedHashWorker(): HashWorkerState {
  * promise to wait on, so memory stays bounded. digest() resolves once every byte is hashed.
  */
 export class OffThreadHash {
-  private readonly w = sharedHashWorker();
+  private readonly w = hashWorkerForNewJob();
   private readonly id = this.w.nextId++;
   private piece: Uint8Array | undefined;
   private pieceLen = 0;

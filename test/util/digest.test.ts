@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { EMPTY_DIGEST, HashingStream, VerifyingStream, parseDigest, sha256Hex } from '../../src/util/digest.js';
+import { EMPTY_DIGEST, HashingStream, OffThreadHash, VerifyingStream, hashWorkerCount, parseDigest, sha256Hex } from '../../src/util/digest.js';
+import { availableParallelism } from 'node:os';
 import { redactUrl, redactText } from '../../src/util/redact.js';
 
 test('parseDigest accepts bare and sha256: forms and rejects anything else', () => {
@@ -56,4 +57,23 @@ test('VerifyingStream hashing on the worker thread passes a good blob and cuts a
     /blob w: content does not match sha256/,
   );
   assert.equal(seen, 19 * chunk.length, 'the final chunk was never delivered');
+});
+
+test('concurrent off-thread hashes spread over up to one worker per core and each gets its own digest', async () => {
+  const MiB = 1024 * 1024;
+  const inputs = Array.from({ length: 6 }, (_, i) => Buffer.alloc(3 * MiB + i * 1000, i + 1));
+  const before = hashWorkerCount();
+  // Interleaved updates from six jobs at once, in 64 KiB pieces.
+  const jobs = inputs.map(() => new OffThreadHash());
+  for (let off = 0; off < 4 * MiB; off += 64 * 1024) {
+    await Promise.all(jobs.map((h, i) => (off < inputs[i]!.length ? h.update(inputs[i]!.subarray(off, off + 64 * 1024)) : undefined)));
+  }
+  const during = hashWorkerCount();
+  assert.deepEqual(await Promise.all(jobs.map((h) => h.digest())), inputs.map((b) => sha256Hex(b)));
+  assert.equal(during, Math.max(before, Math.min(availableParallelism(), 6)), 'one worker per core for concurrent jobs');
+  // A single job afterwards finds an idle worker: no new one.
+  const one = new OffThreadHash();
+  await one.update(inputs[0]!);
+  assert.equal(await one.digest(), sha256Hex(inputs[0]!));
+  assert.equal(hashWorkerCount(), during);
 });
