@@ -197,13 +197,14 @@ interface HashWorkerState {
 }
 
 /**
- * Hash workers, started on demand up to one per core: concurrent jobs (`verify --jobs`,
+ * Hash workers, started on demand up to one per core (at most 4): concurrent jobs (`verify --jobs`,
  * `export`, parallel downloads) hash on separate cores, while a single job never starts a
  * second worker (each costs ~10 MiB of RSS). One sha256 stream cannot be split, so a job
  * stays on the worker it started on.
  */
 const hashWorkers: HashWorkerState[] = [];
-const MAX_HASH_WORKERS = Math.max(1, availableParallelism());
+/** At most 4: four cores hash faster than a disk or a link delivers, and each worker costs RSS. */
+const MAX_HASH_WORKERS = Math.max(1, Math.min(4, availableParallelism()));
 
 /** Hash workers running now (diagnostics and tests). */
 export function hashWorkerCount(): number {
