@@ -96,6 +96,11 @@ export class Authenticator {
     private readonly log: Logger,
   ) {}
 
+  /** Whether a challenge has told us how this registry authenticates (or that basic auth is in use). */
+  get knowsScheme(): boolean {
+    return this.bearerChallenge !== undefined || this.basic !== undefined;
+  }
+
   /** The Authorization header for a request needing `scope`, if one is known. */
   async authorization(scope: string, signal?: AbortSignal): Promise<string | undefined> {
     if (this.bearerChallenge) return (await this.token(scope, signal)).header;

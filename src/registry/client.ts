@@ -63,6 +63,8 @@ export interface SendOptions extends CallOptions {
   body?: Buffer | string | readonly Buffer[] | Readable | undefined;
   /** Follow redirects (GET/HEAD of blobs may redirect to a storage backend). */
   followRedirects?: boolean | undefined;
+  /** The auth probe itself: a 401 is learnt from and returned, not answered. */
+  probe?: boolean | undefined;
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -81,6 +83,8 @@ export class RegistryClient {
   readonly chunkSize: number;
   /** @internal slots for uploads bigger than one chunk (see upload.ts). */
   readonly largeUploads: Slots;
+  /** The first-contact `GET /v2/` (see send()), shared by concurrent requests. */
+  private authProbe: Promise<void> | undefined;
 
   private constructor(
     readonly registry: string,
@@ -283,6 +287,11 @@ export class RegistryClient {
   async send(method: string, url: URL, o: SendOptions): Promise<Dispatcher.ResponseData> {
     const actions = o.access === 'push' ? 'pull,push' : o.access;
     const scope = [`repository:${this.repository}:${actions}`, ...(o.extraScopes ?? [])].join(' ');
+    // First contact with a body: a registry wanting auth answers 401 without reading the body
+    // and closes the connection, which may reach us as ECONNRESET instead of the 401 (seen with
+    // docker-registry over TLS and 4 concurrent uploads). A bodiless GET /v2/ learns the
+    // challenge first, as docker does.
+    if (o.body !== undefined && !o.probe && !this.auth.knowsScheme) await this.probeAuth(o.signal);
     let target = url;
     let sameOrigin = true;
     for (let attempt = 0, redirects = 0; ; ) {
@@ -311,6 +320,10 @@ export class RegistryClient {
         throw this.fail(`${method} ${redactPath(target)}: cannot reach ${target.host}: ${describeError(e)}`, e);
       }
       this.httpFallback = false;
+      if (o.probe && res.statusCode === 401) {
+        await this.auth.onChallenge(header(res, 'www-authenticate'), scope, false, o.signal);
+        return res;
+      }
       // A stream body cannot be sent twice: its 401 goes back to the caller as an error.
       if (res.statusCode === 401 && sameOrigin && attempt < 2 && !(o.body instanceof Readable)) {
         attempt++;
@@ -337,6 +350,16 @@ export class RegistryClient {
       }
       return res;
     }
+  }
+
+  /** Sends `GET /v2/` once to learn how the registry authenticates; failures are left to the real request. */
+  private probeAuth(signal?: AbortSignal): Promise<void> {
+    const root = new URL('../'.repeat(this.repository.split('/').length), this.base);
+    this.authProbe ??= this.send('GET', root, { access: 'pull', probe: true, signal }).then(
+      (res) => res.body.dump(),
+      () => undefined,
+    );
+    return this.authProbe;
   }
 
   /** @internal An error naming this registry and repository. */

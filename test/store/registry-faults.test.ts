@@ -85,3 +85,18 @@ test('export retries a blob whose upload hit transient 500s and then completes',
   assert.equal(r.copied, 3);
   for (const b of blobs) assert.ok(await direct.stat(sha256Hex(b)));
 });
+
+test('first contact with a body learns the auth challenge from GET /v2/ first: the upload is sent once, with its token', async (t) => {
+  const reg = await startRegistry(t, { auth: 'token' });
+  const proxy = await startFaultProxy(t, reg.url);
+  const [user, pass] = Object.entries(reg.users)[0]!;
+  const store = await openRegistryStore(`http://${user}:${pass}@${proxy.host}/v2/team/blobs/`, { env: {} });
+  t.after(() => store.close());
+  // Four concurrent first uploads: a 401 to a body may reach the client as a reset connection.
+  const blobs = [1, 2, 3, 4].map((i) => Buffer.alloc(3 * 1024 * 1024, i));
+  const ds = await Promise.all(blobs.map((b) => putBytes(store, b)));
+  assert.deepEqual(ds, blobs.map((b) => sha256Hex(b)));
+  assert.equal(proxy.requests[0], 'GET /v2/', proxy.requests.join('\n'));
+  assert.equal(proxy.requests.filter((r) => r === 'GET /v2/').length, 1, 'one probe for concurrent first requests');
+  assert.equal(proxy.requests.filter((r) => r.startsWith('POST /v2/team/blobs/blobs/uploads/')).length, 4, `each upload sent once:\n${proxy.requests.join('\n')}`);
+});
