@@ -292,7 +292,8 @@ export class RegistryClient {
     // docker-registry over TLS and 4 concurrent uploads). A bodiless GET /v2/ learns the
     // challenge first, as docker does.
     if (o.body !== undefined && !o.probe && !this.auth.knowsScheme) await this.probeAuth(o.signal);
-    let target = url;
+    // The probe may have found a plain-HTTP registry (--tls-verify=false): follow it.
+    let target = url.protocol === 'https:' && this.base.protocol === 'http:' && url.host === this.base.host ? new URL(url.href.replace(/^https:/, 'http:')) : url;
     let sameOrigin = true;
     for (let attempt = 0, redirects = 0; ; ) {
       const authorization = sameOrigin ? await this.auth.authorization(scope, o.signal) : undefined;
