@@ -292,8 +292,7 @@ export class RegistryClient {
     // docker-registry over TLS and 4 concurrent uploads). A bodiless GET /v2/ learns the
     // challenge first, as docker does.
     if (o.body !== undefined && !o.probe && !this.auth.knowsScheme) await this.probeAuth(o.signal);
-    // The probe may have found a plain-HTTP registry (--tls-verify=false): follow it.
-    let target = url.protocol === 'https:' && this.base.protocol === 'http:' && url.host === this.base.host ? new URL(url.href.replace(/^https:/, 'http:')) : url;
+    let target = this.onFoundScheme(url);
     let sameOrigin = true;
     for (let attempt = 0, redirects = 0; ; ) {
       const authorization = sameOrigin ? await this.auth.authorization(scope, o.signal) : undefined;
@@ -310,12 +309,15 @@ export class RegistryClient {
         res = await request(target, { method, headers, body, dispatcher: this.dispatcher, signal: o.signal });
       } catch (e) {
         if (isAbortError(e) || o.signal?.aborted) throw e;
-        if (this.httpFallback && target.protocol === 'https:' && sameOrigin) {
-          // buildah's --tls-verify=false also allows a plain-HTTP registry.
-          this.log.debug(`${this.description}: https failed (${describeError(e)}), trying http`);
-          this.httpFallback = false;
-          this.base = new URL(this.base.href.replace(/^https:/, 'http:'));
-          target = new URL(target.href.replace(/^https:/, 'http:'));
+        if (sameOrigin && target.protocol === 'https:' && (this.httpFallback || this.base.protocol === 'http:')) {
+          if (this.httpFallback) {
+            // buildah's --tls-verify=false also allows a plain-HTTP registry.
+            this.log.debug(`${this.description}: https failed (${describeError(e)}), trying http`);
+            this.httpFallback = false;
+            this.base = new URL(this.base.href.replace(/^https:/, 'http:'));
+          }
+          // (or another request found it plain while this one was on its way)
+          target = this.onFoundScheme(target);
           continue;
         }
         throw this.fail(`${method} ${redactPath(target)}: cannot reach ${target.host}: ${describeError(e)}`, e);
@@ -351,6 +353,16 @@ export class RegistryClient {
       }
       return res;
     }
+  }
+
+  /**
+   * `url` on the scheme this registry was found to speak: once the --tls-verify=false fallback
+   * found it plain HTTP (possibly in another request, e.g. the auth probe), its https URLs
+   * built earlier become http.
+   */
+  private onFoundScheme(url: URL): URL {
+    if (url.protocol !== 'https:' || this.base.protocol !== 'http:' || url.host !== this.base.host) return url;
+    return new URL(url.href.replace(/^https:/, 'http:'));
   }
 
   /** Sends `GET /v2/` once to learn how the registry authenticates; failures are left to the real request. */
