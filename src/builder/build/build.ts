@@ -16,6 +16,7 @@ import { Puller } from '../pull/pull.js';
 import { loadDockerignore } from '../copy/sources.js';
 import type { ProxyInjection, RunExecutor, SecretSource } from '../run/types.js';
 import { buildStage, StageFs, type BuildContext } from './stage.js';
+import type { BuildCache } from '../cache/hooks.js';
 
 export interface BuildOptions {
   contextDir: string;
@@ -44,6 +45,8 @@ export interface BuildOptions {
   tmpDir: string;
   log: Logger;
   signal: AbortSignal;
+  /** Step cache, attribution and report (docs/build-cache.md). */
+  cache?: BuildCache | undefined;
 }
 
 export interface BuiltImage {
@@ -65,6 +68,8 @@ export async function buildImages(opts: BuildOptions): Promise<BuiltImage[]> {
     ...(opts.tlsVerify === false ? { tlsVerify: false } : {}),
     ...(opts.certDir ? { certDir: opts.certDir } : {}),
     blobDir: join(opts.tmpDir, 'blobs'),
+    // Each base-image pull under its own identity (attribution).
+    ...(opts.cache ? { envFor: (ref: string, p: Platform) => opts.cache!.envFor(opts.cache!.pullStepId(ref, p)) } : {}),
     log: opts.log,
     signal: opts.signal,
   });
@@ -116,6 +121,7 @@ export async function buildImages(opts: BuildOptions): Promise<BuiltImage[]> {
         network: opts.network,
         allowInsecure: opts.allowInsecure ?? false,
         dispatcher: getDispatcher,
+        cache: opts.cache,
       };
       let { image } = await ctx.stage(plan.target);
       const unused = [...opts.buildArgs.keys()].filter((k) => !df.globalArgs.some((a) => a.args.some((x) => x.name === k)) && !df.stages.some((s) => s.instructions.some((i) => i.kind === 'ARG' && i.args.some((x) => x.name === k))));
