@@ -441,7 +441,8 @@ async function runStep(ctx: BuildContext, ins: RunInstr, image: Image, fs: Stage
         cache.save({ key, kind: 'RUN', text: ins.text, layer: layerFields(res.layer), assets, other: (report?.other ?? []).map((o) => ({ method: o.method, key: o.key })) }, res.layer);
       } else {
         outcome.note = ok.why;
-        ctx.log.info(`${where}: ${ok.why}`);
+        // Without attribution the build already said why, once.
+        if (cache.channel) ctx.log.info(`${where}: ${ok.why}`);
       }
     }
   }
