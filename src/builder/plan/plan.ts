@@ -78,6 +78,8 @@ function mountFrom(raw: string): string | undefined {
 
 export function makePlan(df: ParsedDockerfile, opts: PlanOptions): BuildPlan {
   const globalArgs = platformArgs(opts.platform, opts.buildPlatform);
+  // BuildKit's TARGETSTAGE: the --target stage, `default` without one.
+  globalArgs.set('TARGETSTAGE', opts.target ?? 'default');
   for (const a of df.globalArgs) {
     for (const { name, default: def } of a.args) {
       const v = opts.buildArgs.get(name) ?? (def === undefined ? undefined : expandWord(def, varsFrom(globalArgs), df.escape));

@@ -56,3 +56,9 @@ test('the --from stages of a base stage\'s ONBUILD triggers are dependencies of 
   assert.deepEqual(p.stages[2]!.deps, [0, 1]);
 });
 
+// buildkit: testTargetStageNameArg (also test/conformance: target-stage-name-arg)
+test('TARGETSTAGE is the --target stage, `default` without one', () => {
+  const df = parseDockerfile('FROM scratch AS foo\nFROM scratch');
+  assert.equal(makePlan(df, { buildArgs: new Map(), target: 'foo', platform: amd64, buildPlatform: amd64 }).globalArgs.get('TARGETSTAGE'), 'foo');
+  assert.equal(makePlan(df, { buildArgs: new Map(), platform: amd64, buildPlatform: amd64 }).globalArgs.get('TARGETSTAGE'), 'default');
+});
