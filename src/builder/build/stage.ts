@@ -5,14 +5,14 @@
  * extracted when a step needs to look at files (COPY destinations, --chown names, RUN,
  * WORKDIR creation, COPY --from).
  */
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { HtvendError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { applyLayer } from '../fs/apply.js';
 import { writeLayer } from '../fs/layer-writer.js';
 import type { LayerEntry } from '../fs/types.js';
-import { expandWord, expandWords, varsFrom, type Vars } from '../dockerfile/lexer.js';
+import { expandHeredocBody, expandWord, expandWords, varsFrom, type Vars } from '../dockerfile/lexer.js';
 import { parseTrigger } from '../dockerfile/parse.js';
 import type { CommandForm, Instruction, RunInstr } from '../dockerfile/types.js';
 import { appendLayer, scratchImage, withConfig, withHistory, withImageFields, type ContainerConfig, type HistoryEntry, type Image } from '../image/image.js';
@@ -298,7 +298,7 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
           ...(ins.chmod ? { chmod: parseChmod(x(ins.chmod), where) } : {}),
           ...(ins.checksum ? { checksum: x(ins.checksum) } : {}),
           heredocs: ins.heredocs,
-          expandHeredoc: (t) => t, // BuildKit expands only with an unquoted delimiter in RUN; COPY keeps text
+          expandHeredoc: (t) => expandHeredocBody(t, vars(), plan.escape),
           epoch: ctx.epoch,
           tmpDir: ctx.tmpDir,
           dispatcher: ctx.dispatcher,
@@ -332,11 +332,22 @@ async function runStep(ctx: BuildContext, ins: RunInstr, image: Image, fs: Stage
   const c = image.config.config;
   const vars = varsFrom(envMap(c.Env), args);
   let argv: string[];
+  const heredocMounts: RunMount[] = [];
   if (ins.cmd.form === 'exec') argv = ins.cmd.argv;
-  else if (ins.heredocs.length === 1 && /^<<-?["']?[A-Za-z_][A-Za-z0-9_]*["']?$/.test(ins.cmd.cmdline.trim())) {
-    // `RUN <<EOF … EOF`: the heredoc is the script.
-    argv = [...shell, ins.heredocs[0]!.content];
+  else if (ins.heredocs.length === 1 && /^\d*<<-?[^<\s]+$/.test(ins.cmd.cmdline.trim())) {
+    // `RUN <<EOF … EOF` (BuildKit's dispatchRun): a body starting with `#!` is a script run
+    // by its own interpreter from /dev/pipes/ (the /dev tmpfs: never in a layer); any other
+    // body is given to the SHELL as its command string.
+    const h = ins.heredocs[0]!;
+    if (h.content.startsWith('#!')) {
+      const script = join(await mkdtemp(join(ctx.tmpDir, 'heredoc-')), 'script');
+      await writeFile(script, h.content, { mode: 0o755 });
+      heredocMounts.push({ type: 'bind', target: `/dev/pipes/${h.name}`, source: '', hostSource: script, readonly: true });
+      argv = [`/dev/pipes/${h.name}`];
+    } else argv = [...shell, h.content];
   } else {
+    // Anything else: the shell gets the line followed by every body and its delimiter, and
+    // runs the heredocs itself (so `cat <<A >a && cat <<B >b` writes both files).
     const bodies = ins.heredocs.map((h) => `${h.content}${h.name}\n`).join('');
     argv = [...shell, ins.heredocs.length ? `${ins.cmd.cmdline}\n${bodies}` : ins.cmd.cmdline];
   }
@@ -344,7 +355,7 @@ async function runStep(ctx: BuildContext, ins: RunInstr, image: Image, fs: Stage
   const envKeys = envMap(c.Env);
   const env = [...(c.Env ?? [])];
   for (const [k, v] of args) if (!envKeys.has(k)) env.push(`${k}=${v}`);
-  const mounts: RunMount[] = [...ins.mounts.map((m) => expandWord(m, vars, plan.escape)), ...ctx.globalMounts].map((m) => parseMount(m, where, ctx.secrets));
+  const mounts: RunMount[] = [...[...ins.mounts.map((m) => expandWord(m, vars, plan.escape)), ...ctx.globalMounts].map((m) => parseMount(m, where, ctx.secrets)), ...heredocMounts];
   const network = ins.network === 'none' ? 'none' : ins.network === 'host' ? 'host' : ctx.network;
   // As BuildKit: a Dockerfile alone cannot make a step privileged; the person building allows it.
   const privileged = ins.security === 'insecure';

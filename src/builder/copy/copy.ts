@@ -104,7 +104,8 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
   const urls: string[] = [];
   const heredocFiles: { name: string; path: string }[] = [];
   for (const s of req.sources) {
-    const hd = s.startsWith('<<') ? req.heredocs.find((h) => h.name === s.replace(/^<<-?["']?|["']$/g, '')) : undefined;
+    // Sources arrive expanded (quotes removed): `<<"EOF"` is `<<EOF` here.
+    const hd = /^\d*<</.test(s) ? req.heredocs.find((h) => h.name === s.replace(/^\d*<<-?/, '')) : undefined;
     if (hd) {
       const p = join(await mkdtemp(join(req.tmpDir, 'heredoc-')), hd.name);
       await writeFile(p, hd.expand ? req.expandHeredoc(hd.content) : hd.content, { mode: 0o644 });

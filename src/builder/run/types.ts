@@ -33,6 +33,11 @@ export interface BindMount {
   from?: string;
   /** Docker default for RUN bind mounts is read-only; `rw` makes writes visible but discarded. */
   readonly: boolean;
+  /**
+   * A file the builder made on the host (a RUN heredoc with a shebang, run as a script like
+   * BuildKit does from /dev/pipes/): bound as is; `source` and `from` are then ignored.
+   */
+  hostSource?: string;
 }
 
 /** `--mount=type=cache`: a directory kept for the duration of this build (not across builds). */
