@@ -151,7 +151,7 @@ function keyValues(text: string, loc: Loc, kw: string, escape: string, allowLega
     // `ENV KEY value with spaces`: the rest of the line is the value.
     const key = words[0]!;
     const value = text.trim().slice(key.length).trim();
-    if (value === '' && kw === 'ENV') fail(loc, `ENV ${key} needs a value (ENV KEY=value or ENV KEY value)`);
+    if (value === '') fail(loc, `${kw} ${key} needs a value (${kw} KEY=value or ${kw} KEY value)`);
     return [[key, value]];
   }
   return words.map((w) => {
@@ -267,7 +267,8 @@ export function convertInstruction(ast: AstInstruction, file: string, escape: st
     case 'ENV':
       return { ...base, kind: 'ENV', pairs: keyValues(args, loc, 'ENV', escape, true) };
     case 'LABEL':
-      return { ...base, kind: 'LABEL', pairs: keyValues(args, loc, 'LABEL', escape, false) };
+      // The legacy `LABEL key value` form too (BuildKit accepts it with a LegacyKeyValueFormat warning).
+      return { ...base, kind: 'LABEL', pairs: keyValues(args, loc, 'LABEL', escape, true) };
     case 'WORKDIR':
       return { ...base, kind: 'WORKDIR', path: args };
     case 'USER': {
