@@ -63,9 +63,9 @@ export function rootfsLookup(rootfs: string): PathLookup {
   };
 }
 
-/** Parses `--chmod` (octal, e.g. 755 or 0644). */
+/** Parses `--chmod` (octal of any length as BuildKit's ParseUint(v, 8, 32): 755, 0644, 0). */
 export function parseChmod(v: string, where: string): number {
-  if (!/^[0-7]{3,4}$/.test(v)) throw new HtvendError('INPUT', `${where}: --chmod=${v}: expected an octal mode such as 755`);
+  if (!/^[0-7]{1,5}$/.test(v) || parseInt(v, 8) > 0o7777) throw new HtvendError('INPUT', `${where}: --chmod=${v}: expected an octal mode such as 755`);
   return parseInt(v, 8);
 }
 
