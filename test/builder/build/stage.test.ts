@@ -76,3 +76,40 @@ test('COPY heredocs become files, and RUN reports that no executor is available'
   assert.equal(r.stdout, 'welcome\n');
   await assert.rejects(build(t, 'FROM scratch\n\nRUN true\n'), /no RUN here/);
 });
+
+test('issue 9: EXPOSE splits an expanded list, legacy LABEL key value, COPY --chmod=0, ${X:?msg} errors name Dockerfile:LINE', async (t) => {
+  const [img] = await build(t, [
+    'FROM scratch',
+    'ARG PORTS="3000 4000/udp"',
+    'EXPOSE $PORTS 80',
+    'LABEL maintainer "Jane Doe <jane@example.com>"',
+    'LABEL version=1',
+    'COPY --chmod=0 f.txt /f0',
+  ].join('\n'));
+  const c = img!.image.config.config;
+  assert.deepEqual(c.ExposedPorts, { '3000/tcp': {}, '4000/udp': {}, '80/tcp': {} });
+  assert.deepEqual(c.Labels, { maintainer: 'Jane Doe <jane@example.com>', version: '1' });
+  const list = await run(['tar', '--numeric-owner', '-tvzf', img!.image.layers[0]!.path], { stdio: ['ignore', 'pipe', 'pipe'] });
+  assert.match(list.stdout, /^---------- 0\/0 .* f0$/m);
+  await assert.rejects(build(t, 'FROM scratch\nARG FOO\n\nENV X="${FOO:?FOO must be set}"\n'), (e: unknown) => e instanceof HtvendError && e.message === 'Dockerfile:4: FOO: FOO must be set');
+  await assert.rejects(build(t, 'ARG B\nFROM ${B:?nobase}\n'), (e: unknown) => e instanceof HtvendError && e.message === 'Dockerfile:2: B: nobase');
+  await assert.rejects(build(t, 'FROM scratch\nLABEL lonely\n'), /Dockerfile:2: LABEL lonely needs a value/);
+});
+
+test('issue 9: COPY --from=$VAR resolves stage ARGs, build args and global ARGs to stages, even ones the static plan missed', async (t) => {
+  const [img] = await build(t, [
+    'ARG GLOBAL_SRC=one',
+    'FROM scratch AS one',
+    'COPY f.txt /from-one',
+    'FROM scratch AS two',
+    'COPY f.txt /from-two',
+    'FROM scratch',
+    'ARG LOCAL_SRC=two',
+    'COPY --from=$GLOBAL_SRC /from-one /a',
+    'COPY --from=${LOCAL_SRC} /from-two /b',
+  ].join('\n'));
+  const names = [];
+  for (const l of img!.image.layers) names.push(...(await run(['tar', '-tzf', l.path], { stdio: ['ignore', 'pipe', 'pipe'] })).stdout.split('\n').filter(Boolean));
+  assert.deepEqual(names, ['a', 'b']);
+  await assert.rejects(build(t, 'FROM scratch AS me\nARG S=me\nCOPY --from=$S /x /y\n'), /Dockerfile:3: stage me refers to itself/);
+});
