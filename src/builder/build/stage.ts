@@ -18,7 +18,7 @@ import type { CommandForm, Instruction, RunInstr } from '../dockerfile/types.js'
 import { appendLayer, scratchImage, withConfig, withHistory, withImageFields, type ContainerConfig, type HistoryEntry, type Image } from '../image/image.js';
 import { stageByRef, type BuildPlan, type PlannedStage } from '../plan/plan.js';
 import type { ProxyInjection, RunExecutor, RunMount, RunStepRequest, SecretSource } from '../run/types.js';
-import { copyEntries, parseChmod, resolveChown, rootfsLookup, type PathLookup } from '../copy/copy.js';
+import { copyEntries, parseChmod, resolveChown, resolveSymlinks, rootfsLookup, rootfsReadlink, type PathLookup, type SymlinkReader } from '../copy/copy.js';
 import { newIgnore, type SourceRoot } from '../copy/sources.js';
 import type { Ignore } from '@balena/dockerignore';
 import { parseMount } from './mounts.js';
@@ -79,6 +79,17 @@ export class StageFs {
       if (lists[i]!.some((e) => e.path.startsWith(rel + '/'))) return 'dir';
     }
     return rootfsLookup(this.dir)(rel);
+  };
+  /** Target of the symlink at `rel` (parents already resolved) in the image so far, if it is one. */
+  readonly readlink: SymlinkReader = async (rel) => {
+    const lists = this.img.layers.slice(this.applied).map((l) => this.known.get(l.digest));
+    if (!lists.every((es) => es?.every((e) => e.type !== 'whiteout' && e.type !== 'opaque'))) return rootfsReadlink(await this.sync())(rel);
+    for (let i = lists.length - 1; i >= 0; i--) {
+      const hit = lists[i]!.find((e) => e.path === rel);
+      if (hit) return hit.type === 'symlink' ? hit.target : undefined;
+      if (lists[i]!.some((e) => e.path.startsWith(rel + '/'))) return undefined;
+    }
+    return rootfsReadlink(this.dir)(rel);
   };
 }
 
@@ -200,7 +211,8 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
           break;
         case 'WORKDIR': {
           const dir = posix.resolve(image.config.config.WorkingDir || '/', x(ins.path));
-          const parts = dir.split('/').filter(Boolean);
+          // Through the image's symlinks, as BuildKit's Mkdir: a dangling link's target is created.
+          const parts = (await resolveSymlinks(dir, fs.readlink, true)).split('/').filter(Boolean);
           const missing: LayerEntry[] = [];
           let owner: { uid: number; gid: number } | undefined;
           for (let i = 1; i <= parts.length; i++) {
@@ -295,6 +307,7 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
             workdir: image.config.config.WorkingDir || '/',
             from,
             lookup: fs.lookup,
+            readlink: fs.readlink,
             ...(ins.chown ? { chown: await resolveChown(await fs.sync(), x(ins.chown), where) } : {}),
             ...(ins.chmod ? { chmod: parseChmod(x(ins.chmod), where) } : {}),
             ...(ins.checksum ? { checksum: x(ins.checksum) } : {}),

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tempDir } from '../../helpers/tmp.js';
 import { run } from '../../helpers/cli.js';
@@ -8,10 +8,11 @@ import { buildImages, type BuildOptions } from '../../../src/builder/build/build
 import { silentLogger } from '../../../src/util/log.js';
 import { HtvendError } from '../../../src/util/errors.js';
 
-async function build(t: Parameters<typeof tempDir>[0], dockerfile: string, over: Partial<BuildOptions> = {}) {
+async function build(t: Parameters<typeof tempDir>[0], dockerfile: string, over: Partial<BuildOptions> = {}, prepare?: (dir: string) => Promise<void>) {
   const dir = await tempDir(t, 'stage-');
   await writeFile(join(dir, 'Dockerfile'), dockerfile);
   await writeFile(join(dir, 'f.txt'), 'f');
+  await prepare?.(dir);
   return buildImages({
     contextDir: dir, dockerfile: join(dir, 'Dockerfile'), dockerfileName: 'Dockerfile', buildArgs: new Map(), platforms: [{ os: 'linux', architecture: 'arm64' }],
     buildPlatform: { os: 'linux', architecture: 'amd64' }, epoch: 86400, labels: new Map(), secrets: new Map(), globalMounts: [], network: 'host', env: {},
@@ -112,4 +113,16 @@ test('issue 9: COPY --from=$VAR resolves stage ARGs, build args and global ARGs 
   for (const l of img!.image.layers) names.push(...(await run(['tar', '-tzf', l.path], { stdio: ['ignore', 'pipe', 'pipe'] })).stdout.split('\n').filter(Boolean));
   assert.deepEqual(names, ['a', 'b']);
   await assert.rejects(build(t, 'FROM scratch AS me\nARG S=me\nCOPY --from=$S /x /y\n'), /Dockerfile:3: stage me refers to itself/);
+});
+
+test('issue 9: WORKDIR and COPY through a dangling symlink of the image create its target instead of replacing the link', async (t) => {
+  const [img] = await build(t, 'FROM scratch\nCOPY links/ /\nWORKDIR /w\nCOPY f.txt /c/\nCOPY f.txt ./\n', {}, async (dir) => {
+    await mkdir(join(dir, 'links'));
+    await symlink('/target/dir', join(dir, 'links', 'w'));
+    await symlink('target/copied', join(dir, 'links', 'c'));
+  });
+  assert.equal(img!.image.config.config.WorkingDir, '/w', 'the config keeps the path as written');
+  const names: string[] = [];
+  for (const l of img!.image.layers) names.push(...(await run(['tar', '-tvzf', l.path], { stdio: ['ignore', 'pipe', 'pipe'] })).stdout.split('\n').filter(Boolean).map((x) => x.replace(/^.* 00:00 /, '')));
+  assert.deepEqual(names, ['c -> target/copied', 'w -> /target/dir', 'target/', 'target/dir/', 'target/copied/', 'target/copied/f.txt', 'target/dir/f.txt']);
 });
