@@ -14,16 +14,21 @@ import { silentLogger } from '../../../src/util/log.js';
 import { startBusyboxRegistry, type BusyboxRegistry } from '../../helpers/busybox-image.js';
 
 let registry: Promise<BusyboxRegistry> | undefined;
+// Registered at import (file level): `after()` called inside a test would run when that test ends.
+const cleanups: (() => unknown)[] = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
 
 /** One busybox registry for the whole test file (stopped when the file's tests end). */
 export function busybox(): Promise<BusyboxRegistry> {
-  return (registry ??= startBusyboxRegistry({ after: (fn) => after(() => (fn as () => unknown)()) }));
+  return (registry ??= startBusyboxRegistry({ after: (fn) => void cleanups.push(fn as () => unknown) }));
 }
 
 /** A temp dir removed when the file's tests end. */
 export async function scratchDir(prefix: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  after(() => rm(dir, { recursive: true, force: true }));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 
@@ -46,12 +51,13 @@ export interface Built {
 }
 
 /** Builds `dockerfile` (`$BASE` = the busybox image) with context `files`; unpacks the result. */
-export async function buildIn(dockerfile: string, files: Record<string, string> = {}, over: Partial<BuildOptions> = {}): Promise<Built> {
+export async function buildIn(dockerfile: string, files: Record<string, string> = {}, over: Partial<BuildOptions> = {}, prepare?: (ctx: string) => Promise<void>): Promise<Built> {
   const bb = await busybox();
   const dir = await scratchDir('htvend-fidelity-');
   const ctx = join(dir, 'ctx');
   await mkdir(ctx);
   await writeTree(ctx, files);
+  await prepare?.(ctx);
   await writeFile(join(dir, 'Dockerfile'), dockerfile.replaceAll('$BASE', bb.ref));
   const tmp = join(dir, 'tmp');
   await mkdir(tmp, { mode: 0o700 });

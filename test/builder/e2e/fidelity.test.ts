@@ -1,12 +1,12 @@
 /**
- * Heredocs as BuildKit runs them (adapted from moby/buildkit
+ * Issue 9 end to end on busybox with runc. Heredocs as BuildKit runs them (adapted from moby/buildkit
  * frontend/dockerfile/dockerfile_heredoc_test.go: testRunShebangHeredoc, testRunComplexHeredoc,
  * testHeredocVarSubstitution, testCopyHeredocSpecialSymbols, testOnBuildHeredoc), built on
  * busybox with runc.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { link, lstat, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildIn } from './fidelity-helpers.js';
 
@@ -99,4 +99,23 @@ test('RUN and COPY heredocs: shebang interpreter, several bodies on one RUN, COP
   assert.equal(await f('onbuild'), 'hello world\n', 'an ONBUILD heredoc trigger keeps its body');
   // The shebang script was mounted in /dev (a tmpfs), nothing of it is in the image.
   await assert.rejects(readFile(join(rootfs, 'dev', 'pipes', 'EOF')));
+});
+
+test('RUN side of issue 9: tmpfs size with units applied, context hard links kept, COPY/WORKDIR through a dangling link made by RUN', async () => {
+  const { rootfs } = await buildIn([
+    'FROM $BASE',
+    "RUN --mount=type=tmpfs,target=/scratch,size=128m grep ' /scratch ' /proc/mounts | grep -q size=131072k && touch /tmpfs-ok",
+    'COPY a b /hl/',
+    'RUN test "$(stat -c %i /hl/a)" = "$(stat -c %i /hl/b)" && touch /hardlink-ok',
+    'RUN ln -s /nowhere/dir /dangling',
+    'COPY a /dangling/',
+    'WORKDIR /dangling/sub',
+  ].join('\n'), { a: 'data\n' }, {}, (ctx) => link(join(ctx, 'a'), join(ctx, 'b')));
+  await lstat(join(rootfs, 'tmpfs-ok'));
+  await lstat(join(rootfs, 'hardlink-ok'));
+  assert.equal((await lstat(join(rootfs, 'hl', 'a'))).ino, (await lstat(join(rootfs, 'hl', 'b'))).ino);
+  assert.equal(await readlink(join(rootfs, 'dangling')), '/nowhere/dir', 'the link is still a link');
+  assert.equal(await readFile(join(rootfs, 'nowhere', 'dir', 'a'), 'utf8'), 'data\n');
+  assert.ok((await lstat(join(rootfs, 'nowhere', 'dir', 'sub'))).isDirectory());
+  await assert.rejects(lstat(join(rootfs, 'scratch', 'x')));
 });
