@@ -65,6 +65,28 @@ export function expandWord(word: string, vars: Vars, escape = '\\'): string {
   return lexUntil(st, vars, escape, null);
 }
 
+/**
+ * Expands the body of an unquoted-delimiter COPY/ADD heredoc as BuildKit does: `$` forms are
+ * expanded and the escape char escapes the next character, but quotes are ordinary text
+ * (`Hello '${name}'` → `Hello 'world'`).
+ */
+export function expandHeredocBody(text: string, vars: Vars, escape = '\\'): string {
+  const st: LexState = { s: text, i: 0 };
+  let out = '';
+  while (st.i < st.s.length) {
+    const c = st.s[st.i]!;
+    if (c === escape) {
+      if (st.i + 1 < st.s.length) out += st.s[st.i + 1];
+      st.i += 2;
+    } else if (c === '$') out += lexDollar(st, vars, escape);
+    else {
+      out += c;
+      st.i++;
+    }
+  }
+  return out;
+}
+
 /** `splitWords` then `expandWord` on each. */
 export function expandWords(text: string, vars: Vars, escape = '\\'): string[] {
   return splitWords(text, escape).map((w) => expandWord(w, vars, escape));
