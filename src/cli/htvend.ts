@@ -13,6 +13,7 @@ import type { Logger } from '../util/log.js';
 import type { StoreConfig } from '../store/store.js';
 import type { ListenerOptions } from '../commands/listen.js';
 import { withVersion } from './version.js';
+import { registerDoctor } from './doctor.js';
 import { compileRegexes, expandXdg, listFlag, makeLogger, parseListenAddr, reportError, runIfEntryPoint, writeGithubOutput } from './common.js';
 
 /** Go defaults (flags_listener.go, command_build.go, command_offline.go). */
@@ -216,6 +217,7 @@ export function program(env: NodeJS.ProcessEnv, run: Run): Command {
     c.exitOverride().configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `htvend ${c.name()}: ${s}` : s) });
     root.addCommand(c);
   }
+  registerDoctor(root, env, run);
   return root;
 }
 
