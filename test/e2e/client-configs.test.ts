@@ -147,3 +147,42 @@ test('cargo with http.cainfo and http.proxy in its config fetches a crate from a
   assert.ok(lock.includes(`checksum = "${sha(crate)}"`), lock);
   assert.equal(p.up.hits('/dl/tinycrate/1.0.0/download'), 1);
 });
+
+test('Maven with a mirror in ~/.m2/settings.xml resolves a build extension from a local HTTPS repository through htvend', { skip: skipUnless('mvn') || (python ? false : 'needs python3 to make a jar'), timeout: 300_000 }, async (t) => {
+  const { p } = await withOtherCa(t);
+  // A build extension is resolved when the project is loaded, so even `mvn validate` (no
+  // plugins at all) downloads it: an empty jar and its pom.
+  const g = 'com/example/tinyext/1.0';
+  const pom = '<project><modelVersion>4.0.0</modelVersion><groupId>com.example</groupId><artifactId>tinyext</artifactId><version>1.0</version></project>\n';
+  const jarDir = join(p.dir, 'jar');
+  await mkdir(join(jarDir, 'META-INF'), { recursive: true });
+  await writeFile(join(jarDir, 'META-INF', 'MANIFEST.MF'), 'Manifest-Version: 1.0\n');
+  execFileSync(python, ['-c', 'import shutil,sys; shutil.make_archive(sys.argv[1], "zip", sys.argv[2])', join(p.dir, 'tinyext'), jarDir]);
+  const jar = await readFile(join(p.dir, 'tinyext.zip'));
+  const sha1 = (b: Buffer | string) => createHash('sha1').update(b).digest('hex');
+  p.up.route(`/maven2/${g}/tinyext-1.0.pom`, sendBody(pom, { 'content-type': 'text/xml' }));
+  p.up.route(`/maven2/${g}/tinyext-1.0.pom.sha1`, sendBody(sha1(pom)));
+  p.up.route(`/maven2/${g}/tinyext-1.0.jar`, sendBody(jar, { 'content-type': 'application/java-archive' }));
+  p.up.route(`/maven2/${g}/tinyext-1.0.jar.sha1`, sendBody(sha1(jar)));
+  // Maven adds plexus-utils 1.1 to every extension's realm (for old plugins): an empty jar will do.
+  p.up.route('/maven2/org/codehaus/plexus/plexus-utils/1.1/plexus-utils-1.1.jar', sendBody(jar));
+  p.up.route('/maven2/org/codehaus/plexus/plexus-utils/1.1/plexus-utils-1.1.jar.sha1', sendBody(sha1(jar)));
+  await mkdir(join(p.env['HOME']!, '.m2'));
+  await writeFile(
+    join(p.env['HOME']!, '.m2', 'settings.xml'),
+    `<settings><mirrors><mirror><id>corp</id><mirrorOf>*</mirrorOf><url>${p.up.https}/maven2</url></mirror></mirrors></settings>\n`,
+  );
+  for (const mode of ['online', 'offline']) {
+    await mkdir(join(p.dir, mode));
+    await writeFile(
+      join(p.dir, mode, 'pom.xml'),
+      `<project><modelVersion>4.0.0</modelVersion><groupId>x</groupId><artifactId>consumer</artifactId><version>1</version><packaging>pom</packaging><build><extensions><extension><groupId>com.example</groupId><artifactId>tinyext</artifactId><version>1.0</version></extension></extensions></build></project>\n`,
+    );
+  }
+  // Java takes user.home from the passwd entry, not HOME: point it at the test's HOME so
+  // Maven reads the settings.xml above (and never the real user's).
+  const env = { MAVEN_OPTS: `-Duser.home=${p.env['HOME']}` };
+  await bothModes(p, (out) => `cd ${out} && mvn -B -q -ntp -Dmaven.repo.local=../repo-${out} validate`, { env, timeoutMs: 240_000 });
+  assert.deepEqual(await readFile(join(p.dir, 'repo-offline', g, 'tinyext-1.0.jar')), jar);
+  assert.equal(p.up.hits(`/maven2/${g}/tinyext-1.0.jar`), 1);
+});
