@@ -14,6 +14,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createCa } from '../../src/tls/ca.js';
 import { sendBody } from '../helpers/https-upstream.js';
+import { cliCommand, run } from '../helpers/cli.js';
 import { build, offlineUnshared, project, canUnshare, which, q, type Project } from './harness.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -185,4 +186,43 @@ test('Maven with a mirror in ~/.m2/settings.xml resolves a build extension from 
   await bothModes(p, (out) => `cd ${out} && mvn -B -q -ntp -Dmaven.repo.local=../repo-${out} validate`, { env, timeoutMs: 240_000 });
   assert.deepEqual(await readFile(join(p.dir, 'repo-offline', g, 'tinyext-1.0.jar')), jar);
   assert.equal(p.up.hits(`/maven2/${g}/tinyext-1.0.jar`), 1);
+});
+
+test('Go modules with GOPROXY and GOFLAGS in its env file download through htvend from a local module proxy', { skip: skipUnless('go') || (python ? false : 'needs python3 to make a module zip'), timeout: 300_000 }, async (t) => {
+  const { p } = await withOtherCa(t);
+  // Go never proxies loopback names or IPs, so the module proxy gets a name of its own, mapped
+  // to 127.0.0.1 by an /etc/hosts bind-mounted in a private mount namespace (the real file
+  // is never touched). htvend runs in that namespace too, and so resolves it the same way.
+  const host = 'goproxy.test';
+  const hosts = join(p.dir, 'hosts');
+  await writeFile(hosts, `127.0.0.1 localhost ${host}\n::1 localhost\n`);
+  const base = `https://${host}:${new URL(p.up.https).port}`;
+  const mod = 'example.test/tiny';
+  const zipPath = join(p.dir, 'tiny.zip');
+  execFileSync(python, [
+    '-c',
+    'import zipfile,sys\nz=zipfile.ZipFile(sys.argv[1],"w")\nz.writestr(sys.argv[2]+"@v1.0.0/go.mod","module "+sys.argv[2]+"\\n\\ngo 1.19\\n")\nz.writestr(sys.argv[2]+"@v1.0.0/tiny.go","package tiny\\n\\nconst X = 1\\n")\nz.close()',
+    zipPath,
+    mod,
+  ]);
+  const zip = await readFile(zipPath);
+  p.up.route(`/${mod}/@v/list`, sendBody('v1.0.0\n'));
+  p.up.route(`/${mod}/@v/v1.0.0.info`, sendBody(JSON.stringify({ Version: 'v1.0.0', Time: '2024-01-01T00:00:00Z' }), { 'content-type': 'application/json' }));
+  p.up.route(`/${mod}/@v/v1.0.0.mod`, sendBody(`module ${mod}\n\ngo 1.19\n`));
+  p.up.route(`/${mod}/@v/v1.0.0.zip`, sendBody(zip, { 'content-type': 'application/zip' }));
+  // The user's go env file (`go env -w` writes it): where modules come from, and flags.
+  await mkdir(join(p.env['HOME']!, '.config', 'go'), { recursive: true });
+  await writeFile(join(p.env['HOME']!, '.config', 'go', 'env'), `GOPROXY=${base}\nGOSUMDB=off\nGOFLAGS=-modcacherw\n`);
+  for (const mode of ['online', 'offline']) {
+    await mkdir(join(p.dir, mode));
+    await writeFile(join(p.dir, mode, 'go.mod'), 'module consumer\n\ngo 1.19\n');
+  }
+  const script = (out: string) => `cd ${out} && GOMODCACHE=$PWD/../modcache-${out} GOCACHE=$PWD/../gocache-${out} go mod download ${mod}@v1.0.0`;
+  const htvend = (mode: string, out: string) => [...cliCommand('htvend'), '-C', p.dir, mode, '--blobs-dir', p.blobs, '--', 'sh', '-c', script(out)].map(q).join(' ');
+  const b = await run(['unshare', '-m', 'sh', '-c', `mount --bind ${q(hosts)} /etc/hosts && exec ${htvend('build', 'online')}`], { env: p.env, timeoutMs: 240_000 });
+  assert.equal(b.code, 0, `build:\n${b.stderr}`);
+  const o = await run(['unshare', '-n', '-m', 'sh', '-c', `mount --bind ${q(hosts)} /etc/hosts && ip link set lo up && exec ${htvend('offline', 'offline')}`], { env: p.env, timeoutMs: 240_000 });
+  assert.equal(o.code, 0, `offline:\n${o.stderr}`);
+  assert.equal(await readFile(join(p.dir, 'modcache-offline', 'example.test', 'tiny@v1.0.0', 'tiny.go'), 'utf8'), 'package tiny\n\nconst X = 1\n');
+  assert.equal(p.up.hits(`/${mod}/@v/v1.0.0.zip`), 1);
 });
