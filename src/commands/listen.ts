@@ -79,14 +79,28 @@ export interface SessionResult {
 
 const SESSION_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
+/** The errno name (EADDRINUSE, …) of `e` or of the first cause that has one. */
+function errnoOf(e: unknown): string | undefined {
+  for (let x = e, depth = 0; x && depth < 5; x = (x as { cause?: unknown }).cause, depth++) {
+    const code = (x as NodeJS.ErrnoException).code;
+    if (!(x instanceof HtvendError) && typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+  }
+  return undefined;
+}
+
 function listenError(e: unknown, addr: string, flag: string): HtvendError {
-  const code = (e as NodeJS.ErrnoException)?.code ?? (e as { cause?: NodeJS.ErrnoException })?.cause?.code;
+  const code = errnoOf(e);
   if (e instanceof HtvendError && code === undefined) return e;
-  const why = code === 'EADDRINUSE' ? 'address already in use' : code === 'EADDRNOTAVAIL' ? 'address not available on this machine' : describeError(e);
-  return new HtvendError('IO', `${flag} ${addr}: cannot listen (${why})`, {
-    cause: e,
-    hint: code === 'EADDRINUSE' ? `another process is using ${addr}; pick another port or use ${flag} 127.0.0.1:0` : undefined,
-  });
+  const why = code === 'EADDRINUSE' ? 'address already in use' : code === 'EADDRNOTAVAIL' ? 'address not available on this machine' : code === 'EACCES' ? 'permission denied' : describeError(e);
+  const hint =
+    code === 'EADDRINUSE'
+      ? `another process is using ${addr}; pick another port, or ${flag} 127.0.0.1:0 for a free one`
+      : code === 'EADDRNOTAVAIL'
+        ? `use an address of this machine, e.g. ${flag} 127.0.0.1:0`
+        : code === 'EACCES'
+          ? `ports below 1024 need privileges; use a higher one, or ${flag} 127.0.0.1:0`
+          : undefined;
+  return new HtvendError('IO', `${flag} ${addr}: cannot listen (${why})`, { cause: e, ...(hint ? { hint } : {}) });
 }
 
 /**
