@@ -86,7 +86,7 @@ function logSummary(s: BuildSummary, path: string, log: Logger): void {
   }
   if (s.before > 0 && s.after * 2 < s.before) {
     log.warn(`${path} shrank by more than half, from ${s.before} to ${s.after} asset(s): this run requested only ${s.after - s.kept} of them`);
-    log.warn(`hint: if the command did not run the whole build, restore ${path} (e.g. git checkout -- ${path}) and run it again`);
+    log.hint(`if the command did not run the whole build, restore ${path} (e.g. git checkout -- ${path}) and run it again`);
   }
 }
 

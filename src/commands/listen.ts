@@ -244,11 +244,20 @@ export function summarizeOffline(r: SessionResult, log: Logger): void {
       `${r.missingBlobs.length} with their blob missing, ${r.corrupt.length} with a corrupt blob`,
   );
   for (const url of r.missing) log.warn(`not in assets.json: ${url}`);
-  if (r.missing.length) log.warn(`${r.missing.length} requested URL(s) not in assets.json; hint: record them with \`htvend build\``);
+  if (r.missing.length) {
+    log.warn(`${r.missing.length} requested URL(s) not in assets.json (htvend_missing_asset_total=${n('htvend_missing_asset_total')})`);
+    log.hint('record them with `htvend build`');
+  }
   for (const url of r.missingBlobs) log.warn(`blob missing from ${r.storeDescription}: ${url}`);
-  if (r.missingBlobs.length) log.warn(`${r.missingBlobs.length} URL(s) in assets.json whose blob is missing; hint: run \`htvend verify --fetch\` where the network is reachable`);
+  if (r.missingBlobs.length) {
+    log.warn(`${r.missingBlobs.length} URL(s) in assets.json whose blob is missing from ${r.storeDescription}`);
+    log.hint('run `htvend verify --fetch` where the network is reachable, or point --blobs-dir at the store that has them');
+  }
   for (const url of r.corrupt) log.warn(`corrupt blob in ${r.storeDescription}: ${url}`);
-  if (r.corrupt.length) log.warn(`${r.corrupt.length} URL(s) whose blob is corrupt; hint: run \`htvend verify --fetch\` to download them again`);
+  if (r.corrupt.length) {
+    log.warn(`${r.corrupt.length} URL(s) whose blob is corrupt in ${r.storeDescription}`);
+    log.hint('run `htvend verify --fetch` to download them again');
+  }
 }
 
 function splitHostPort(hp: string): [string, string] {

@@ -14,6 +14,8 @@ export interface Logger {
   info(msg: string): void;
   warn(msg: string): void;
   error(msg: string): void;
+  /** `PREFIX: hint: …`, the next thing to try after a warning; shown at the warn level. */
+  hint(msg: string): void;
   readonly level: Level;
 }
 
@@ -30,7 +32,10 @@ export function createLogger(level: Level, prefix = 'htvend', write: (line: stri
   const at = (l: Level) => (msg: string) => {
     if (ORDER[l] >= ORDER[level]) write(`${prefix ? `${prefix}: ` : ''}${TAG[l]}${redactText(msg)}\n`);
   };
-  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), level };
+  const hint = (msg: string) => {
+    if (ORDER.warn >= ORDER[level]) write(`${prefix ? `${prefix}: ` : ''}hint: ${redactText(msg)}\n`);
+  };
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), hint, level };
 }
 
 /** A logger that drops everything (for library use and tests). */
