@@ -266,6 +266,20 @@ function checkBuildahOpts(extra: string[]): void {
   }
 }
 
+/**
+ * A usage error about a flag (`--network bridge: …`) that only BUILDAH_OPTS gave, not the
+ * command line, is said to come from BUILDAH_OPTS.
+ */
+function fromBuildahOpts(e: unknown, env: NodeJS.ProcessEnv, argv: string[]): unknown {
+  if (!(e instanceof HtvendError) || e.code !== 'USAGE' || !env['BUILDAH_OPTS']) return e;
+  const flag = /^(--?[a-z][a-z-]*)/.exec(e.message)?.[1];
+  if (!flag) return e;
+  const given = (args: string[]) => args.some((a) => a === flag || a.startsWith(`${flag}=`));
+  const extra = splitWords(env['BUILDAH_OPTS']);
+  if (!given(extra) || given(argv)) return e;
+  return new HtvendError('USAGE', `BUILDAH_OPTS: ${e.message}`, { hint: e.hint ?? `BUILDAH_OPTS=${JSON.stringify(env['BUILDAH_OPTS'])} is added before the command line; fix or unset it`, cause: e });
+}
+
 /** Entry point: `BUILDAH_OPTS` (split like a shell would) come before the command line's own arguments, as in the wrapper. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let log: Logger | undefined;
@@ -291,7 +305,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return 0;
   } catch (e) {
     if (ac.signal.aborted && ac.signal.reason instanceof HtvendError) return report(ac.signal.reason);
-    return report(e);
+    return report(fromBuildahOpts(e, env, argv));
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

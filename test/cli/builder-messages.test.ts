@@ -77,6 +77,8 @@ test('a flag from BUILDAH_OPTS is reported as coming from BUILDAH_OPTS', async (
   const dir = await context(t);
   const r = await builder(dir, ['--platform', 'linux/amd64', 'c'], { BUILDAH_OPTS: '--squash-all' });
   await refusedEarly(dir, r, [`${P}: error: BUILDAH_OPTS: unknown option '--squash-all'`, `${P}: hint: BUILDAH_OPTS="--squash-all" is added before the command line; fix or unset it`]);
+  const value = await builder(dir, ['c'], { BUILDAH_OPTS: '--platform linux/x86_64' });
+  await refusedEarly(dir, value, [`${P}: error: BUILDAH_OPTS: --platform linux/x86_64: unknown architecture "x86_64"`, `${P}: hint: the Go name is amd64: linux/amd64`]);
   const typed = await builder(dir, ['--squash-all', 'c']);
   await refusedEarly(dir, typed, [`${P}: error: unknown option '--squash-all'`, `${P}: hint: run '${P} --help' for usage and examples`]);
 });
