@@ -20,6 +20,7 @@ const HELP: [string, 'htvend' | 'build-img-with-proxy', string[]][] = [
   ['htvend offline', 'htvend', ['offline', '--help']],
   ['htvend verify', 'htvend', ['verify', '--help']],
   ['htvend export', 'htvend', ['export', '--help']],
+  ['htvend doctor', 'htvend', ['doctor', '--help']],
   ['build-img-with-proxy', 'build-img-with-proxy', ['--help']],
 ];
 
