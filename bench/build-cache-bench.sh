@@ -20,18 +20,24 @@ cleanup() {
 }
 trap cleanup EXIT
 [ "${SKIP_BUILD:-}" = 1 ] || npm run --silent build
-export PATH="$ROOT/bin:$PATH"
+mkdir -p "$W/bin"
+for cli in htvend build-img-with-proxy; do printf '#!/bin/sh\nexec node %s/bin/%s.js "$@"\n' "$ROOT" "$cli" > "$W/bin/$cli"; chmod +x "$W/bin/$cli"; done
+export PATH="$W/bin:$PATH"
 
-# A plain-HTTP registry with a busybox base image.
+# One self-signed certificate for 127.0.0.1 serves the registry and the download site;
+# htvend's own upstream trust gets it through SSL_CERT_FILE.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$W/dl.key" -out "$W/dl.crt" 2>/dev/null
+# A TLS registry with a busybox base image.
 cat > "$W/registry.yml" <<YML
 version: 0.1
 log: {level: error}
 storage: {filesystem: {rootdirectory: $W/registry-data}}
-http: {addr: $REG}
+http: {addr: $REG, tls: {certificate: $W/dl.crt, key: $W/dl.key}}
 YML
 docker-registry serve "$W/registry.yml" > "$W/registry.log" 2>&1 &
 REG_PID=$!
-for _ in $(seq 50); do curl -sf "http://$REG/v2/" >/dev/null && break; sleep 0.2; done
+for _ in $(seq 50); do curl -sf --cacert "$W/dl.crt" "https://$REG/v2/" >/dev/null && break; sleep 0.2; done
 mkdir -p "$W/bb/bin" "$W/bb/tmp" "$W/bb/etc"
 cp /bin/busybox "$W/bb/bin/" && for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$W/bb/bin/$a"; done
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$W/bb/etc/passwd"
@@ -40,9 +46,7 @@ cp -a "$W/bb/." "$W/lay.b/rootfs/" && umoci repack --image "$W/lay:img" "$W/lay.
 umoci config --image "$W/lay:img" --os linux --architecture amd64 --config.env PATH=/bin
 skopeo copy -q --dest-tls-verify=false "oci:$W/lay:img" "docker://$REG/busybox:latest"
 
-# An HTTPS download site (self-signed for 127.0.0.1; htvend's upstream trust gets its cert).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
-  -addext subjectAltName=IP:127.0.0.1 -keyout "$W/dl.key" -out "$W/dl.crt" 2>/dev/null
+# An HTTPS download site.
 head -c $((8 << 20)) /dev/urandom > "$W/dl.bin"
 node -e 'const fs=require("fs"),[k,c,f,p]=process.argv.slice(1);require("https").createServer({key:fs.readFileSync(k),cert:fs.readFileSync(c)},(q,s)=>{s.writeHead(200,{"content-length":fs.statSync(f).size});fs.createReadStream(f).pipe(s)}).listen(+p,"127.0.0.1")' "$W/dl.key" "$W/dl.crt" "$W/dl.bin" "$DL" &
 DL_PID=$!
