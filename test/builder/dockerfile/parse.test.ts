@@ -129,3 +129,10 @@ test('COPY heredoc bodies expand variables and escapes but keep quotes (BuildKit
   const v = varsFrom({ name: 'world' });
   assert.equal(expandHeredocBody(`Hello '\${name}' "$name" \\$ \\\\ \${unset:-d}\n`, v), `Hello 'world' "world" $ \\ d\n`);
 });
+
+test('part 3: ADD --unpack[=bool] is parsed (BuildKit 1.17); COPY does not take it', () => {
+  const [a, b, c] = parseDockerfile('FROM scratch\nADD --unpack=false x.tar /d/\nADD --unpack https://e.test/x.tgz /d/\nADD x /y\n').stages[0]!.instructions;
+  assert.ok(a?.kind === 'ADD' && b?.kind === 'ADD' && c?.kind === 'ADD');
+  assert.deepEqual([a.unpack, b.unpack, c.unpack], [false, true, undefined]);
+  assert.throws(() => parseDockerfile('FROM scratch\nCOPY --unpack x /y\n'), /Dockerfile:2: unknown flag --unpack for COPY/);
+});
