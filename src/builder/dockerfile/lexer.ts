@@ -3,7 +3,8 @@
  * rules of BuildKit's `shell.Lex` (frontend/dockerfile/shell): single quotes are literal,
  * double quotes allow `$` expansion and escape only `"`, `$` and the escape char, the escape
  * char (`\` or the `# escape=` directive's) escapes anything outside quotes, and
- * `$a`, `${a}`, `${a:-b}`, `${a-b}`, `${a:+b}`, `${a+b}`, `${a:?msg}`, `${a?msg}` are expanded.
+ * `$a`, `${a}`, `${a:-b}`, `${a-b}`, `${a:+b}`, `${a+b}`, `${a:?msg}`, `${a?msg}` are expanded,
+ * and the pattern forms `${a#p}`, `${a##p}`, `${a%p}`, `${a%%p}`, `${a/p/r}`, `${a//p/r}`.
  * Unset variables expand to ''.
  */
 import { HtvendError } from '../../util/errors.js';
@@ -92,11 +93,11 @@ export function expandWords(text: string, vars: Vars, escape = '\\'): string[] {
   return splitWords(text, escape).map((w) => expandWord(w, vars, escape));
 }
 
-function lexUntil(st: LexState, vars: Vars, escape: string, stop: '}' | null): string {
+function lexUntil(st: LexState, vars: Vars, escape: string, stop: '}' | '/}' | null): string {
   let out = '';
   while (st.i < st.s.length) {
     const c = st.s[st.i]!;
-    if (stop && c === stop) return out;
+    if (stop && stop.includes(c)) return out;
     if (c === escape) {
       if (st.i + 1 < st.s.length) out += st.s[st.i + 1];
       st.i += 2;
@@ -132,6 +133,55 @@ function lexUntil(st: LexState, vars: Vars, escape: string, stop: '}' | null): s
   return out;
 }
 
+/** A `${a#p}` / `${a%p}` pattern (`*`, `?`) as an anchored regex. */
+function globRegex(pattern: string): RegExp {
+  const body = [...pattern].map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[\\^$.|+()[\]{}]/g, '\\$&'))).join('');
+  return new RegExp(`^(?:${body})$`, 's');
+}
+
+/**
+ * `${a#p}` `${a##p}` (shortest/longest prefix removed), `${a%p}` `${a%%p}` (suffix),
+ * `${a/p/r}` `${a//p/r}` (first/every match replaced), as BuildKit's lexer; `st` is at the op.
+ */
+function patternOp(st: LexState, vars: Vars, escape: string, value: string): string {
+  const op = st.s[st.i]!;
+  st.i++;
+  const twice = st.s[st.i] === op;
+  if (twice) st.i++;
+  const pattern = lexUntil(st, vars, escape, op === '/' ? '/}' : '}');
+  let replacement = '';
+  if (op === '/' && st.s[st.i] === '/') {
+    st.i++;
+    replacement = lexUntil(st, vars, escape, '}');
+  }
+  st.i++; // '}'
+  const re = globRegex(pattern);
+  const n = value.length;
+  if (op === '#') {
+    for (let k = twice ? n : 0; twice ? k >= 0 : k <= n; k += twice ? -1 : 1) if (re.test(value.slice(0, k))) return value.slice(k);
+    return value;
+  }
+  if (op === '%') {
+    for (let k = twice ? 0 : n; twice ? k <= n : k >= 0; k += twice ? 1 : -1) if (re.test(value.slice(k))) return value.slice(0, k);
+    return value;
+  }
+  let out = '';
+  let i = 0;
+  while (i <= n) {
+    let end = -1;
+    for (let j = n; j >= i; j--) if (j > i && re.test(value.slice(i, j))) { end = j; break; }
+    if (end < 0) {
+      if (i < n) out += value[i];
+      i++;
+      continue;
+    }
+    out += replacement;
+    i = end;
+    if (!twice) return out + value.slice(i);
+  }
+  return out;
+}
+
 const NAME_START = /[A-Za-z_]/;
 const NAME_CHAR = /[A-Za-z0-9_]/;
 
@@ -149,6 +199,7 @@ function lexDollar(st: LexState, vars: Vars, escape: string): string {
       st.i++;
       return vars(name) ?? '';
     }
+    if (next === '#' || next === '%' || next === '/') return patternOp(st, vars, escape, vars(name) ?? '');
     let op = '';
     if (next === ':') {
       op = ':';
