@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { HtvendError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { makeLogger, reportError, runIfEntryPoint } from './common.js';
+import { withVersion } from './version.js';
 import { hostPlatform, parsePlatform, formatPlatform, type Platform } from '../registry/index.js';
 import { buildImages } from '../builder/build/build.js';
 import { parseSecret } from '../builder/build/mounts.js';
@@ -137,7 +138,7 @@ export async function buildCommand(contextArg: string | undefined, opts: CliOpti
 }
 
 export function makeProgram(): Command {
-  return new Command('build-img-with-proxy')
+  return withVersion(new Command('build-img-with-proxy'))
     .description('Build OCI images from a Dockerfile, daemonless, through the HTTP(S) proxy in the environment (buildah build compatible flags).')
     .argument('[CONTEXT]', 'build context directory', '.')
     .option('-f, --file <path>', 'Dockerfile (default CONTEXT/Dockerfile)')

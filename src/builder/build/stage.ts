@@ -117,6 +117,7 @@ export interface BuildContext {
 }
 
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 function created(epoch: number): string {
   return new Date(epoch * 1000).toISOString().replace(/\.000Z$/, 'Z');
@@ -146,6 +147,9 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
   if (st.base.kind === 'scratch') image = scratchImage(st.platform);
   else if (st.base.kind === 'stage') image = (await ctx.stage(st.base.index)).image;
   else image = await ctx.pullImage(st.base.ref, fromWhere);
+  // BuildKit gives every stage a PATH (FROM scratch, or a base without one) before its first
+  // instruction, so RUN sees it and the image's Env starts with it.
+  if (!envMap(image.config.config.Env).has('PATH')) image = withConfig(image, (c) => ({ ...c, Env: [...(c.Env ?? []), `PATH=${DEFAULT_PATH}`] }));
   const fs = new StageFs(await mkdtemp(join(ctx.tmpDir, `rootfs-${st.index}-`)), image, log, signal);
   const args = new Map<string, string>();
   let shell = image.config.config.Shell ? [...image.config.config.Shell] : DEFAULT_SHELL;

@@ -3,8 +3,7 @@
  * rules of BuildKit's `shell.Lex` (frontend/dockerfile/shell): single quotes are literal,
  * double quotes allow `$` expansion and escape only `"`, `$` and the escape char, the escape
  * char (`\` or the `# escape=` directive's) escapes anything outside quotes, and
- * `$a`, `${a}`, `${a:-b}`, `${a-b}`, `${a:+b}`, `${a+b}`, `${a:?msg}`, `${a?msg}` are expanded,
- * and the pattern forms `${a#p}`, `${a##p}`, `${a%p}`, `${a%%p}`, `${a/p/r}`, `${a//p/r}`.
+ * `$a`, `${a}`, `${a:-b}`, `${a-b}`, `${a:+b}`, `${a+b}`, `${a:?msg}`, `${a?msg}` are expanded.
  * Unset variables expand to ''.
  */
 import { HtvendError } from '../../util/errors.js';
@@ -93,11 +92,11 @@ export function expandWords(text: string, vars: Vars, escape = '\\'): string[] {
   return splitWords(text, escape).map((w) => expandWord(w, vars, escape));
 }
 
-function lexUntil(st: LexState, vars: Vars, escape: string, stop: '}' | '/}' | null): string {
+function lexUntil(st: LexState, vars: Vars, escape: string, stop: '}' | '/' | null): string {
   let out = '';
   while (st.i < st.s.length) {
     const c = st.s[st.i]!;
-    if (stop && stop.includes(c)) return out;
+    if (stop && c === stop) return out;
     if (c === escape) {
       if (st.i + 1 < st.s.length) out += st.s[st.i + 1];
       st.i += 2;
@@ -129,57 +128,59 @@ function lexUntil(st: LexState, vars: Vars, escape: string, stop: '}' | '/}' | n
       st.i++;
     }
   }
-  if (stop) throw new HtvendError('INPUT', `missing '}' in: ${st.s}`);
+  if (stop) throw new HtvendError('INPUT', `missing '${stop}' in: ${st.s}`);
   return out;
 }
 
-/** A `${a#p}` / `${a%p}` pattern (`*`, `?`) as an anchored regex. */
-function globRegex(pattern: string): RegExp {
-  const body = [...pattern].map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[\\^$.|+()[\]{}]/g, '\\$&'))).join('');
-  return new RegExp(`^(?:${body})$`, 's');
+/** A shell glob (`*`, `?`, `[…]`, `\\x`) as a regular expression source, as BuildKit converts it. */
+function globToRegex(glob: string, greedy: boolean): string {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === '*') re += greedy ? '.*' : '.*?';
+    else if (c === '?') re += '.';
+    else if (c === '\\' && i + 1 < glob.length) re += glob[++i]!.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    else if (c === '[') {
+      const end = glob.indexOf(']', i + 2);
+      if (end < 0) re += '\\[';
+      else {
+        re += '[' + glob.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\') + ']';
+        i = end;
+      }
+    } else re += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  }
+  return re;
 }
 
 /**
- * `${a#p}` `${a##p}` (shortest/longest prefix removed), `${a%p}` `${a%%p}` (suffix),
- * `${a/p/r}` `${a//p/r}` (first/every match replaced), as BuildKit's lexer; `st` is at the op.
+ * `${name#pat}` / `${name##pat}` (shortest / longest prefix removed), `${name%pat}` /
+ * `${name%%pat}` (suffix), `${name/pat/repl}` / `${name//pat/repl}` (first / every match
+ * replaced): BuildKit's shell lexer supports these on top of POSIX defaults.
  */
-function patternOp(st: LexState, vars: Vars, escape: string, value: string): string {
-  const op = st.s[st.i]!;
+function lexPatternOp(st: LexState, vars: Vars, escape: string, name: string, op: '#' | '%' | '/'): string {
   st.i++;
   const twice = st.s[st.i] === op;
   if (twice) st.i++;
-  const pattern = lexUntil(st, vars, escape, op === '/' ? '/}' : '}');
-  let replacement = '';
-  if (op === '/' && st.s[st.i] === '/') {
+  const value = vars(name) ?? '';
+  if (op === '/') {
+    const pattern = lexUntil(st, vars, escape, '/');
+    if (st.s[st.i] !== '/') throw new HtvendError('INPUT', `missing '/' in \${${name}/…} in: ${st.s}`);
     st.i++;
-    replacement = lexUntil(st, vars, escape, '}');
+    const replacement = lexUntil(st, vars, escape, '}');
+    st.i++;
+    if (pattern === '') return value;
+    return value.replace(new RegExp(globToRegex(pattern, true), twice ? 'gs' : 's'), () => replacement);
   }
-  st.i++; // '}'
-  const re = globRegex(pattern);
+  const pattern = lexUntil(st, vars, escape, '}');
+  st.i++;
+  const re = new RegExp(`^(?:${globToRegex(pattern, true)})$`, 's');
   const n = value.length;
-  if (op === '#') {
-    for (let k = twice ? n : 0; twice ? k >= 0 : k <= n; k += twice ? -1 : 1) if (re.test(value.slice(0, k))) return value.slice(k);
-    return value;
+  // Shortest match first unless doubled (greedy), like the shell.
+  for (let k = 0; k <= n; k++) {
+    const len = twice ? n - k : k;
+    if (op === '#' ? re.test(value.slice(0, len)) : re.test(value.slice(n - len))) return op === '#' ? value.slice(len) : value.slice(0, n - len);
   }
-  if (op === '%') {
-    for (let k = twice ? 0 : n; twice ? k <= n : k >= 0; k += twice ? 1 : -1) if (re.test(value.slice(k))) return value.slice(0, k);
-    return value;
-  }
-  let out = '';
-  let i = 0;
-  while (i <= n) {
-    let end = -1;
-    for (let j = n; j >= i; j--) if (j > i && re.test(value.slice(i, j))) { end = j; break; }
-    if (end < 0) {
-      if (i < n) out += value[i];
-      i++;
-      continue;
-    }
-    out += replacement;
-    i = end;
-    if (!twice) return out + value.slice(i);
-  }
-  return out;
+  return value;
 }
 
 const NAME_START = /[A-Za-z_]/;
@@ -199,7 +200,7 @@ function lexDollar(st: LexState, vars: Vars, escape: string): string {
       st.i++;
       return vars(name) ?? '';
     }
-    if (next === '#' || next === '%' || next === '/') return patternOp(st, vars, escape, vars(name) ?? '');
+    if (next === '#' || next === '%' || next === '/') return lexPatternOp(st, vars, escape, name, next);
     let op = '';
     if (next === ':') {
       op = ':';

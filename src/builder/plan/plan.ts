@@ -8,6 +8,7 @@ import { HtvendError } from '../../util/errors.js';
 import { formatPlatform, parsePlatform } from '../../registry/platform.js';
 import type { Platform } from '../../registry/types.js';
 import { expandWord, varsFrom } from '../dockerfile/lexer.js';
+import { parseTrigger } from '../dockerfile/parse.js';
 import type { FromInstr, Instruction, ParsedDockerfile } from '../dockerfile/types.js';
 
 export type StageBase = { kind: 'scratch' } | { kind: 'stage'; index: number } | { kind: 'image'; ref: string };
@@ -88,6 +89,8 @@ export function stageByRef(plan: BuildPlan, ref: string): PlannedStage | undefin
 
 export function makePlan(df: ParsedDockerfile, opts: PlanOptions): BuildPlan {
   const globalArgs = platformArgs(opts.platform, opts.buildPlatform);
+  // BuildKit's TARGETSTAGE: the --target stage, `default` without one.
+  globalArgs.set('TARGETSTAGE', opts.target ?? 'default');
   // Lexer errors (`${A:?must be set}`, a bad quote) get the instruction's Dockerfile:LINE.
   const at = <T>(line: number, f: () => T): T => {
     try {
@@ -123,17 +126,21 @@ export function makePlan(df: ParsedDockerfile, opts: PlanOptions): BuildPlan {
     const base: StageBase = image.toLowerCase() === 'scratch' ? { kind: 'scratch' } : stageIdx !== undefined ? { kind: 'stage', index: stageIdx } : { kind: 'image', ref: image };
     const deps = new Set<number>();
     if (base.kind === 'stage') deps.add(base.index);
-    for (const ins of s.instructions) {
-      const refs: string[] = [];
+    // The ONBUILD triggers of a base stage run in this stage: their --from stages are ours too.
+    const triggers = base.kind === 'stage' ? df.stages[base.index]!.instructions.flatMap((t) => (t.kind === 'ONBUILD' ? [parseTrigger(t.trigger, df.file, t.loc.line)] : [])) : [];
+    for (const ins of [...triggers, ...s.instructions]) {
+      const refs: { ref: string; copy: boolean }[] = [];
       // Static view with the global ARGs only (stage ARGs are known when the stage runs, where
       // a reference this misses is still built on demand, see stageByRef). Errors wait for then.
       const quiet = (w: string) => { try { return expandWord(w, vars, df.escape); } catch { return ''; } };
-      if ((ins.kind === 'COPY' || ins.kind === 'ADD') && ins.from) refs.push(quiet(ins.from));
-      if (ins.kind === 'RUN') for (const m of ins.mounts) { const f = mountFrom(m); if (f) refs.push(quiet(f)); }
-      for (const r of refs) {
-        // Like BuildKit, --from may name any stage (even a later one); cycles are caught below.
+      if ((ins.kind === 'COPY' || ins.kind === 'ADD') && ins.from) refs.push({ ref: quiet(ins.from), copy: true });
+      if (ins.kind === 'RUN') for (const m of ins.mounts) { const f = mountFrom(m); if (f) refs.push({ ref: quiet(f), copy: false }); }
+      for (const { ref: r, copy } of refs) {
+        // A RUN --mount may name a later stage; cycles are caught below.
         const d = findStage(df.stages, r, df.stages.length);
         if (d === index) throw new HtvendError('INPUT', `${df.file}:${ins.loc.line}: stage ${r} refers to itself`);
+        // BuildKit: COPY --from must name a stage defined before the current one.
+        if (d !== undefined && d > index && copy) throw new HtvendError('INPUT', `${df.file}:${ins.loc.line}: cannot copy from stage "${r}", it needs to be defined before current stage "${s.from.stageName ?? index}"`);
         if (d !== undefined) deps.add(d);
         else if (/^\d+$/.test(r)) throw new HtvendError('NOT_FOUND', `${df.file}:${ins.loc.line}: stage ${r} does not exist (the Dockerfile has ${df.stages.length} stages)`);
       }
