@@ -331,6 +331,7 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
             ...(ins.chown ? { chown: await resolveChown(await fs.sync(), x(ins.chown), where) } : {}),
             ...(ins.chmod ? { chmod: parseChmod(x(ins.chmod), where) } : {}),
             ...(ins.checksum ? { checksum: x(ins.checksum) } : {}),
+            ...(ins.unpack !== undefined ? { unpack: ins.unpack } : {}),
             heredocs: ins.heredocs,
             expandHeredoc: (t) => expandHeredocBody(t, vars(), plan.escape),
             epoch: ctx.epoch,

@@ -13,12 +13,11 @@ import { lstat, mkdtemp, open, readlink, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import { fetch, type Dispatcher } from 'undici';
 import { HashingStream } from '../../util/digest.js';
 import { HtvendError, describeError } from '../../util/errors.js';
 import { redactUrl } from '../../util/redact.js';
-import { RootResolver, applyTarStream, openTar, sniffCompression } from '../fs/apply.js';
+import { RootResolver, applyTarStream, openTar } from '../fs/apply.js';
 import type { LayerEntry } from '../fs/types.js';
 import { walkTree } from '../fs/walk.js';
 import type { Heredoc } from '../dockerfile/types.js';
@@ -39,6 +38,8 @@ export interface CopyRequest {
   chown?: { uid: number; gid: number };
   chmod?: number;
   checksum?: string;
+  /** ADD --unpack: false keeps local archives as files, true also extracts downloaded ones; default: local only. */
+  unpack?: boolean;
   heredocs: Heredoc[];
   /** Expands a heredoc's content (variables) when its delimiter was unquoted. */
   expandHeredoc: (text: string) => string;
@@ -120,22 +121,24 @@ export function parseChmod(v: string, where: string): number {
   return parseInt(v, 8);
 }
 
+/** Is `path` a tar, plain or compressed in a format `openTar` reads (judged by content, not name)? */
 async function isTarArchive(path: string): Promise<boolean> {
-  const kind = await sniffCompression(path);
-  if (kind !== 'gzip' && kind !== 'none') return false;
+  let tar: Readable;
+  try {
+    tar = await openTar(path, path);
+  } catch {
+    return false;
+  }
   const head = await new Promise<Buffer>((resolve) => {
     const chunks: Buffer[] = [];
     let n = 0;
-    const src = createReadStream(path, { end: kind === 'gzip' ? 64 * 1024 : 511 });
-    const s = kind === 'gzip' ? src.pipe(createGunzip()) : src;
-    s.on('data', (c: Buffer) => {
+    tar.on('data', (c: Buffer) => {
       chunks.push(c);
       n += c.length;
-      if (n >= 512) s.destroy();
+      if (n >= 512) tar.destroy();
     });
-    s.on('close', () => resolve(Buffer.concat(chunks)));
-    s.on('error', () => resolve(Buffer.concat(chunks)));
-    src.on('error', () => resolve(Buffer.alloc(0)));
+    tar.on('close', () => resolve(Buffer.concat(chunks)));
+    tar.on('error', () => resolve(Buffer.concat(chunks)));
   });
   return head.length >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar';
 }
@@ -187,7 +190,7 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
   // ADD extracts local tar archives into the destination directory: they are not "files" for
   // the one-source rule, so `ADD *.tar /dest` with two archives extracts both.
   const archives = new Set<(typeof resolved)[number]>();
-  if (req.kind === 'ADD' && req.from.isContext) for (const r of resolved) if (r.st.isFile() && (await isTarArchive(r.abs))) archives.add(r);
+  if (req.kind === 'ADD' && req.from.isContext && req.unpack !== false) for (const r of resolved) if (r.st.isFile() && (await isTarArchive(r.abs))) archives.add(r);
   const total = resolved.length + urls.length + heredocFiles.length;
   if (total === 0) throw new HtvendError('NOT_FOUND', `${where}: ${req.kind} ${paths.join(' ')}: no source files matched in ${inWhat}`);
   const items = total - archives.size;
@@ -245,6 +248,13 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
   for (const h of heredocFiles) put({ type: 'file', path: fileTarget(h.name), source: h.path, mode: req.chmod ?? 0o644, ...own(), mtime: req.epoch });
   for (const u of urls) {
     const file = await fetchUrl(u, req);
+    if (req.unpack === true && (await isTarArchive(file))) {
+      // ADD --unpack=true <url>: a downloaded archive is extracted like a local one (BuildKit 1.17).
+      const tmp = await mkdtemp(join(req.tmpDir, 'add-'));
+      await applyTarStream(tmp, await openTar(file, `${where}: ${redactUrl(u)}`, req.signal), `${where}: ${redactUrl(u)}`, { whiteouts: false, signal: req.signal });
+      for (const e of await walkTree(tmp, { prefix: destRel, ...(req.chown ? { chown: req.chown } : {}), signal: req.signal })) put(e);
+      continue;
+    }
     const name = posix.basename(new URL(u).pathname) || 'index.html';
     put({ type: 'file', path: fileTarget(name), source: file, mode: req.chmod ?? 0o600, ...own(), mtime: req.epoch });
   }

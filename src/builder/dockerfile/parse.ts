@@ -12,7 +12,7 @@ const FLAGS: Record<string, Set<string>> = {
   FROM: new Set(['platform']),
   RUN: new Set(['mount', 'network', 'security']),
   COPY: new Set(['from', 'chown', 'chmod', 'link', 'parents', 'exclude']),
-  ADD: new Set(['chown', 'chmod', 'link', 'checksum', 'keep-git-dir', 'exclude']),
+  ADD: new Set(['chown', 'chmod', 'link', 'checksum', 'keep-git-dir', 'exclude', 'unpack']),
   HEALTHCHECK: new Set(['interval', 'timeout', 'start-period', 'start-interval', 'retries']),
 };
 const REPEATABLE = new Set(['mount', 'exclude']);
@@ -259,6 +259,7 @@ export function convertInstruction(ast: AstInstruction, file: string, escape: st
         ...(checksum ? { checksum } : {}),
         ...(keepGitDir ? { keepGitDir } : {}),
         link: bool(flags, 'link', loc),
+        ...(flags.some((f) => f.name === 'unpack') ? { unpack: bool(flags, 'unpack', loc) } : {}),
         parents: bool(flags, 'parents', loc),
         exclude: flags.filter((f) => f.name === 'exclude').map((f) => f.value ?? ''),
         heredocs: hd?.heredocs ?? [],

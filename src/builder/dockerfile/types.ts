@@ -62,6 +62,8 @@ export interface CopyInstr extends Base {
   exclude: string[];
   checksum?: string;
   keepGitDir?: string;
+  /** ADD --unpack[=bool]; undefined = BuildKit's default (local archives only). */
+  unpack?: boolean;
   heredocs: Heredoc[];
 }
 export interface EnvInstr extends Base { kind: 'ENV'; pairs: [string, string][] }

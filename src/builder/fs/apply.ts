@@ -39,16 +39,14 @@ export async function sniffCompression(path: string): Promise<'gzip' | 'zstd' | 
 }
 
 /**
- * A readable of the uncompressed tar inside `path`: gzip (zlib), zstd (Debian's `zstd`
- * decoder in a child process: Node 20 has no zstd, and the reference C decoder is the one
- * that keeps up with a layer), or plain; a clear error otherwise.
+ * A readable of the uncompressed tar inside `path`: gzip (zlib), zstd, xz or bzip2 (Debian's
+ * `zstd`/`xz`/`bzip2` decoders in a child process: Node 20 has none of them, and the reference
+ * C decoders keep up with a layer), or plain. xz and bzip2 are for `ADD` of local archives
+ * (BuildKit extracts those four formats); base layers are gzip or zstd by the OCI spec.
  */
 export async function openTar(path: string, what: string, signal?: AbortSignal): Promise<Readable> {
   const kind = await sniffCompression(path);
-  if (kind === 'bzip2' || kind === 'xz') {
-    throw new HtvendError('INPUT', `${what}: ${kind}-compressed tars are not supported (only gzip, zstd and uncompressed)`);
-  }
-  if (kind === 'zstd') return zstdDecompress(path, what, signal);
+  if (kind !== 'gzip' && kind !== 'none') return programDecompress(kind, path, what, signal);
   const file = createReadStream(path, { signal });
   if (kind === 'none') return file;
   const gunzip = createGunzip();
@@ -56,23 +54,25 @@ export async function openTar(path: string, what: string, signal?: AbortSignal):
   return file.pipe(gunzip);
 }
 
+const DECODERS = { zstd: 'zstd', xz: 'xz-utils', bzip2: 'bzip2' } as const;
+
 /**
- * `zstd -dc PATH` as a stream. The stream errors (naming the layer and zstd's own message) if
- * zstd is missing or fails, so a corrupt layer never reads as a short, complete tar; ending
- * early (destroy, abort) kills the process.
+ * `zstd|xz|bzip2 -dc PATH` as a stream. The stream errors (naming the layer and the program's
+ * own message) if the program is missing or fails, so a corrupt layer never reads as a short,
+ * complete tar; ending early (destroy, abort) kills the process.
  */
-function zstdDecompress(path: string, what: string, signal?: AbortSignal): Readable {
-  const child = spawn('zstd', ['-dcq', '--', path], { stdio: ['ignore', 'pipe', 'pipe'], signal });
+function programDecompress(program: keyof typeof DECODERS, path: string, what: string, signal?: AbortSignal): Readable {
+  const child = spawn(program, ['-dcq', '--', path], { stdio: ['ignore', 'pipe', 'pipe'], signal });
   const out = child.stdout;
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
-  const fail = (message: string, cause?: unknown) => out.destroy(new HtvendError('INPUT', `${what}: ${message}`, { cause, hint: 'zstd layers are decoded by the zstd program (apt-get install zstd)' }));
+  const fail = (message: string, cause?: unknown) => out.destroy(new HtvendError('INPUT', `${what}: ${message}`, { cause, hint: `${program} data is decoded by the ${program} program (apt-get install ${DECODERS[program]})` }));
   child.on('error', (e) => {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') fail('zstd-compressed, and the zstd program is not installed', e);
-    else if (e.name !== 'AbortError') fail(`zstd: ${describeError(e)}`, e);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') fail(`${program}-compressed, and the ${program} program is not installed`, e);
+    else if (e.name !== 'AbortError') fail(`${program}: ${describeError(e)}`, e);
     else out.destroy(e);
   });
-  // stdout may end before the exit status is known: hold the end back until zstd says it succeeded.
+  // stdout may end before the exit status is known: hold the end back until the program says it succeeded.
   const checked = new PassThrough();
   out.on('error', (e) => checked.destroy(e));
   out.pipe(checked, { end: false });
@@ -81,7 +81,7 @@ function zstdDecompress(path: string, what: string, signal?: AbortSignal): Reada
   const finish = () => {
     if (!drained || exited === undefined) return;
     if (exited === 0) checked.end();
-    else checked.destroy(new HtvendError('INPUT', `${what}: zstd failed (exit ${exited}): ${stderr.trim() || 'no message'}`));
+    else checked.destroy(new HtvendError('INPUT', `${what}: ${program} failed (exit ${exited}): ${stderr.trim() || 'no message'}`));
   };
   out.on('end', () => {
     drained = true;

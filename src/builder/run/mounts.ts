@@ -128,9 +128,12 @@ async function secretMount(req: RunStepRequest, m: SecretMount, stepDir: string)
     }
     return undefined;
   }
+  let env: string | undefined;
   if (m.env) {
     const value = m.source.kind === 'value' ? m.source.value : await readFile(m.source.path, 'utf8');
-    return { env: `${m.env}=${value}` };
+    env = `${m.env}=${value}`;
+    // env= alone is only the variable; with target= too, both (BuildKit, Dockerfile 1.10).
+    if (m.target === undefined) return { env };
   }
   // A private copy with the requested owner and mode, so the host file is never exposed rw.
   const dir = await mkdtemp(join(stepDir, 'secret-'));
@@ -139,7 +142,7 @@ async function secretMount(req: RunStepRequest, m: SecretMount, stepDir: string)
   else await copyFile(m.source.path, file);
   await chmod(file, m.mode);
   await chown(file, m.uid, m.gid);
-  return { mount: { destination: absTarget(req, m.target ?? `/run/secrets/${m.id}`, 'secret'), type: 'bind', source: file, options: ['rbind', 'ro'] } };
+  return { ...(env ? { env } : {}), mount: { destination: absTarget(req, m.target ?? `/run/secrets/${m.id}`, 'secret'), type: 'bind', source: file, options: ['rbind', 'ro'] } };
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -187,3 +187,17 @@ test('issue 9: COPY into a dangling symlink follows it and creates the target; a
   // through an existing link to a directory: entries land in the real directory
   assert.deepEqual(paths(await copyEntries(withLinks({ sources: ['a.txt'], dest: '/linked/a' }))), ['file:existing/a']);
 });
+
+test('part 3: ADD extracts xz, bzip2 and zstd archives too (judged by content); --unpack=false keeps them as files', async (t) => {
+  const { base, ctx, dir } = await setup(t);
+  await mkdir(join(dir, 'tarsrc'));
+  await writeFile(join(dir, 'tarsrc', 'inside'), 'x');
+  for (const [flag, name] of [['-J', 'a.tar.xz'], ['-j', 'b.tbz'], ['--zstd', 'c.bin']] as const) {
+    assert.equal((await run(['tar', flag, '-cf', join(ctx, name), '-C', join(dir, 'tarsrc'), 'inside'])).code, 0);
+    assert.deepEqual(paths(await copyEntries(base({ kind: 'ADD', sources: [name], dest: `/${name}-out/` }))), [`dir:${name}-out`, `file:${name}-out/inside`], name);
+  }
+  assert.deepEqual(paths(await copyEntries(base({ kind: 'ADD', unpack: false, sources: ['a.tar.xz'], dest: '/keep/' }))), ['dir:keep', 'file:keep/a.tar.xz']);
+  // not a tar inside: copied as a file
+  assert.equal((await run(['sh', '-c', `printf notatar | xz > ${join(ctx, 'plain.xz')}`])).code, 0);
+  assert.deepEqual(paths(await copyEntries(base({ kind: 'ADD', sources: ['plain.xz'], dest: '/p/' }))), ['dir:p', 'file:p/plain.xz']);
+});

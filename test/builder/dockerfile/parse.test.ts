@@ -129,3 +129,21 @@ test('COPY heredoc bodies expand variables and escapes but keep quotes (BuildKit
   const v = varsFrom({ name: 'world' });
   assert.equal(expandHeredocBody(`Hello '\${name}' "$name" \\$ \\\\ \${unset:-d}\n`, v), `Hello 'world' "world" $ \\ d\n`);
 });
+
+test('part 3: ADD --unpack[=bool] is parsed (BuildKit 1.17); COPY does not take it', () => {
+  const [a, b, c] = parseDockerfile('FROM scratch\nADD --unpack=false x.tar /d/\nADD --unpack https://e.test/x.tgz /d/\nADD x /y\n').stages[0]!.instructions;
+  assert.ok(a?.kind === 'ADD' && b?.kind === 'ADD' && c?.kind === 'ADD');
+  assert.deepEqual([a.unpack, b.unpack, c.unpack], [false, true, undefined]);
+  assert.throws(() => parseDockerfile('FROM scratch\nCOPY --unpack x /y\n'), /Dockerfile:2: unknown flag --unpack for COPY/);
+});
+
+test('part 3: pattern substitutions of the Dockerfile reference (${a#p} ${a##p} ${a%p} ${a%%p} ${a/p/r} ${a//p/r})', () => {
+  const v = varsFrom({ str: 'foobarbaz', file: '/home/tux/book.tar.bz2' });
+  assert.equal(expandWord('${str#f*b}', v), 'arbaz');
+  assert.equal(expandWord('${str##f*b}', v), 'az');
+  assert.equal(expandWord('${str%b*}', v), 'foobar');
+  assert.equal(expandWord('${str%%b*}', v), 'foo');
+  assert.equal(expandWord('${str/ba/fo}', v), 'fooforbaz');
+  assert.equal(expandWord('${str//ba/fo}', v), 'fooforfoz');
+  assert.equal(expandWord('${file##*/}|${file%.*}|${unset#x}|${str#nomatch}', v), 'book.tar.bz2|/home/tux/book.tar||foobarbaz');
+});

@@ -100,16 +100,18 @@ test('secret mounts: file at the default /run/secrets/<id> with its mode, env= a
   await writeFile(secretFile, 's3cr3t');
   const out = collector();
   const r = await executeRun(
-    request(rootfs, tmp, ['/bin/sh', '-c', 'cat /run/secrets/tok; echo; stat -c %a /run/secrets/tok; echo "$API_KEY"; cat /etc/key'], {
+    request(rootfs, tmp, ['/bin/sh', '-c', 'cat /run/secrets/tok; echo; stat -c %a /run/secrets/tok; echo "$API_KEY"; cat /etc/key; echo; echo "$BOTH"; cat /etc/both; test ! -e /run/secrets/key'], {
       mounts: [
         { type: 'secret', id: 'tok', required: true, mode: 0o400, uid: 0, gid: 0, source: { kind: 'file', path: secretFile } },
         { type: 'secret', id: 'key', env: 'API_KEY', required: true, mode: 0o400, uid: 0, gid: 0, source: { kind: 'value', value: 'from-env' } },
         { type: 'secret', id: 'key2', target: '/etc/key', required: false, mode: 0o444, uid: 0, gid: 0, source: { kind: 'value', value: 'k2' } },
+        // env= and target= together: both (BuildKit reference, RUN --mount=type=secret)
+        { type: 'secret', id: 'both', env: 'BOTH', target: '/etc/both', required: true, mode: 0o400, uid: 0, gid: 0, source: { kind: 'value', value: 'b' } },
       ],
       output: out.stream,
     }),
   );
-  assert.equal(out.text(), 's3cr3t\n400\nfrom-env\nk2');
+  assert.equal(out.text(), 's3cr3t\n400\nfrom-env\nk2\nb\nb');
   assert.equal(r.layer, null);
 });
 
