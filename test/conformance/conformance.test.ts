@@ -62,7 +62,7 @@ async function runCase(c: ConformanceCase, s: SuiteEnv): Promise<void> {
   }
 }
 
-test('conformance: our images equal buildah 1.28 / BuildKit test assertions', { skip: haveBuildah ? false : 'buildah or skopeo is not installed (apt-get install buildah skopeo): the differential suite needs it', concurrency: 2, timeout: 900_000 }, async (t) => {
+test('conformance: our images equal buildah 1.28 / BuildKit test assertions', { skip: haveBuildah ? false : 'buildah or skopeo is not installed (apt-get install buildah skopeo): the differential suite needs it', concurrency: 2, timeout: 1_800_000 }, async (t) => {
   const started = Date.now();
   const names = new Set<string>();
   for (const c of cases) {
