@@ -9,6 +9,8 @@ APT_PACKAGES=(
   uidmap iproute2 curl wget openssl ca-certificates debootstrap attr zstd
   # peers for benchmarks and tests
   nginx mitmproxy buildah
+  # opens htvend report's HTML in tests (driven by puppeteer-core)
+  chromium
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
