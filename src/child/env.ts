@@ -86,6 +86,11 @@ export interface ChildEnvInput {
   extraCaVars: boolean;
   /** Append proxy + truststore properties to JAVA_TOOL_OPTIONS (our addition; default on). */
   javaToolOptions: boolean;
+  /**
+   * `build` or `offline`: exported as HTVEND_MODE, so a child (build-img-with-proxy's
+   * provenance) can record whether it ran against the recorder or a hermetic replay.
+   */
+  mode?: 'build' | 'offline' | undefined;
 }
 
 /** `http://host:port/`-style proxy URL (IPv6 literals bracketed). */
@@ -136,6 +141,7 @@ export function childEnvOverrides(parent: Readonly<Record<string, string | undef
       if (!set.has('APT_CONFIG')) add('APT_CONFIG', o.toolConfigs.aptConfig);
     }
   }
+  if (o.mode) add('HTVEND_MODE', o.mode);
   if (o.javaToolOptions && o.truststorePath) {
     const before = parent['JAVA_TOOL_OPTIONS']?.trim();
     const props = javaProperties(o.proxyHost, o.proxyPort, o.truststorePath).join(' ');

@@ -164,6 +164,7 @@ export async function runSession(o: ListenerOptions, ctx: SessionContext): Promi
       tempDirs: files.tempDirs,
       extraCaVars: o.extraCaVars,
       javaToolOptions: o.javaToolOptions,
+      mode,
     });
     for (const [k, v] of overrides) log.debug(`export ${k}=${v}`);
     ac.signal.throwIfAborted();

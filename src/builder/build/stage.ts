@@ -5,6 +5,8 @@
  * extracted when a step needs to look at files (COPY destinations, --chown names, RUN,
  * WORKDIR creation, COPY --from).
  */
+import type { BuildFacts } from './facts.js';
+import { assetKey } from '../../manifest/key.js';
 import { mkdtemp } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { HtvendError } from '../../util/errors.js';
@@ -103,6 +105,8 @@ export interface BuildContext {
   network: 'host' | 'none';
   allowInsecure: boolean;
   dispatcher: () => Promise<Dispatcher>;
+  /** Collects base images and `ADD <url>` downloads for provenance (build/facts.ts). */
+  facts?: { platform: string; collector: BuildFacts } | undefined;
 }
 
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
@@ -304,6 +308,7 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
           dispatcher: ctx.dispatcher,
           where,
           signal,
+          onFetched: (url, sha256, size) => ctx.facts?.collector.addStepAsset({ platform: ctx.facts.platform, location: where, instruction: ins.text }, { url: assetKey(url), sha256, size }),
         });
         await entriesToLayer(entries, ins.text);
         break;
