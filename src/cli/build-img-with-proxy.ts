@@ -22,11 +22,12 @@ import { executeRun } from '../builder/run/execute.js';
 import { proxyInjectionFromEnv } from '../builder/run/proxy-env.js';
 import type { SecretSource } from '../builder/run/types.js';
 import { attestationsFor } from '../supply/attest/attach.js';
+import { addCacheOptions, finishBuildCache, openBuildCache, type CacheCliOptions } from './build-cache-options.js';
 
 /** The original wrapper's default PLATFORMS. */
 export const DEFAULT_PLATFORMS = 'linux/arm64 linux/amd64';
 
-export interface CliOptions {
+export interface CliOptions extends CacheCliOptions {
   file?: string;
   tag: string[];
   buildArg: string[];
@@ -122,11 +123,15 @@ export async function buildCommand(contextArg: string | undefined, opts: CliOpti
   const secrets = new Map<string, SecretSource>(opts.secret.map((s) => parseSecret(s, env)));
   const tmp = await mkdtemp(join(tmpdir(), 'build-img-'));
   await chmod(tmp, 0o700);
+  const dockerfileName = opts.file ?? (dockerfile.endsWith('Containerfile') ? 'Containerfile' : 'Dockerfile');
+  let cache: Awaited<ReturnType<typeof openBuildCache>> | undefined;
+  let ok = false;
   try {
+    cache = await openBuildCache(opts, { dockerfileName, env, tlsVerify: opts.tlsVerify, ...(opts.certDir ? { certDir: opts.certDir } : {}), tmpDir: tmp, log, signal });
     const images = await buildImages({
       contextDir,
       dockerfile,
-      dockerfileName: opts.file ?? (dockerfile.endsWith('Containerfile') ? 'Containerfile' : 'Dockerfile'),
+      dockerfileName,
       buildArgs: keyValue(opts.buildArg, '--build-arg', env, true),
       ...(opts.target ? { target: opts.target } : {}),
       platforms,
@@ -145,6 +150,7 @@ export async function buildCommand(contextArg: string | undefined, opts: CliOpti
       tmpDir: tmp,
       log,
       signal,
+      cache,
     });
     const attestations = await attestationsFor(images, {
       provenance: opts.provenance === true,
@@ -156,6 +162,8 @@ export async function buildCommand(contextArg: string | undefined, opts: CliOpti
       epoch: Number(epochRaw),
       htvendMode: env['HTVEND_MODE'],
       imageName: imageName(targets),
+      // Per-step attribution (docs/build-cache.md): what RUN steps fetched through the proxy.
+      extraSteps: cache?.report.steps,
       signal,
     });
     const digests: string[] = [];
@@ -163,14 +171,16 @@ export async function buildCommand(contextArg: string | undefined, opts: CliOpti
       digests.push(await writeOutput(t, images, { epoch: Number(epochRaw), env, tlsVerify: opts.tlsVerify, ...(opts.certDir ? { certDir: opts.certDir } : {}), log, signal, attestations }));
       log.info(`wrote ${t.kind === 'docker' ? `docker://${t.ref}` : `${t.kind}:${t.path}`} (${digests[digests.length - 1]})`);
     }
+    ok = true;
     return digests;
   } finally {
+    if (cache) await finishBuildCache(cache, ok).catch((e) => log.warn(`build cache: ${String(e)}`));
     await rm(tmp, { recursive: true, force: true }).catch((e) => log.warn(`could not remove ${tmp}: ${String(e)}`));
   }
 }
 
 export function makeProgram(): Command {
-  return new Command('build-img-with-proxy')
+  return addCacheOptions(new Command('build-img-with-proxy'))
     .description('Build OCI images from a Dockerfile, daemonless, through the HTTP(S) proxy in the environment (buildah build compatible flags).')
     .argument('[CONTEXT]', 'build context directory', '.')
     .option('-f, --file <path>', 'Dockerfile (default CONTEXT/Dockerfile)')

@@ -19,6 +19,7 @@ import { loadOrCreateCa } from '../tls/ca.js';
 import { childEnvOverrides, childEnvironment, exportLines } from '../child/env.js';
 import { makePrivateDir, writeChildFiles } from '../child/private-dir.js';
 import { interactiveShell, runChild, untilSignalled, type Mode } from '../child/run.js';
+import { SESSION_SECRET_VAR, sessionOverrides } from '../proxy/attribution/env.js';
 
 /** Flags common to build and offline (the Go tool's ListenerOptions). */
 export interface ListenerOptions {
@@ -166,7 +167,9 @@ export async function runSession(o: ListenerOptions, ctx: SessionContext): Promi
       javaToolOptions: o.javaToolOptions,
       mode,
     });
-    for (const [k, v] of overrides) log.debug(`export ${k}=${v}`);
+    // The builder's channel to per-step attribution (docs/build-cache.md); never logged.
+    overrides.push(...sessionOverrides(proxy.session));
+    for (const [k, v] of overrides) if (k !== SESSION_SECRET_VAR) log.debug(`export ${k}=${v}`);
     ac.signal.throwIfAborted();
 
     let exitCode: number;

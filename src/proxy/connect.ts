@@ -15,11 +15,14 @@ import type { Socket } from 'node:net';
 import type { CertificateAuthority } from '../tls/ca.js';
 import type { Logger } from '../util/log.js';
 import { describeError } from '../util/errors.js';
+import type { Credentials } from './attribution/identity.js';
 
 export interface Tunnel {
   /** `host:port` from the CONNECT request line. */
   authority: string;
   host: string;
+  /** The step the CONNECT's Proxy-Authorization named (docs/build-cache.md). */
+  credentials?: Credentials;
 }
 
 const tunnels = new WeakMap<Socket, Tunnel>();
@@ -38,6 +41,8 @@ export interface ConnectContext {
   server: Server;
   ca: CertificateAuthority;
   log: Logger;
+  /** Maps a Proxy-Authorization header to the step it names (attribution). */
+  identify?: (header: string | string[] | undefined) => Credentials;
 }
 
 export function interceptConnect(ctx: ConnectContext, req: IncomingMessage, socket: Socket, head: Buffer): void {
@@ -72,7 +77,7 @@ export function interceptConnect(ctx: ConnectContext, req: IncomingMessage, sock
         ALPNProtocols: ['http/1.1'],
         SNICallback: (name, cb) => ctx.ca.secureContextFor(name).then((c) => cb(null, c), (e: Error) => cb(e)),
       });
-      tunnels.set(tls, { authority, host: target.host });
+      tunnels.set(tls, { authority, host: target.host, ...(ctx.identify ? { credentials: ctx.identify(req.headers['proxy-authorization']) } : {}) });
       tls.on('error', (e) => {
         ctx.log.debug(`TLS in CONNECT ${authority}: ${describeError(e)}`);
         tls.destroy();

@@ -16,6 +16,9 @@ import { replayEntry } from './replay.js';
 import { Recorder } from './record.js';
 import { passThrough, badGateway } from './passthrough.js';
 import { interceptConnect, tunnelOf } from './connect.js';
+import { identify, newSessionSecret, type Credentials } from './attribution/identity.js';
+import { AttributionLedger, type AttributedAsset } from './attribution/ledger.js';
+import { CONTROL_PREFIX, isControlRequest, serveControl } from './attribution/control.js';
 import type { ProxyOptions, RunningProxy, RequestFacts, ActionName } from './types.js';
 
 export type { ProxyOptions, RunningProxy } from './types.js';
@@ -65,6 +68,24 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const base = { store, log, counters, signal: opts.signal };
   const recorder = opts.upstream ? new Recorder({ ...base, upstream: opts.upstream, assets, cacheHeaders: opts.cacheHeaders }) : undefined;
   const matchesAny = (res: RegExp[], key: string) => res.some((r) => r.test(key));
+  // Per-step attribution (docs/build-cache.md): who asked for what, for the session's builder.
+  const secret = opts.sessionSecret ?? newSessionSecret();
+  const ledger = new AttributionLedger();
+  const control = { secret, ledger, mode, forceRefresh: opts.forceRefresh };
+  const credentialsOf = (req: IncomingMessage): Credentials => {
+    const tunnel = tunnelOf(req.socket);
+    return tunnel ? (tunnel.credentials ?? { kind: 'none' }) : identify(req.headers['proxy-authorization'], secret);
+  };
+  /** The asset a finished request was served, for the ledger. */
+  const servedAsset = async (f: RequestFacts, action: ActionName): Promise<AttributedAsset | undefined> => {
+    if (f.noCache) return undefined;
+    if (action === 'replay') return { key: f.key, sha256: f.entry!.Sha256, size: f.blobSize!, status: 'replayed' };
+    if (action === 'deny-missing') return { key: f.key, sha256: '', size: 0, status: 'missing' };
+    if (action !== 'record' || !recorder?.recordedKeys.has(f.key)) return undefined;
+    const entry = assets.get(f.key);
+    const st = entry && (await store.stat(entry.Sha256, { signal: opts.signal }));
+    return entry && st ? { key: f.key, sha256: entry.Sha256, size: st.size, status: 'recorded' } : undefined;
+  };
 
   async function facts(req: IncomingMessage, url: string): Promise<RequestFacts> {
     const key = assetKey(url);
@@ -110,6 +131,10 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!tunnelOf(req.socket) && isControlRequest(req)) return serveControl(control, req, res);
+    const who = credentialsOf(req);
+    // Step credentials are for us only: never passed upstream, logged or recorded.
+    delete req.headers['proxy-authorization'];
     const url = requestUrl(req);
     if (!url) {
       res.writeHead(400, { 'Content-Type': 'text/plain' }).end('htvend is a proxy: send absolute-form requests or CONNECT\n');
@@ -119,7 +144,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       const f = await facts(req, url);
       const rule = chooseRule(f);
       if (log.level === 'debug') log.debug(`rule ${rule.name}: ${rule.explain(f)}`);
-      await actions[rule.action](req, res, f);
+      const work = actions[rule.action](req, res, f);
+      ledger.observe(who.kind === 'step' ? who.id : undefined, f, rule.action, work, () => servedAsset(f, rule.action));
+      await work;
     } catch (e) {
       log.error(`${req.method} ${redactUrl(url)}: ${describeError(e)}`);
       badGateway(res, describeError(e));
@@ -136,7 +163,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   });
-  server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => interceptConnect({ server, ca: opts.ca, log }, req, socket, head));
+  server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => interceptConnect({ server, ca: opts.ca, log, identify: (h) => identify(h, secret) }, req, socket, head));
   server.on('clientError', (_e, socket: Socket) => socket.destroy());
 
   const addr = await listen(server, opts.listenAddr ?? '127.0.0.1:0', '--listen-addr');
@@ -173,6 +200,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     url: `http://${hostPort}`,
     hostPort,
     tlsUrl,
+    session: { secret, controlUrl: `http://${hostPort}${CONTROL_PREFIX}` },
     counters: () => counters.snapshot(),
     missing: () => [...missing].sort(),
     close: () =>

@@ -29,6 +29,8 @@ export interface ProxyOptions {
   cacheHeaders: string[];
   /** Build: re-fetch URLs even if the previous assets.json has them (--force-refresh). */
   forceRefresh: boolean;
+  /** Secret of this session's control channel (docs/build-cache.md); random when omitted. */
+  sessionSecret?: string | undefined;
   log: Logger;
   /** Aborting stops in-flight upstream fetches and store writes. */
   signal?: AbortSignal | undefined;
@@ -41,6 +43,8 @@ export interface RunningProxy {
   hostPort: string;
   /** `https://127.0.0.1:PORT` when `tlsListenAddr` was given. */
   tlsUrl?: string | undefined;
+  /** The attribution control channel: its base URL and the secret that authorises it (docs/build-cache.md). */
+  session: { secret: string; controlUrl: string };
   /** Go-style counter names → values (`htvend_missing_asset_total`, …). */
   counters(): Record<string, number>;
   /** assets.json keys requested offline but not available, sorted, each once. */

@@ -17,6 +17,7 @@ import { loadDockerignore } from '../copy/sources.js';
 import type { ProxyInjection, RunExecutor, SecretSource } from '../run/types.js';
 import { buildStage, StageFs, type BuildContext } from './stage.js';
 import { BuildFacts, type BaseImageFact, type StepFact } from './facts.js';
+import type { BuildCache } from '../cache/hooks.js';
 
 export interface BuildOptions {
   contextDir: string;
@@ -45,6 +46,8 @@ export interface BuildOptions {
   tmpDir: string;
   log: Logger;
   signal: AbortSignal;
+  /** Step cache, attribution and report (docs/build-cache.md). */
+  cache?: BuildCache | undefined;
 }
 
 export interface BuiltImage {
@@ -68,6 +71,8 @@ export async function buildImages(opts: BuildOptions): Promise<BuiltImage[]> {
     ...(opts.tlsVerify === false ? { tlsVerify: false } : {}),
     ...(opts.certDir ? { certDir: opts.certDir } : {}),
     blobDir: join(opts.tmpDir, 'blobs'),
+    // Each base-image pull under its own identity (attribution).
+    ...(opts.cache ? { envFor: (ref: string, p: Platform) => opts.cache!.envFor(opts.cache!.pullStepId(ref, p)) } : {}),
     log: opts.log,
     signal: opts.signal,
   });
@@ -121,6 +126,7 @@ export async function buildImages(opts: BuildOptions): Promise<BuiltImage[]> {
         allowInsecure: opts.allowInsecure ?? false,
         dispatcher: getDispatcher,
         facts: { platform: formatPlatform(platform), collector: facts },
+        cache: opts.cache,
       };
       let { image } = await ctx.stage(plan.target);
       const unused = [...opts.buildArgs.keys()].filter((k) => !df.globalArgs.some((a) => a.args.some((x) => x.name === k)) && !df.stages.some((s) => s.instructions.some((i) => i.kind === 'ARG' && i.args.some((x) => x.name === k))));

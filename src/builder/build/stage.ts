@@ -13,7 +13,7 @@ import { HtvendError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { applyLayer } from '../fs/apply.js';
 import { writeLayer } from '../fs/layer-writer.js';
-import type { LayerEntry } from '../fs/types.js';
+import type { LayerEntry, LayerInfo } from '../fs/types.js';
 import { expandWord, expandWords, varsFrom, type Vars } from '../dockerfile/lexer.js';
 import { parseTrigger } from '../dockerfile/parse.js';
 import type { CommandForm, Instruction, RunInstr } from '../dockerfile/types.js';
@@ -25,6 +25,8 @@ import { newIgnore, type SourceRoot } from '../copy/sources.js';
 import type { Ignore } from '@balena/dockerignore';
 import { parseMount } from './mounts.js';
 import type { Dispatcher } from 'undici';
+import { formatPlatform } from '../../registry/index.js';
+import { BuildCache, copyStepKey, layerFields, runStepKey, type StepOutcome } from '../cache/hooks.js';
 
 /**
  * A stage's working rootfs directory, brought up to date with its image on demand.
@@ -107,6 +109,8 @@ export interface BuildContext {
   dispatcher: () => Promise<Dispatcher>;
   /** Collects base images and `ADD <url>` downloads for provenance (build/facts.ts). */
   facts?: { platform: string; collector: BuildFacts } | undefined;
+  /** Step cache, attribution and report (docs/build-cache.md); absent = neither. */
+  cache?: BuildCache | undefined;
 }
 
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
@@ -136,9 +140,14 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
   const at = (line: number) => `${file}:${line}`;
   const fromWhere = at(st.from.loc.line);
   let image: Image;
+  const fromStarted = Date.now();
   if (st.base.kind === 'scratch') image = scratchImage(st.platform);
   else if (st.base.kind === 'stage') image = (await ctx.stage(st.base.index)).image;
   else image = await ctx.pullImage(st.base.ref, fromWhere);
+  if (ctx.cache) {
+    const pull = st.base.kind === 'image' ? await ctx.cache.pullReport(st.base.ref, st.platform) : undefined;
+    ctx.cache.record({ platform: formatPlatform(st.platform), stage: st.index, location: fromWhere, line: st.from.loc.line, instruction: st.from.text, kind: 'FROM', status: 'run', durationMs: Date.now() - fromStarted, layer: null, assets: BuildCache.reportAssets(pull?.report), ...(pull ? { stepId: pull.id } : {}) });
+  }
   const fs = new StageFs(await mkdtemp(join(ctx.tmpDir, `rootfs-${st.index}-`)), image, log, signal);
   const args = new Map<string, string>();
   let shell = image.config.config.Shell ? [...image.config.config.Shell] : DEFAULT_SHELL;
@@ -154,14 +163,15 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
     image = appendLayer(image, layer, nop(text));
     fs.track(image);
   };
-  const entriesToLayer = async (entries: LayerEntry[], text: string) => {
+  const entriesToLayer = async (entries: LayerEntry[], text: string, cached?: LayerInfo | null) => {
     if (entries.length === 0) {
       image = withHistory(image, nop(text));
-      return;
+      return null;
     }
-    const layer = await writeLayer(entries, { epoch: ctx.epoch, dir: ctx.tmpDir, signal });
+    const layer = cached ?? (await writeLayer(entries, { epoch: ctx.epoch, dir: ctx.tmpDir, signal }));
     image = appendLayer(image, layer, nop(text));
     fs.track(image, { digest: layer.digest, entries });
+    return layer;
   };
   const cmdArgv = (c: CommandForm) => (c.form === 'exec' ? c.argv : [...shell, c.cmdline]);
 
@@ -174,6 +184,9 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
     signal.throwIfAborted();
     const where = at(ins.loc.line);
     log.info(`${where}: ${ins.text.length > 200 ? ins.text.slice(0, 200) + '…' : ins.text}`);
+    const started = Date.now();
+    const layersBefore = image.layers.length;
+    const outcome: StepOutcome = { status: 'run' };
     switch (ins.kind) {
       case 'ARG':
         for (const a of ins.args) {
@@ -291,6 +304,8 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
         }
         if (ins.parents) throw new HtvendError('INPUT', `${where}: COPY --parents is not supported`);
         const sources = ins.sources.map(x);
+        // ADD <url> downloads under a step identity of its own (attribution).
+        const addId = ins.kind === 'ADD' && ctx.cache?.channel ? ctx.cache.newStepId('add') : undefined;
         const entries = await copyEntries({
           kind: ins.kind,
           sources,
@@ -305,16 +320,25 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
           expandHeredoc: (t) => t, // BuildKit expands only with an unquoted delimiter in RUN; COPY keeps text
           epoch: ctx.epoch,
           tmpDir: ctx.tmpDir,
-          dispatcher: ctx.dispatcher,
+          dispatcher: addId ? () => ctx.cache!.dispatcherFor(addId) : ctx.dispatcher,
           where,
           signal,
           onFetched: (url, sha256, size) => ctx.facts?.collector.addStepAsset({ platform: ctx.facts.platform, location: where, instruction: ins.text }, { url: assetKey(url), sha256, size }),
         });
-        await entriesToLayer(entries, ins.text);
+        if (addId) {
+          outcome.stepId = addId;
+          outcome.assets = BuildCache.reportAssets(await ctx.cache!.endStep(addId));
+        }
+        const key = ctx.cache?.enabled && entries.length ? await copyStepKey(ins.kind, entries, image, ctx.epoch, signal) : undefined;
+        const hit = key ? await ctx.cache!.lookup(key, ins.kind, where, (n) => (outcome.note = n)) : undefined;
+        if (key) outcome.cacheKey = key;
+        if (hit) outcome.status = 'cached';
+        const layer = await entriesToLayer(entries, ins.text, hit?.layer);
+        if (key && !hit) ctx.cache!.save({ key, kind: ins.kind, text: ins.text, layer: layerFields(layer), assets: [], other: [] }, layer);
         break;
       }
       case 'RUN': {
-        const { layer, applied } = await runStep(ctx, ins, image, fs, args, shell, where);
+        const { layer, applied } = await runStep(ctx, ins, image, fs, args, shell, where, outcome);
         if (!layer) image = withHistory(image, nop(ins.text));
         else if (!applied) addLayer(layer, ins.text);
         else {
@@ -326,13 +350,21 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
       case 'FROM':
         throw new HtvendError('INTERNAL', `${where}: FROM inside a stage`);
     }
+    if (ctx.cache) {
+      const top = image.layers.length > layersBefore ? image.layers[image.layers.length - 1]! : undefined;
+      ctx.cache.record({
+        platform: formatPlatform(st.platform), stage: st.index, location: where, line: ins.loc.line, instruction: ins.text, kind: ins.kind, status: outcome.status,
+        durationMs: Date.now() - started, layer: top ? { digest: top.digest, diffId: top.diffId, size: top.size } : null, assets: outcome.assets ?? [],
+        ...(outcome.stepId ? { stepId: outcome.stepId } : {}), ...(outcome.cacheKey ? { cacheKey: outcome.cacheKey } : {}), ...(outcome.note ? { note: outcome.note } : {}),
+      });
+    }
   }
   image = withImageFields(image, { created: epochTime });
   fs.track(image);
   return { image, fs };
 }
 
-async function runStep(ctx: BuildContext, ins: RunInstr, image: Image, fs: StageFs, args: Map<string, string>, shell: string[], where: string) {
+async function runStep(ctx: BuildContext, ins: RunInstr, image: Image, fs: StageFs, args: Map<string, string>, shell: string[], where: string, outcome: StepOutcome) {
   const plan = ctx.plan;
   const c = image.config.config;
   const vars = varsFrom(envMap(c.Env), args);
@@ -356,9 +388,12 @@ async function runStep(ctx: BuildContext, ins: RunInstr, image: Image, fs: Stage
   if (privileged && !ctx.allowInsecure) {
     throw new HtvendError('USAGE', `${where}: RUN --security=insecure runs the step privileged (every capability, no masked paths, all devices)`, { hint: 'pass --allow security.insecure to build-img-with-proxy if you trust this Dockerfile' });
   }
-  const root = await fs.sync();
-  const req: RunStepRequest = {
-    rootfsLayers: [root],
+  const cache = ctx.cache;
+  const stageRootfs = async (ref: string) => {
+    const idx = plan.stages.find((s) => s.name === ref.toLowerCase() || String(s.index) === ref)?.index;
+    return idx !== undefined ? (await ctx.stage(idx)).fs.sync() : ctx.imageRootfs(ref, where);
+  };
+  const step: Omit<RunStepRequest, 'rootfsLayers' | 'stageRootfs'> = {
     argv,
     env,
     user: c.User ?? '',
@@ -372,16 +407,49 @@ async function runStep(ctx: BuildContext, ins: RunInstr, image: Image, fs: Stage
     contextDir: ctx.contextDir,
     cacheRoot: join(ctx.tmpDir, 'cache'),
     tmpDir: ctx.tmpDir,
-    stageRootfs: async (ref) => {
-      const idx = plan.stages.find((s) => s.name === ref.toLowerCase() || String(s.index) === ref)?.index;
-      return idx !== undefined ? (await ctx.stage(idx)).fs.sync() : ctx.imageRootfs(ref, where);
-    },
     signal: ctx.signal,
     dockerfileLine: where,
     output: process.stderr,
   };
+  // Step cache (docs/build-cache.md): a hit never touches the rootfs; its layer is applied
+  // only when a later step needs the files.
+  let key: string | undefined;
+  if (cache?.enabled) {
+    const fromImage = async (ref: string) => {
+      const idx = plan.stages.find((s) => s.name === ref.toLowerCase() || String(s.index) === ref)?.index;
+      return idx !== undefined ? (await ctx.stage(idx)).image : ctx.pullImage(ref, where);
+    };
+    key = outcome.cacheKey = await runStepKey(step, image, ctx.proxy, fromImage);
+    const hit = await cache.lookup(key, 'RUN', where, (n) => (outcome.note = n));
+    if (hit) {
+      outcome.status = 'cached';
+      outcome.assets = hit.entry.assets.map((a) => ({ url: a.key, sha256: a.sha256, size: a.size }));
+      return { layer: hit.layer, applied: false };
+    }
+  }
+  const id = cache?.channel ? cache.newStepId('run') : undefined;
+  const before = id ? await cache!.unattributedCount() : undefined;
+  const root = await fs.sync();
+  const req: RunStepRequest = { ...step, rootfsLayers: [root], stageRootfs, proxyEnv: id ? cache!.proxyFor(ctx.proxy, id) : ctx.proxy };
   // The executor moves the step's files into the working rootfs (1.5 s instead of 8 s to
   // extract a 10,000-file layer again); one that does not leaves it to sync().
   const res = await ctx.runExecutor(req, { applyTo: root });
+  if (cache) {
+    const report = id ? await cache.endStep(id) : undefined;
+    const after = id ? await cache.unattributedCount() : undefined;
+    if (id) outcome.stepId = id;
+    outcome.assets = BuildCache.reportAssets(report);
+    if (key) {
+      const ok = cache.runStorable(report, after !== undefined && before !== undefined ? after - before : undefined, network);
+      if (ok.ok) {
+        const assets = (report?.assets ?? []).map((a) => ({ key: a.key, sha256: a.sha256, size: a.size }));
+        cache.save({ key, kind: 'RUN', text: ins.text, layer: layerFields(res.layer), assets, other: (report?.other ?? []).map((o) => ({ method: o.method, key: o.key })) }, res.layer);
+      } else {
+        outcome.note = ok.why;
+        // Without attribution the build already said why, once.
+        if (cache.channel) ctx.log.info(`${where}: ${ok.why}`);
+      }
+    }
+  }
   return { layer: res.layer, applied: res.layer !== null && res.appliedTo === root };
 }

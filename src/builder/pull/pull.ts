@@ -21,6 +21,8 @@ export interface PullOptions {
   certDir?: string;
   /** Where blobs land (`<dir>/<hex>`); part of the build's private temp dir. */
   blobDir: string;
+  /** The environment for pulling `ref` (normalised) for `platform`, e.g. with a step identity in its proxy URL. */
+  envFor?: (ref: string, platform: Platform) => Env;
   log: Logger;
   signal?: AbortSignal;
 }
@@ -35,12 +37,12 @@ export class Puller {
   readonly resolved: { ref: string; platform: string; digest: string; indexDigest?: string | undefined }[] = [];
   constructor(private readonly opts: PullOptions) {}
 
-  private client(registry: string, repository: string): Promise<RegistryClient> {
-    const key = `${registry}/${repository}`;
+  private client(registry: string, repository: string, env: Env): Promise<RegistryClient> {
+    const key = `${registry}/${repository} ${env === this.opts.env ? '' : JSON.stringify([env['HTTP_PROXY'], env['https_proxy'], env['HTTPS_PROXY'], env['http_proxy']])}`;
     let c = this.clients.get(key);
     if (!c) {
       c = RegistryClient.open(registry, repository, {
-        env: this.opts.env,
+        env,
         log: this.opts.log,
         ...(this.opts.tlsVerify === false ? { tlsVerify: false } : {}),
         ...(this.opts.certDir ? { certDir: this.opts.certDir } : {}),
@@ -67,7 +69,7 @@ export class Puller {
   private async pullOnce(r: ImageReference, platform: Platform, where: string): Promise<Image> {
     const name = formatImageReference(r);
     const signal = this.opts.signal;
-    const client = await this.client(r.registry, r.repository);
+    const client = await this.client(r.registry, r.repository, this.opts.envFor?.(name, platform) ?? this.opts.env);
     this.opts.log.info(`pulling ${name} (${formatPlatform(platform)})`);
     const wrap = (e: unknown): never => {
       if (e instanceof HtvendError) throw new HtvendError(e.code, `${where}: pulling ${name}: ${e.message}`, { cause: e, hint: e.hint });

@@ -1,0 +1,46 @@
+/**
+ * "A cache hit never hides a fetch" (SPEC §9): before a cached step is reused, every asset it
+ * fetched when it ran is asked for again through the proxy, with a HEAD under a step identity
+ * of its own. htvend answers it like any request (build mode: marks the assets.json entry as
+ * requested, or records it if absent; offline: 404 when it is not there), and the control
+ * channel then says what sha256 each URL has now.
+ */
+import { request, type Dispatcher } from 'undici';
+import { describeError } from '../../util/errors.js';
+import type { SessionChannel } from './channel.js';
+import type { CachedAsset } from './store.js';
+
+export type ProbeResult = { reuse: true; assets: CachedAsset[] } | { reuse: false; reason: string };
+
+/** HEADs in flight at once (small requests over keep-alive connections). */
+const PARALLEL = 8;
+const HEAD_TIMEOUT_MS = 120_000;
+
+export async function probeAssets(assets: readonly CachedAsset[], channel: SessionChannel, probeId: string, dispatcher: Dispatcher, signal?: AbortSignal): Promise<ProbeResult> {
+  const failures: string[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < assets.length) {
+      const a = assets[next++]!;
+      try {
+        const res = await request(a.key, { method: 'HEAD', dispatcher, signal: signal ?? null, headersTimeout: HEAD_TIMEOUT_MS, bodyTimeout: HEAD_TIMEOUT_MS });
+        await res.body.dump();
+        if (res.statusCode === 404) failures.push(`${a.key} is not available (404 from the proxy)`);
+        else if (res.statusCode !== 200) failures.push(`${a.key}: the proxy answered ${res.statusCode}`);
+      } catch (e) {
+        failures.push(`${a.key}: ${describeError(e)}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, assets.length) }, worker));
+  const now = await channel.stepReport(probeId, signal);
+  await channel.forget(probeId);
+  if (failures.length) return { reuse: false, reason: failures[0]! + (failures.length > 1 ? ` (and ${failures.length - 1} more)` : '') };
+  const seen = new Map(now.assets.map((a) => [a.key, a]));
+  for (const a of assets) {
+    const s = seen.get(a.key);
+    if (!s || s.status === 'missing') return { reuse: false, reason: `${a.key} is not available` };
+    if (s.sha256 !== a.sha256) return { reuse: false, reason: `${a.key} changed (sha256 ${a.sha256.slice(0, 12)}… when cached, ${s.sha256.slice(0, 12)}… now)` };
+  }
+  return { reuse: true, assets: assets.map((a) => ({ ...a, size: seen.get(a.key)?.size ?? a.size })) };
+}
