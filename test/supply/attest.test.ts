@@ -1,7 +1,7 @@
 /**
  * `build-img-with-proxy --provenance --sbom` under `htvend build`: BuildKit's attestation
- * layout in the OCI index, the subject is the image manifest, the ADD download is a resolved
- * dependency with its sha256, installed packages are in the SBOM, the same build gives the
+ * layout in the OCI index, the subject is the image manifest, the ADD and RUN downloads are
+ * resolved dependencies with their sha256, installed packages are in the SBOM, the same build gives the
  * same bytes, and skopeo still copies the image.
  */
 import { test } from 'node:test';
@@ -35,11 +35,13 @@ test('--provenance --sbom attach BuildKit-layout attestations that name the imag
   await writeFile(join(ctx, 'pkgs', 'node_modules', '@scope', 'lib', 'package.json'), '{"name": "@scope/lib", "version": "1.2.3"}');
   await writeFile(join(ctx, 'pkgs', 'site-packages', 'requests-2.32.3.dist-info', 'METADATA'), 'Metadata-Version: 2.1\nName: requests\nVersion: 2.32.3\n\nlong description\n');
   // The download: the base image's config blob, fetched as a plain file through the proxy.
-  const manifest = JSON.parse((await run(['curl', '-sf', '--cacert', bb.registry.caFile!, '-H', 'Accept: application/vnd.oci.image.manifest.v1+json', `https://${bb.registry.host}/v2/busybox/manifests/latest`])).stdout) as { config: { digest: string } };
+  const manifest = JSON.parse((await run(['curl', '-sf', '--cacert', bb.registry.caFile!, '-H', 'Accept: application/vnd.oci.image.manifest.v1+json', `https://${bb.registry.host}/v2/busybox/manifests/latest`])).stdout) as { config: { digest: string }; layers: { digest: string }[] };
   const addUrl = `https://${bb.registry.host}/v2/busybox/blobs/${manifest.config.digest}`;
+  // And a RUN's download (the layer blob), credited to its step by per-step attribution.
+  const runUrl = `https://${bb.registry.host}/v2/busybox/blobs/${manifest.layers[0]!.digest}`;
   await writeFile(
     join(ctx, 'Dockerfile'),
-    [`FROM ${bb.ref}`, 'COPY status /var/lib/dpkg/status', 'COPY pkgs/ /usr/lib/app/', `ADD ${addUrl} /base-config.json`, 'CMD ["true"]', ''].join('\n'),
+    [`FROM ${bb.ref}`, 'COPY status /var/lib/dpkg/status', 'COPY pkgs/ /usr/lib/app/', `ADD ${addUrl} /base-config.json`, `RUN wget -q -O /layer.tgz ${runUrl}`, 'CMD ["true"]', ''].join('\n'),
   );
   const layout = join(p.dir, 'oci');
   const cmd = (out: string) => ['--', ...cliCommand('build-img-with-proxy'), '--platform', 'linux/amd64', '--provenance', '--sbom=true', '--build-arg', 'GREETING=hi', '-t', `oci:${out}:demo:1`, ctx];
@@ -77,13 +79,19 @@ test('--provenance --sbom attach BuildKit-layout attestations that name the imag
   const base = deps.find((d) => d.uri.startsWith('pkg:docker/'));
   assert.ok(base, JSON.stringify(deps));
   assert.match(base.digest.sha256, /^[0-9a-f]{64}$/);
-  const add = deps.find((d) => d.uri === addUrl);
+  // (The FROM pull fetched that blob too: attribution credits Dockerfile:1 with it as well.)
+  const add = deps.find((d) => d.uri === addUrl && d.annotations?.['htvend.step'] === 'Dockerfile:4');
   assert.ok(add, `ADD download in resolvedDependencies: ${JSON.stringify(deps)}`);
   assert.equal(add.digest.sha256, manifest.config.digest.slice(7));
   assert.equal(add.annotations?.['htvend.step'], 'Dockerfile:4');
   // The same sha256 is what assets.json recorded for that URL.
   const assets = JSON.parse(await readFile(join(p.dir, 'assets.json'), 'utf8')) as Record<string, { Sha256: string }>;
   assert.equal(assets[addUrl]?.Sha256, add.digest.sha256);
+  const runDep = deps.find((d) => d.uri === runUrl && d.annotations?.['htvend.step'] === 'Dockerfile:5');
+  assert.ok(runDep, `RUN download in resolvedDependencies: ${JSON.stringify(deps)}`);
+  assert.equal(runDep.digest.sha256, manifest.layers[0]!.digest.slice(7));
+  assert.equal(runDep.annotations?.['htvend.step'], 'Dockerfile:5');
+  assert.equal(assets[runUrl]?.Sha256, runDep.digest.sha256);
 
   const purls = (sbom!['predicate'].packages as { externalRefs: { referenceLocator: string }[] }[]).map((x) => x.externalRefs[0]!.referenceLocator);
   for (const want of ['pkg:deb/debian/curl@7.88.1-10+deb12u5?arch=amd64', 'pkg:npm/%40scope/lib@1.2.3', 'pkg:pypi/requests@2.32.3']) assert.ok(purls.includes(want), `${want} in ${purls.join(' ')}`);
