@@ -13,6 +13,8 @@ import type { Logger } from '../util/log.js';
 import type { StoreConfig } from '../store/store.js';
 import type { ListenerOptions } from '../commands/listen.js';
 import { registerSupplyChain } from './supply-chain.js';
+import { withVersion } from './version.js';
+import { registerDoctor } from './doctor.js';
 import { compileRegexes, expandXdg, listFlag, makeLogger, parseListenAddr, reportError, runIfEntryPoint, writeGithubOutput } from './common.js';
 
 /** Go defaults (flags_listener.go, command_build.go, command_offline.go). */
@@ -121,7 +123,7 @@ interface Run {
 
 /** Builds the commander program; actions only record what to run (see `main`). */
 export function program(env: NodeJS.ProcessEnv, run: Run): Command {
-  const root = addGlobals(new Command('htvend'))
+  const root = withVersion(addGlobals(new Command('htvend')))
     .description('Capture every HTTP(S) asset a build fetches into assets.json, and replay it offline.')
     .enablePositionalOptions()
     .showHelpAfterError(false)
@@ -217,6 +219,7 @@ export function program(env: NodeJS.ProcessEnv, run: Run): Command {
     c.exitOverride().configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `htvend ${c.name()}: ${s}` : s) });
     root.addCommand(c);
   }
+  registerDoctor(root, env, run);
   return root;
 }
 
@@ -271,7 +274,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     if (!run.action) {
       prog.outputHelp({ error: true });
-      throw new HtvendError('USAGE', 'please specify one command of: build, export, offline, report, sbom or verify');
+      throw new HtvendError('USAGE', 'please specify one command of: build, doctor, export, offline, report, sbom or verify');
     }
     log = makeLogger(Boolean(run.globals['verbose']), envSnapshot);
     const dir = run.globals['chdir'] as string | undefined;
