@@ -65,7 +65,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   if (mode === 'build' && !opts.upstream) throw new HtvendError('INTERNAL', 'build mode needs an upstream client');
   const counters = new Counters();
   const missing = new Set<string>();
-  const base = { store, log, counters, signal: opts.signal };
+  const missingBlobs = new Set<string>();
+  const corrupt = new Set<string>();
+  const base = { store, log, counters, signal: opts.signal, onCorrupt: (key: string) => void corrupt.add(key) };
   const recorder = opts.upstream ? new Recorder({ ...base, upstream: opts.upstream, assets, cacheHeaders: opts.cacheHeaders }) : undefined;
   const matchesAny = (res: RegExp[], key: string) => res.some((r) => r.test(key));
   // Per-step attribution (docs/build-cache.md): who asked for what, for the session's builder.
@@ -119,13 +121,21 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     replay: (req, res, f) => {
       // Build mode: reusing an entry marks it as requested by this run (AssetLookup contract).
       if (mode === 'build') assets.put(f.key, f.entry!);
-      return replayEntry(base, req, res, f.entry!, f.blobSize!);
+      return replayEntry(base, req, res, f.entry!, f.blobSize!, f.key);
     },
     record: (req, res, f) => recorder!.serve(req, res, f),
     'deny-missing': (_req, res, f) => {
       counters.add('htvend_missing_asset_total');
+      if (f.entry) {
+        // Listed in assets.json, but the bytes are gone: a store problem, not a recording gap.
+        counters.add('htvend_missing_blob_total');
+        missingBlobs.add(f.key);
+        log.warn(`missing blob for URL: ${f.key} (blob ${f.entry.Sha256} is listed in assets.json but not in ${store.description})`);
+        res.writeHead(404, { 'Content-Type': 'text/plain' }).end(`htvend offline: recorded, but its blob is missing from the store: ${f.key}\n`);
+        return;
+      }
       missing.add(f.key);
-      log.warn(`missing asset for URL: ${f.key}${f.entry ? ` (blob ${f.entry.Sha256} not in ${store.description})` : ''}`);
+      log.warn(`missing asset for URL: ${f.key}`);
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end(`htvend offline: not recorded: ${f.key}\n`);
     },
   };
@@ -203,6 +213,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     session: { secret, controlUrl: `http://${hostPort}${CONTROL_PREFIX}` },
     counters: () => counters.snapshot(),
     missing: () => [...missing].sort(),
+    missingBlobs: () => [...missingBlobs].sort(),
+    corrupt: () => [...corrupt].sort(),
     close: () =>
       (closing ??= (async () => {
         const stopped = Promise.all([server, ...(tlsServer ? [tlsServer] : [])].map((s) => new Promise((r) => s.close(r))));

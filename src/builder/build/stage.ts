@@ -24,6 +24,7 @@ import { copyEntries, parseChmod, resolveChown, resolveSymlinks, rootfsLookup, r
 import { newIgnore, type SourceRoot } from '../copy/sources.js';
 import type { Ignore } from '@balena/dockerignore';
 import { parseMount } from './mounts.js';
+import { stderrSink } from '../../util/stdio.js';
 import type { Dispatcher } from 'undici';
 import { formatPlatform } from '../../registry/index.js';
 import { BuildCache, copyStepKey, layerFields, runStepKey, type StepOutcome } from '../cache/hooks.js';
@@ -457,7 +458,8 @@ async function runStep(ctx: BuildContext, st: PlannedStage, ins: RunInstr, image
     tmpDir: ctx.tmpDir,
     signal: ctx.signal,
     dockerfileLine: where,
-    output: process.stderr,
+    // Not process.stderr itself: once its reader is gone the step's output must still drain.
+    output: stderrSink(),
   };
   // Step cache (docs/build-cache.md): a hit never touches the rootfs; its layer is applied
   // only when a later step needs the files.
