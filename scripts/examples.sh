@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every example under examples/ end to end (SPEC §8):
 #   htvend -C examples/X build -- build-img-with-proxy          (online: records assets.json)
+#   … the same again with the step cache warm (--layers): same digest, same assets.json
 #   htvend -C examples/X verify --fetch
 #   unshare -n sh -c 'ip link set lo up && htvend -C examples/X offline -- build-img-with-proxy --tag oci-archive:img.tar'
 # then runs the offline image (skopeo + umoci + runc) and prints, per example, the online and
@@ -154,9 +155,23 @@ for ex in $EXAMPLES; do
   rm -rf "$dir/assets.json" "$dir/oci" "$dir/img.tar"
   log "$ex: online build under htvend build"
   t0=$(date +%s.%N)
-  htvend -C "$dir" build -- build-img-with-proxy
+  # Cold with the step cache on (a cache of its own per example), so the warm rebuild below
+  # can reuse every step; the offline rebuild further down runs without it.
+  cache="$WORK/build-cache/$ex"
+  rm -rf "$cache"
+  htvend -C "$dir" build -- build-img-with-proxy --layers --cache-dir "$cache"
   t1=$(date +%s.%N)
   online=$(manifests < "$dir/oci/index.json")
+  cp "$dir/assets.json" "$WORK/assets-cold.json"
+  log "$ex: warm rebuild under htvend build (every step from the cache, every asset still requested)"
+  tw0=$(date +%s.%N)
+  htvend -C "$dir" build -- build-img-with-proxy --layers --cache-dir "$cache" --report "$WORK/warm-report.json"
+  tw1=$(date +%s.%N)
+  warm=$(manifests < "$dir/oci/index.json")
+  cached=$(node -e 'const s=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).steps.filter((x)=>["RUN","COPY","ADD"].includes(x.kind));console.log(s.filter((x)=>x.status==="cached").length+"/"+s.length)' "$WORK/warm-report.json")
+  warm_assets=same
+  cmp -s "$dir/assets.json" "$WORK/assets-cold.json" || { warm_assets=differ; status=1; }
+  [ "$warm" = "$online" ] || status=1
   log "$ex: verify --fetch"
   htvend -C "$dir" verify --fetch
   log "$ex: offline build in a network namespace with no network"
@@ -177,7 +192,7 @@ for ex in $EXAMPLES; do
   rm -rf "$WORK/run-bundle"
   same=no
   [ "$online" = "$offline" ] && same=yes || status=1
-  summary+=("$(printf '%-14s online %s offline %s match=%s ran=%s  online %.1fs offline %.1fs' "$ex" "$online" "$offline" "$same" "$ran" "$(awk "BEGIN{print $t1-$t0}")" "$(awk "BEGIN{print $t3-$t2}")")")
+  summary+=("$(printf '%-14s online %s offline %s match=%s ran=%s  online %.1fs offline %.1fs warm %.1fs cached=%s warm-assets=%s' "$ex" "$online" "$offline" "$same" "$ran" "$(awk "BEGIN{print $t1-$t0}")" "$(awk "BEGIN{print $t3-$t2}")" "$(awk "BEGIN{print $tw1-$tw0}")" "$cached" "$warm_assets")")
 done
 printf '\n'
 printf '%s\n' "${summary[@]}"

@@ -215,11 +215,10 @@ export async function buildCommand(contextArg: string | undefined, opts: CliOpti
   await checkBeforeBuild(df, opts, platforms, targets, secrets, env);
   const tmp = await mkdtemp(join(tmpdir(), 'build-img-'));
   await chmod(tmp, 0o700);
-  const dockerfileName = df.name;
   let cache: Awaited<ReturnType<typeof openBuildCache>> | undefined;
   let ok = false;
   try {
-    cache = await openBuildCache(opts, { dockerfileName, env, tlsVerify: opts.tlsVerify, ...(opts.certDir ? { certDir: opts.certDir } : {}), tmpDir: tmp, log, signal });
+    cache = await openBuildCache(opts, { dockerfileName: df.name, env, tlsVerify: opts.tlsVerify, ...(opts.certDir ? { certDir: opts.certDir } : {}), tmpDir: tmp, log, signal });
     const images = await buildImages({
       contextDir,
       dockerfile,

@@ -76,6 +76,9 @@ export async function createTransport(opts: TransportOptions): Promise<Dispatche
     httpProxy: envVar(opts.env, 'http_proxy'),
     httpsProxy: envVar(opts.env, 'https_proxy'),
     noProxy: envVar(opts.env, 'no_proxy'),
+    // http:// targets go to the proxy as absolute-form requests (as curl sends them), not
+    // through a CONNECT tunnel: htvend only intercepts TLS inside CONNECT.
+    proxyTunnel: false,
     connect: tls,
     requestTls: tls,
     proxyTls: { ca, rejectUnauthorized: true },

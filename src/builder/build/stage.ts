@@ -119,10 +119,10 @@ export interface BuildContext {
   network: 'host' | 'none';
   allowInsecure: boolean;
   dispatcher: () => Promise<Dispatcher>;
-  /** Collects base images and `ADD <url>` downloads for provenance (build/facts.ts). */
-  facts?: { platform: string; collector: BuildFacts } | undefined;
   /** Step cache, attribution and report (docs/build-cache.md); absent = neither. */
   cache?: BuildCache | undefined;
+  /** Collects base images and `ADD <url>` downloads for provenance (build/facts.ts). */
+  facts?: { platform: string; collector: BuildFacts } | undefined;
 }
 
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
@@ -369,16 +369,16 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
         case 'FROM':
           throw new HtvendError('INTERNAL', `${where}: FROM inside a stage`);
       }
-      if (ctx.cache) {
-        const top = image.layers.length > layersBefore ? image.layers[image.layers.length - 1]! : undefined;
-        ctx.cache.record({
-          platform: formatPlatform(st.platform), stage: st.index, location: where, line: ins.loc.line, instruction: ins.text, kind: ins.kind, status: outcome.status,
-          durationMs: Date.now() - started, layer: top ? { digest: top.digest, diffId: top.diffId, size: top.size } : null, assets: outcome.assets ?? [],
-          ...(outcome.stepId ? { stepId: outcome.stepId } : {}), ...(outcome.cacheKey ? { cacheKey: outcome.cacheKey } : {}), ...(outcome.note ? { note: outcome.note } : {}),
-        });
-      }
     } catch (e) {
       throw located(e, where, file);
+    }
+    if (ctx.cache) {
+      const top = image.layers.length > layersBefore ? image.layers[image.layers.length - 1]! : undefined;
+      ctx.cache.record({
+        platform: formatPlatform(st.platform), stage: st.index, location: where, line: ins.loc.line, instruction: ins.text, kind: ins.kind, status: outcome.status,
+        durationMs: Date.now() - started, layer: top ? { digest: top.digest, diffId: top.diffId, size: top.size } : null, assets: outcome.assets ?? [],
+        ...(outcome.stepId ? { stepId: outcome.stepId } : {}), ...(outcome.cacheKey ? { cacheKey: outcome.cacheKey } : {}), ...(outcome.note ? { note: outcome.note } : {}),
+      });
     }
   }
   image = withImageFields(image, { created: epochTime });
@@ -441,7 +441,6 @@ async function runStep(ctx: BuildContext, st: PlannedStage, ins: RunInstr, image
     throw new HtvendError('USAGE', `${where}: RUN --security=insecure runs the step privileged (every capability, no masked paths, all devices)`, { hint: 'pass --allow security.insecure to build-img-with-proxy if you trust this Dockerfile' });
   }
   const cache = ctx.cache;
-  const stageRootfs = (ref: string) => sourceRootfs(ctx, st, ref, where);
   const step: Omit<RunStepRequest, 'rootfsLayers' | 'stageRootfs'> = {
     argv,
     env,
@@ -466,8 +465,8 @@ async function runStep(ctx: BuildContext, st: PlannedStage, ins: RunInstr, image
   let key: string | undefined;
   if (cache?.enabled) {
     const fromImage = async (ref: string) => {
-      const s = stageByRef(plan, ref);
-      return s ? (await ctx.stage(s.index)).image : ctx.pullImage(ref, where);
+      const s = stageByRef(ctx.plan, ref);
+      return s && s.index !== st.index ? (await ctx.stage(s.index)).image : ctx.pullImage(ref, where);
     };
     key = outcome.cacheKey = await runStepKey(step, image, ctx.proxy, fromImage);
     const hit = await cache.lookup(key, 'RUN', where, (n) => (outcome.note = n));
@@ -480,7 +479,7 @@ async function runStep(ctx: BuildContext, st: PlannedStage, ins: RunInstr, image
   const id = cache?.channel ? cache.newStepId('run') : undefined;
   const before = id ? await cache!.unattributedCount() : undefined;
   const root = await fs.sync();
-  const req: RunStepRequest = { ...step, rootfsLayers: [root], stageRootfs, proxyEnv: id ? cache!.proxyFor(ctx.proxy, id) : ctx.proxy };
+  const req: RunStepRequest = { ...step, rootfsLayers: [root], stageRootfs: (ref) => sourceRootfs(ctx, st, ref, where), proxyEnv: id ? cache!.proxyFor(ctx.proxy, id) : ctx.proxy };
   // The executor moves the step's files into the working rootfs (1.5 s instead of 8 s to
   // extract a 10,000-file layer again); one that does not leaves it to sync().
   const res = await ctx.runExecutor(req, { applyTo: root });

@@ -32,7 +32,8 @@ export type FromImage = (ref: string) => Promise<Image>;
 async function mountKey(m: RunMount, contextDir: string, fromImage: FromImage, signal: AbortSignal): Promise<MountKey> {
   switch (m.type) {
     case 'bind': {
-      const content = m.from !== undefined ? `from:${parentState(await fromImage(m.from))}` : await treeDigest(join(contextDir, m.source), signal);
+      // A file the builder made (a RUN heredoc script) counts by its content, not its temp path.
+      const content = m.hostSource !== undefined ? await treeDigest(m.hostSource, signal) : m.from !== undefined ? `from:${parentState(await fromImage(m.from))}` : await treeDigest(join(contextDir, m.source), signal);
       return { type: 'bind', target: m.target, source: m.source, readonly: m.readonly, content };
     }
     case 'cache':

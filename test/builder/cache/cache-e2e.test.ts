@@ -7,8 +7,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { canUnshare } from '../../e2e/harness.js';
+import { dirname, join } from 'node:path';
+import { canUnshare, which } from '../../e2e/harness.js';
 import { builder, digestOf, offline, online, proj, reportSteps, world, type Proj, type World } from './harness.js';
 import { cliCommand, run } from '../../helpers/cli.js';
 import { q } from '../../e2e/harness.js';
@@ -157,4 +157,40 @@ test('behind a proxy that cannot attribute, a step that fetched is not served fr
   assert.equal(plain.code, 0, plain.stderr);
   assert.equal((await reportSteps(join(p.dir, 'plain.json'))).find((s) => s.kind === 'RUN')!.status, 'run');
   assert.equal(plain.stderr.match(/cannot attribute requests to steps/g)?.length, 1, plain.stderr);
+});
+
+/** The host's `bin` with the shared libraries ldd lists, laid out under `root/` for COPY. */
+async function hostTool(root: string, bin: string): Promise<void> {
+  const r = await run(['ldd', bin], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const libs = [...r.stdout.matchAll(/(\/\S+\.so[^\s]*)/g)].map((m) => m[1]!);
+  for (const f of [bin, ...libs]) {
+    const dest = join(root, f);
+    await run(['mkdir', '-p', dirname(dest)]);
+    const cp = await run(['cp', '-L', f, dest]);
+    assert.equal(cp.code, 0, cp.stderr);
+  }
+}
+
+test('attribution inside RUN: curl and GNU wget are each credited with their downloads, and cached', { skip: which('curl') && which('wget') ? false : 'curl/wget missing' }, async (t) => {
+  w.up.route('/for-curl.txt', (_q, s) => s.writeHead(200, { 'content-length': '5' }).end('curl\n'));
+  w.up.route('/for-wget.txt', (_q, s) => s.writeHead(200, { 'content-length': '5' }).end('wget\n'));
+  const df = [
+    `FROM ${w.bb.ref}`,
+    'COPY root/ /',
+    `RUN /usr/bin/curl -sSf -o /c.txt ${w.up.https}/for-curl.txt`,
+    `RUN /usr/bin/wget -q --ca-certificate="$SSL_CERT_FILE" -O /w.txt ${w.up.https}/for-wget.txt && /usr/bin/wget -q -O /w2.txt ${w.up.http}/for-wget.txt`,
+    'COPY src.txt /src.txt',
+    '',
+  ].join('\n');
+  const p = await proj(t, w, df, { 'src.txt': 'one\n' });
+  await hostTool(join(p.ctx, 'root'), '/usr/bin/curl');
+  await hostTool(join(p.ctx, 'root'), '/usr/bin/wget');
+  const cold = await online(p, 'cold.tar', ['--report', join(p.dir, 'cold.json')]);
+  assert.equal(cold.code, 0, cold.stderr);
+  const runs = (await reportSteps(join(p.dir, 'cold.json'))).filter((s) => s.kind === 'RUN');
+  assert.deepEqual(runs.map((s) => s.assets.map((a) => a.url)), [[`${w.up.https}/for-curl.txt`], [`${w.up.http}/for-wget.txt`, `${w.up.https}/for-wget.txt`]]);
+  await writeFile(join(p.ctx, 'src.txt'), 'two\n');
+  const warm = await online(p, 'warm.tar', ['--report', join(p.dir, 'warm.json')]);
+  assert.equal(warm.code, 0, warm.stderr);
+  assert.deepEqual((await reportSteps(join(p.dir, 'warm.json'))).filter((s) => s.kind === 'RUN').map((s) => s.status), ['cached', 'cached'], cold.stderr + warm.stderr);
 });
