@@ -11,6 +11,8 @@ APT_PACKAGES=(
   golang-go
   # peers for benchmarks and tests
   nginx mitmproxy buildah
+  # opens htvend report's HTML in tests (driven by puppeteer-core)
+  chromium
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -81,6 +81,11 @@ export interface ChildEnvInput {
   extraCaVars: boolean;
   /** Append proxy + truststore properties to JAVA_TOOL_OPTIONS (our addition; default on). */
   javaToolOptions: boolean;
+  /**
+   * `build` or `offline`: exported as HTVEND_MODE, so a child (build-img-with-proxy's
+   * provenance) can record whether it ran against the recorder or a hermetic replay.
+   */
+  mode?: 'build' | 'offline' | undefined;
 }
 
 /** `http://host:port/`-style proxy URL (IPv6 literals bracketed). */
@@ -130,6 +135,7 @@ export function childEnvOverrides(parent: Readonly<Record<string, string | undef
     // gitconfig, cargo config), and the ones naming our copies of curl's and wget's rc files.
     for (const [n, v] of clientEnvOverrides(parent, { caPemPath: o.caPemPath, proxyUrl: url, files: o.toolConfigs })) if (!set.has(n)) add(n, v);
   }
+  if (o.mode) add('HTVEND_MODE', o.mode);
   if (o.javaToolOptions && o.truststorePath) {
     const before = parent['JAVA_TOOL_OPTIONS']?.trim();
     const props = javaProperties(o.proxyHost, o.proxyPort, o.truststorePath).join(' ');

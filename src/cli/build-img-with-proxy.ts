@@ -26,6 +26,7 @@ import { splitWords, expandWord, varsFrom } from '../builder/dockerfile/lexer.js
 import { executeRun } from '../builder/run/execute.js';
 import { proxyInjectionFromEnv } from '../builder/run/proxy-env.js';
 import type { SecretSource } from '../builder/run/types.js';
+import { attestationsFor } from '../supply/attest/attach.js';
 import { addCacheOptions, finishBuildCache, openBuildCache, type CacheCliOptions } from './build-cache-options.js';
 
 /**
@@ -51,6 +52,9 @@ export interface CliOptions extends CacheCliOptions {
   tlsVerify: boolean;
   certDir?: string;
   verbose?: boolean;
+  /** buildx's --provenance / --sbom (docs/supply-chain.md). */
+  provenance: boolean;
+  sbom: boolean;
   quiet?: boolean;
 }
 
@@ -62,6 +66,22 @@ function parseBool(v: string | undefined): boolean {
   if (v === undefined || v === 'true' || v === '1') return true;
   if (v === 'false' || v === '0') return false;
   throw new HtvendError('USAGE', `--tls-verify=${v}: expected true or false`);
+}
+
+/**
+ * buildx writes `--provenance=true|false|mode=min|max` and `--sbom=true|false`. Those are
+ * boolean flags here (an optional value would swallow a following CONTEXT argument), so the
+ * `=value` forms are rewritten first; both provenance modes give the same statement.
+ */
+export function rewriteAttestFlags(argv: readonly string[]): string[] {
+  return argv.map((a) => {
+    const m = /^--(provenance|sbom)=(.*)$/.exec(a);
+    if (!m) return a;
+    const [, flag, v] = m;
+    if (v === 'true' || v === '1' || (flag === 'provenance' && /^mode=(min|max)$/.test(v!))) return `--${flag}`;
+    if (v === 'false' || v === '0') return `--no-${flag}`;
+    throw new HtvendError('USAGE', `--${flag}=${v}: expected true or false${flag === 'provenance' ? ' or mode=min|max' : ''}`);
+  });
 }
 
 function keyValue(list: string[], flag: string, env: NodeJS.ProcessEnv, fromEnv: boolean): Map<string, string> {
@@ -118,6 +138,13 @@ function platformsFrom(opts: CliOptions, env: NodeJS.ProcessEnv): Platform[] {
   }
   if (out.length === 0) throw new HtvendError('USAGE', '--platform: no platform given');
   return out;
+}
+
+/** The image's name for attestation subjects: the first docker:// destination, else the first named one. */
+function imageName(targets: readonly OutputTarget[]): string | undefined {
+  for (const t of targets) if (t.kind === 'docker') return t.ref;
+  for (const t of targets) if (t.kind !== 'docker' && t.name) return t.name;
+  return undefined;
 }
 
 /** The build context directory, checked: a missing one is named as such, not as a raw ENOENT. */
@@ -216,9 +243,23 @@ export async function buildCommand(contextArg: string | undefined, opts: CliOpti
       signal,
       cache,
     });
+    const attestations = await attestationsFor(images, {
+      provenance: opts.provenance === true,
+      sbom: opts.sbom === true,
+      dockerfile,
+      dockerfileName: df.name,
+      buildArgs: keyValue(opts.buildArg, '--build-arg', env, true),
+      target: opts.target,
+      epoch: Number(epochRaw),
+      htvendMode: env['HTVEND_MODE'],
+      imageName: imageName(targets),
+      // Per-step attribution (docs/build-cache.md): what RUN steps fetched through the proxy.
+      extraSteps: cache?.report.steps,
+      signal,
+    });
     const digests: string[] = [];
     for (const t of targets) {
-      digests.push(await writeOutput(t, images, { epoch: Number(epochRaw), env, tlsVerify: opts.tlsVerify, ...(opts.certDir ? { certDir: opts.certDir } : {}), log, signal }));
+      digests.push(await writeOutput(t, images, { epoch: Number(epochRaw), env, tlsVerify: opts.tlsVerify, ...(opts.certDir ? { certDir: opts.certDir } : {}), log, signal, attestations }));
       log.info(`wrote ${t.kind === 'docker' ? `docker://${t.ref}` : `${t.kind}:${t.path}`} (${digests[digests.length - 1]})`);
     }
     ok = true;
@@ -256,6 +297,10 @@ export function makeProgram(): Command {
     .option('--label <KEY=VALUE>', 'label set on the final image (repeatable)', collect, [])
     .addOption(new Option('--tls-verify [bool]', 'verify registry TLS certificates (false also allows plain HTTP)').argParser(parseBool).default(true))
     .option('--cert-dir <dir>', 'extra CA certificates (*.crt) and client certificate (*.cert/*.key) for registries')
+    .option('--provenance', "attach SLSA v1 provenance to each platform image, in BuildKit's attestation layout (also --provenance=true|false|mode=max)")
+    .option('--no-provenance', 'do not attach provenance (default)')
+    .option('--sbom', 'attach an SPDX SBOM (fetched assets + installed packages) to each platform image (also --sbom=true|false)')
+    .option('--no-sbom', 'do not attach an SBOM (default)')
     .option('-v, --verbose', 'debug logging (wins over LOG_LEVEL)')
     .option('-q, --quiet', 'errors only: no progress lines, RUN output still shown (LOG_LEVEL=error)')
     .exitOverride()
@@ -307,7 +352,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     checkBuildahOpts(extra);
     const program = makeProgram();
     try {
-      program.parse([...extra, ...argv], { from: 'user' });
+      program.parse(rewriteAttestFlags([...extra, ...argv]), { from: 'user' });
     } catch (e) {
       if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
       throw e;

@@ -12,6 +12,7 @@ import { HtvendError, describeError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { StoreConfig } from '../store/store.js';
 import type { ListenerOptions } from '../commands/listen.js';
+import { registerSupplyChain } from './supply-chain.js';
 import { withVersion } from './version.js';
 import { registerDoctor } from './doctor.js';
 import { commanderOutput, compileRegexes, expandXdg, listFlag, makeLogger, parseHeaderNames, parseListenAddr, reportError, runIfEntryPoint, writeGithubOutput } from './common.js';
@@ -259,7 +260,8 @@ export function program(env: NodeJS.ProcessEnv, run: Run): Command {
       'htvend export --dest.blobs-backend s3 --dest.blobs-bucket my-bucket --dest.blobs-prefix htvend/',
     ]),
   );
-  for (const c of [buildCmd, offlineCmd, verifyCmd, exportCmd]) {
+  const supplyCmds = registerSupplyChain({ env, withManifestFlags: (c) => addManifestFlags(addGlobals(c)), storeConfig, setAction: (c, o, a) => (withGlobals(c, o), (run.action = a)) });
+  for (const c of [buildCmd, offlineCmd, verifyCmd, exportCmd, ...supplyCmds]) {
     c.exitOverride().configureOutput(commanderOutput('htvend', `htvend ${c.name()}`));
     root.addCommand(c);
   }
@@ -329,7 +331,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     if (!run.action) {
       prog.outputHelp({ error: true });
-      throw new HtvendError('USAGE', 'please specify one command of: build, export, offline or verify', { hint: "run 'htvend --help' for usage and examples" });
+      throw new HtvendError('USAGE', 'please specify one command of: build, doctor, export, offline, report, sbom or verify', { hint: "run 'htvend --help' for usage and examples" });
     }
     log = makeLogger(Boolean(run.globals['verbose']), envSnapshot, 'htvend', Boolean(run.globals['quiet']));
     const dir = run.globals['chdir'] as string | undefined;

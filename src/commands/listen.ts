@@ -191,6 +191,7 @@ export async function runSession(o: ListenerOptions, ctx: SessionContext): Promi
       tempDirs: files.tempDirs,
       extraCaVars: o.extraCaVars,
       javaToolOptions: o.javaToolOptions,
+      mode,
     });
     // The builder's channel to per-step attribution (docs/build-cache.md); never logged.
     overrides.push(...sessionOverrides(proxy.session));

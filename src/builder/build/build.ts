@@ -16,6 +16,7 @@ import { Puller } from '../pull/pull.js';
 import { loadDockerignore } from '../copy/sources.js';
 import type { ProxyInjection, RunExecutor, SecretSource } from '../run/types.js';
 import { buildStage, StageFs, type BuildContext } from './stage.js';
+import { BuildFacts, type BaseImageFact, type StepFact } from './facts.js';
 import type { BuildCache } from '../cache/hooks.js';
 
 export interface BuildOptions {
@@ -52,6 +53,8 @@ export interface BuildOptions {
 export interface BuiltImage {
   platform: Platform;
   image: Image;
+  /** Base images by digest and the assets steps fetched, for this platform (provenance). */
+  facts?: { bases: BaseImageFact[]; steps: StepFact[] } | undefined;
 }
 
 export async function buildImages(opts: BuildOptions): Promise<BuiltImage[]> {
@@ -76,6 +79,7 @@ export async function buildImages(opts: BuildOptions): Promise<BuiltImage[]> {
   let dispatcher: Promise<Dispatcher> | undefined;
   const getDispatcher = () =>
     (dispatcher ??= createTransport({ env: opts.env, ...(opts.tlsVerify === false ? { tlsVerify: false } : {}), ...(opts.certDir ? { certDir: opts.certDir } : {}), signal: opts.signal }));
+  const facts = new BuildFacts();
   try {
     const out: BuiltImage[] = [];
     for (const platform of opts.platforms) {
@@ -121,13 +125,15 @@ export async function buildImages(opts: BuildOptions): Promise<BuiltImage[]> {
         network: opts.network,
         allowInsecure: opts.allowInsecure ?? false,
         dispatcher: getDispatcher,
+        facts: { platform: formatPlatform(platform), collector: facts },
         cache: opts.cache,
       };
       let { image } = await ctx.stage(plan.target);
       const unused = [...opts.buildArgs.keys()].filter((k) => !df.globalArgs.some((a) => a.args.some((x) => x.name === k)) && !df.stages.some((s) => s.instructions.some((i) => i.kind === 'ARG' && i.args.some((x) => x.name === k))));
       if (unused.length) opts.log.warn(`--build-arg ${unused.join(', ')}: not consumed by any ARG`);
       if (opts.labels.size) image = withConfig(image, (c) => ({ ...c, Labels: { ...(c.Labels ?? {}), ...Object.fromEntries(opts.labels) } }));
-      out.push({ platform, image });
+      for (const b of puller.resolved) facts.addBase(b);
+      out.push({ platform, image, facts: facts.forPlatform(formatPlatform(platform)) });
     }
     return out;
   } finally {

@@ -5,6 +5,8 @@
  * extracted when a step needs to look at files (COPY destinations, --chown names, RUN,
  * WORKDIR creation, COPY --from).
  */
+import type { BuildFacts } from './facts.js';
+import { assetKey } from '../../manifest/key.js';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { HtvendError } from '../../util/errors.js';
@@ -119,6 +121,8 @@ export interface BuildContext {
   dispatcher: () => Promise<Dispatcher>;
   /** Step cache, attribution and report (docs/build-cache.md); absent = neither. */
   cache?: BuildCache | undefined;
+  /** Collects base images and `ADD <url>` downloads for provenance (build/facts.ts). */
+  facts?: { platform: string; collector: BuildFacts } | undefined;
 }
 
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
@@ -339,6 +343,7 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
             dispatcher: addId ? () => ctx.cache!.dispatcherFor(addId) : ctx.dispatcher,
             where,
             signal,
+            onFetched: (url, sha256, size) => ctx.facts?.collector.addStepAsset({ platform: ctx.facts.platform, location: where, instruction: ins.text }, { url: assetKey(url), sha256, size }),
           });
           if (addId) {
             outcome.stepId = addId;

@@ -49,6 +49,8 @@ export interface CopyRequest {
   dispatcher: () => Promise<Dispatcher>;
   where: string;
   signal?: AbortSignal;
+  /** Told of each `ADD <url>` download (for provenance): the URL and the sha256/size of the body. */
+  onFetched?: ((url: string, sha256: string, size: number) => void) | undefined;
 }
 
 const URL_RE = /^https?:\/\//i;
@@ -298,6 +300,7 @@ async function fetchUrl(url: string, req: CopyRequest): Promise<string> {
     const want = req.checksum.replace(/^sha256:/, '');
     if (hash.digest() !== want) throw new HtvendError('DIGEST_MISMATCH', `${req.where}: ADD ${shown}: --checksum=${req.checksum} does not match the download (sha256:${hash.digest()})`);
   }
+  req.onFetched?.(url, hash.digest(), hash.size);
   return path;
 }
 

@@ -4,6 +4,7 @@
  */
 import { imageBlobs, indexBlob, type JsonBlob } from '../image/image.js';
 import type { BuiltImage } from '../build/build.js';
+import type { AttestationManifest } from '../../supply/attest/layout.js';
 
 export interface OutputBlob {
   digest: string;
@@ -19,9 +20,21 @@ export interface ImageSet {
   manifests: { built: BuiltImage; config: JsonBlob; manifest: JsonBlob }[];
   /** The OCI index over all platforms (written as a nested index when there are several). */
   index: JsonBlob;
+  /** Attestation manifests in the index (docs/supply-chain.md); none without --provenance/--sbom. */
+  attestations: AttestationManifest[];
 }
 
-export function collectBlobs(images: BuiltImage[]): ImageSet {
+/** Whether users refer to the index (several platforms, or attestations beside the image) rather than the one manifest. */
+export function topIsIndex(set: ImageSet): boolean {
+  return set.manifests.length > 1 || set.attestations.length > 0;
+}
+
+/** The image manifest of a built image (the subject its attestations name), as `collectBlobs` writes it. */
+export function manifestOf(built: BuiltImage): JsonBlob {
+  return imageBlobs(built.image).manifest;
+}
+
+export function collectBlobs(images: BuiltImage[], attestations: readonly AttestationManifest[] = []): ImageSet {
   const blobs = new Map<string, OutputBlob>();
   const manifests: ImageSet['manifests'] = [];
   for (const built of images) {
@@ -31,9 +44,18 @@ export function collectBlobs(images: BuiltImage[]): ImageSet {
     blobs.set(manifest.digest, { digest: manifest.digest, size: manifest.bytes.length, bytes: manifest.bytes });
     manifests.push({ built, config, manifest });
   }
-  const index = indexBlob(manifests.map((m) => ({ manifest: m.manifest, platform: m.built.platform })));
-  if (manifests.length > 1) blobs.set(index.digest, { digest: index.digest, size: index.bytes.length, bytes: index.bytes });
-  return { blobs: [...blobs.values()].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0)), manifests, index };
+  for (const a of attestations) {
+    for (const b of [a.manifest, a.config, ...a.layers]) blobs.set(b.digest, { digest: b.digest, size: b.bytes.length, bytes: b.bytes });
+  }
+  // Image manifests first, then their attestation manifests (platform unknown/unknown), as BuildKit orders them.
+  const index = indexBlob([
+    ...manifests.map((m) => ({ manifest: m.manifest, platform: m.built.platform })),
+    ...attestations.map((a) => ({ manifest: a.manifest, platform: { os: 'unknown', architecture: 'unknown' }, annotations: a.annotations })),
+  ]);
+  const set: ImageSet = { blobs: [], manifests, index, attestations: [...attestations] };
+  if (topIsIndex(set)) blobs.set(index.digest, { digest: index.digest, size: index.bytes.length, bytes: index.bytes });
+  set.blobs = [...blobs.values()].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
+  return set;
 }
 
 /** The annotation naming an image in an OCI layout's index.json (`oci:DIR:name`). */
@@ -56,7 +78,7 @@ export interface LayoutIndex {
 
 /** The index.json entry for the built image(s): the single manifest, or the nested index for several platforms. */
 function layoutEntry(set: ImageSet, refName?: string): LayoutDescriptor {
-  const top = set.manifests.length === 1 ? set.manifests[0]!.manifest : set.index;
+  const top = topIsIndex(set) ? set.index : set.manifests[0]!.manifest;
   return { mediaType: top.mediaType, digest: `sha256:${top.digest}`, size: top.bytes.length, ...(refName ? { annotations: { [REF_NAME]: refName } } : {}) };
 }
 

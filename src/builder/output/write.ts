@@ -17,7 +17,8 @@ import { HtvendError, describeError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { openTar } from '../fs/apply.js';
 import type { BuiltImage } from '../build/build.js';
-import { collectBlobs, layoutIndex, mergeLayoutIndex, type ImageSet, type LayoutIndex, type OutputBlob } from './blobs.js';
+import { collectBlobs, layoutIndex, mergeLayoutIndex, topIsIndex, type ImageSet, type LayoutIndex, type OutputBlob } from './blobs.js';
+import type { AttestationManifest } from '../../supply/attest/layout.js';
 
 export type OutputTarget =
   | { kind: 'oci'; path: string; name?: string }
@@ -72,6 +73,8 @@ export interface WriteOptions {
   certDir?: string;
   log: Logger;
   signal: AbortSignal;
+  /** Attestation manifests to put in the image index (--provenance / --sbom). */
+  attestations?: readonly AttestationManifest[] | undefined;
 }
 
 function tmpBeside(path: string): string {
@@ -233,16 +236,19 @@ async function push(ref: string, set: ImageSet, o: WriteOptions): Promise<void> 
   });
   try {
     for (const b of set.blobs) {
-      if (set.manifests.some((m) => m.manifest.digest === b.digest) || b.digest === set.index.digest) continue;
+      const isManifest = set.manifests.some((m) => m.manifest.digest === b.digest) || set.attestations.some((a) => a.manifest.digest === b.digest);
+      if (isManifest || b.digest === set.index.digest) continue;
       const expected = parseDigest(b.digest);
       await client.putBlob(b.bytes ?? createReadStream(b.path!), { expected, size: b.size, signal: o.signal });
     }
     const tag = r.digest ? `sha256:${r.digest}` : (r.tag ?? 'latest');
-    if (set.manifests.length === 1) {
+    if (!topIsIndex(set)) {
       const m = set.manifests[0]!.manifest;
       await client.putManifest(tag, m.bytes, m.mediaType, { signal: o.signal });
     } else {
-      for (const m of set.manifests) await client.putManifest(`sha256:${m.manifest.digest}`, m.manifest.bytes, m.manifest.mediaType, { signal: o.signal });
+      for (const m of [...set.manifests.map((x) => x.manifest), ...set.attestations.map((a) => a.manifest)]) {
+        await client.putManifest(`sha256:${m.digest}`, m.bytes, m.mediaType, { signal: o.signal });
+      }
       await client.putManifest(tag, set.index.bytes, set.index.mediaType, { signal: o.signal });
     }
     o.log.info(`pushed ${formatImageReference(r)}`);
@@ -253,8 +259,11 @@ async function push(ref: string, set: ImageSet, o: WriteOptions): Promise<void> 
 
 /** Writes the built images to `target`; returns the digest users refer to (manifest or index). */
 export async function writeOutput(target: OutputTarget, images: BuiltImage[], o: WriteOptions): Promise<string> {
-  const set = collectBlobs(images);
-  const top = set.manifests.length === 1 ? set.manifests[0]!.manifest.digest : set.index.digest;
+  // docker-archive has no index to hold attestations: they are left out there (with a warning).
+  const attest = target.kind === 'docker-archive' ? [] : (o.attestations ?? []);
+  if (target.kind === 'docker-archive' && o.attestations?.length) o.log.warn(`docker-archive:${target.path}: has no image index, so the attestations are not written there`);
+  const set = collectBlobs(images, attest);
+  const top = topIsIndex(set) ? set.index.digest : set.manifests[0]!.manifest.digest;
   if (target.kind === 'docker') {
     await push(target.ref, set, o);
     return `sha256:${top}`;

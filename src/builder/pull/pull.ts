@@ -33,6 +33,8 @@ export class Puller {
   /** Images by `reference platform`: stages sharing a base share one pull. */
   private readonly images = new Map<string, Promise<Image>>();
   private readonly clients = new Map<string, Promise<RegistryClient>>();
+  /** Every base image pulled, by digest (for provenance). */
+  readonly resolved: { ref: string; platform: string; digest: string; indexDigest?: string | undefined }[] = [];
   constructor(private readonly opts: PullOptions) {}
 
   private client(registry: string, repository: string, env: Env): Promise<RegistryClient> {
@@ -75,11 +77,14 @@ export class Puller {
     };
     try {
       let m = await client.getManifest(manifestReference(r), { signal });
+      let indexDigest: string | undefined;
       if (INDEX_TYPES.includes(m.mediaType)) {
+        indexDigest = m.digest;
         const index = JSON.parse(m.body.toString('utf8')) as ImageIndex;
         const d = selectPlatform(index, platform, name);
         m = await client.getManifest(d.digest, { signal });
       }
+      this.resolved.push({ ref: name, platform: formatPlatform(platform), digest: m.digest, indexDigest });
       const manifest = JSON.parse(m.body.toString('utf8')) as ImageManifest;
       if (!manifest.config || !Array.isArray(manifest.layers)) throw new HtvendError('UPSTREAM', `manifest ${m.digest} (${m.mediaType}) is not an image manifest`);
       const configPath = await this.blob(client, parseDigest(manifest.config.digest, 'config digest'), manifest.config.size);
