@@ -76,7 +76,10 @@ export class Recorder {
   }
 
   private storeFailed(key: string, e: unknown): void {
-    const line = `${this.ctx.store.description}: storing ${key} failed: ${describeError(e)}`;
+    const store = this.ctx.store.description;
+    // The store's own errors already name it: say so once.
+    const cause = e instanceof HtvendError ? e.message.replace(` in ${store}`, '') : describeError(e);
+    const line = `${store}: storing ${key} failed: ${cause}`;
     this.storeFailures.push(line);
     this.ctx.log.error(line);
   }
@@ -197,9 +200,11 @@ export class Recorder {
       }
       if (writer) {
         const w = writer;
+        // end()'s callback gets the error of a stream that already failed (ENOSPC on an
+        // earlier write), which 'error' has reported before we listen here.
         await new Promise<void>((resolve, reject) => {
           w.stream.once('error', reject);
-          w.stream.end(resolve);
+          w.stream.end((err?: Error | null) => (err ?? storeError ? reject(err ?? storeError) : resolve()));
         }).catch(dropWriter);
       }
     } catch (e) {
