@@ -7,14 +7,14 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { existsSync, realpathSync } from 'node:fs';
-import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { HtvendError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { makeLogger, reportError, runIfEntryPoint } from './common.js';
 import { hostPlatform, parsePlatform, formatPlatform, type Platform } from '../registry/index.js';
 import { buildImages } from '../builder/build/build.js';
+import { createBuildDir } from '../builder/build/build-dir.js';
 import { parseSecret } from '../builder/build/mounts.js';
 import { parseOutputTarget, writeOutput, type OutputTarget } from '../builder/output/write.js';
 import { splitWords, expandWord, varsFrom } from '../builder/dockerfile/lexer.js';
@@ -93,8 +93,8 @@ export async function buildCommand(contextArg: string | undefined, opts: CliOpti
   const targets: OutputTarget[] = (opts.tag.length ? opts.tag : ['oci:oci']).map(parseOutputTarget);
   const platforms = platformsFrom(opts, env);
   const secrets = new Map<string, SecretSource>(opts.secret.map((s) => parseSecret(s, env)));
-  const tmp = await mkdtemp(join(tmpdir(), 'build-img-'));
-  await chmod(tmp, 0o700);
+  // Sweeps what builds that died left behind, then makes ours (with its lock file).
+  const tmp = await createBuildDir(log);
   try {
     const images = await buildImages({
       contextDir,
