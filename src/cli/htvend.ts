@@ -12,6 +12,8 @@ import { HtvendError, describeError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { StoreConfig } from '../store/store.js';
 import type { ListenerOptions } from '../commands/listen.js';
+import { withVersion } from './version.js';
+import { registerDoctor } from './doctor.js';
 import { compileRegexes, expandXdg, listFlag, makeLogger, parseListenAddr, parseSeconds, reportError, runIfEntryPoint, writeGithubOutput } from './common.js';
 
 /** Go defaults (flags_listener.go, command_build.go, command_offline.go). */
@@ -123,7 +125,7 @@ interface Run {
 
 /** Builds the commander program; actions only record what to run (see `main`). */
 export function program(env: NodeJS.ProcessEnv, run: Run): Command {
-  const root = addGlobals(new Command('htvend'))
+  const root = withVersion(addGlobals(new Command('htvend')))
     .description('Capture every HTTP(S) asset a build fetches into assets.json, and replay it offline.')
     .enablePositionalOptions()
     .showHelpAfterError(false)
@@ -219,6 +221,7 @@ export function program(env: NodeJS.ProcessEnv, run: Run): Command {
     c.exitOverride().configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `htvend ${c.name()}: ${s}` : s) });
     root.addCommand(c);
   }
+  registerDoctor(root, env, run);
   return root;
 }
 
