@@ -41,7 +41,9 @@ function listen(server: Server | NetServer, addr: string, flag: string): Promise
   return new Promise((resolve, reject) => {
     const onError = (e: Error) => reject(new HtvendError('IO', `${flag}: cannot listen on ${addr}: ${describeError(e)}`, { cause: e }));
     server.once('error', onError);
-    server.listen(port, host, () => {
+    // A burst of a thousand clients connecting at once must not overflow Node's default
+    // accept backlog of 511 (the kernel caps it at net.core.somaxconn).
+    server.listen({ port, host, backlog: 4096 }, () => {
       server.off('error', onError);
       resolve(server.address() as AddressInfo);
     });

@@ -138,14 +138,14 @@ export async function rssOf(pid: number): Promise<{ rss: number; peak: number }>
 }
 
 /** Runs `total` GETs with `concurrency` in flight at a time; returns the errors seen. */
-export async function loadRun(s: Pick<Served, 'proxyPort' | 'caPem' | 'assets'>, total: number, concurrency: number): Promise<Error[]> {
+export async function loadRun(s: Pick<Served, 'proxyPort' | 'caPem' | 'assets'>, total: number, concurrency: number, timeoutMs = 60_000): Promise<Error[]> {
   const paths = [...s.assets.keys()];
   const errors: Error[] = [];
   let next = 0;
   const worker = async () => {
     while (next < total) {
       const i = next++;
-      await getThroughProxy(s, paths[i % paths.length]!).catch((e: Error) => errors.push(e));
+      await getThroughProxy(s, paths[i % paths.length]!, timeoutMs).catch((e: Error) => errors.push(e));
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));
