@@ -9,15 +9,19 @@ import { Command, CommanderError, Option } from 'commander';
 import { existsSync, realpathSync } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { HtvendError } from '../util/errors.js';
+import { HtvendError, describeError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import { makeLogger, reportError, runIfEntryPoint } from './common.js';
+import { writeStderr, writeStdout } from '../util/stdio.js';
+import { commanderOutput, makeLogger, reportError, runIfEntryPoint } from './common.js';
 import { withVersion } from './version.js';
 import { hostPlatform, parsePlatform, formatPlatform, type Platform } from '../registry/index.js';
 import { buildImages } from '../builder/build/build.js';
 import { createBuildDir } from '../builder/build/build-dir.js';
-import { parseSecret } from '../builder/build/mounts.js';
-import { parseOutputTarget, writeOutput, type OutputTarget } from '../builder/output/write.js';
+import { parseMount, parseSecret } from '../builder/build/mounts.js';
+import { checkOutputTarget, parseOutputTarget, writeOutput, type OutputTarget } from '../builder/output/write.js';
+import { parseDockerfile } from '../builder/dockerfile/parse.js';
+import { makePlan } from '../builder/plan/plan.js';
+import { readFile } from 'node:fs/promises';
 import { splitWords, expandWord, varsFrom } from '../builder/dockerfile/lexer.js';
 import { executeRun } from '../builder/run/execute.js';
 import { proxyInjectionFromEnv } from '../builder/run/proxy-env.js';
@@ -46,7 +50,10 @@ export interface CliOptions {
   tlsVerify: boolean;
   certDir?: string;
   verbose?: boolean;
+  quiet?: boolean;
 }
+
+const PROG = 'build-img-with-proxy';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -72,13 +79,38 @@ function keyValue(list: string[], flag: string, env: NodeJS.ProcessEnv, fromEnv:
   return m;
 }
 
+/** GOOS / GOARCH values that image indexes use (the OCI image spec defers to Go's lists). */
+const KNOWN_OS = new Set(['linux', 'windows', 'darwin', 'freebsd', 'netbsd', 'openbsd', 'dragonfly', 'solaris', 'illumos', 'aix', 'android', 'ios', 'plan9', 'js', 'wasip1']);
+const KNOWN_ARCH = new Set(['amd64', 'arm64', 'arm', '386', 'ppc64le', 'ppc64', 's390x', 'riscv64', 'mips', 'mipsle', 'mips64', 'mips64le', 'loong64', 'wasm']);
+/** What people type for the Go names. */
+const ARCH_ALIASES: Record<string, string> = { x86_64: 'amd64', 'x86-64': 'amd64', aarch64: 'arm64', i386: '386', i686: '386', armhf: 'arm', armv7l: 'arm' };
+
+function checkPlatform(p: Platform, raw: string, source: string): void {
+  if (!KNOWN_OS.has(p.os)) {
+    throw new HtvendError('USAGE', `${source} ${raw}: unknown operating system ${JSON.stringify(p.os)}`, { hint: 'want os/arch[/variant] with Go names, e.g. linux/amd64, linux/arm64, linux/arm/v7' });
+  }
+  if (!KNOWN_ARCH.has(p.architecture)) {
+    const alias = ARCH_ALIASES[p.architecture];
+    throw new HtvendError('USAGE', `${source} ${raw}: unknown architecture ${JSON.stringify(p.architecture)}`, {
+      hint: alias ? `the Go name is ${alias}: ${p.os}/${alias}` : `want one of ${[...KNOWN_ARCH].join(', ')}`,
+    });
+  }
+}
+
 function platformsFrom(opts: CliOptions, env: NodeJS.ProcessEnv): Platform[] {
   const fromEnv = env['PLATFORMS']?.trim() ? env['PLATFORMS'] : undefined;
   const list = opts.platform.length ? opts.platform.flatMap((p) => p.split(',')) : fromEnv !== undefined ? fromEnv.split(/[\s,]+/) : [formatPlatform(hostPlatform())];
   const seen = new Set<string>();
   const out: Platform[] = [];
+  const source = opts.platform.length ? '--platform' : fromEnv !== undefined ? 'PLATFORMS=' : '--platform';
   for (const p of list.map((s) => s.trim()).filter(Boolean)) {
-    const parsed = parsePlatform(p);
+    let parsed: Platform;
+    try {
+      parsed = parsePlatform(p);
+    } catch (e) {
+      throw new HtvendError('USAGE', `${source} ${p}: ${describeError(e).replace(/^invalid platform "[^"]*": /, '')}`);
+    }
+    checkPlatform(parsed, p, source);
     const key = formatPlatform(parsed);
     if (!seen.has(key)) out.push(parsed);
     seen.add(key);
@@ -87,12 +119,64 @@ function platformsFrom(opts: CliOptions, env: NodeJS.ProcessEnv): Platform[] {
   return out;
 }
 
+/** The build context directory, checked: a missing one is named as such, not as a raw ENOENT. */
+function contextDirOf(contextArg: string | undefined): string {
+  const given = contextArg ?? '.';
+  let real: string;
+  try {
+    real = realpathSync(resolve(given));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new HtvendError('USAGE', `build context ${given}: ${code === 'ENOENT' ? 'no such directory' : describeError(e)}`, {
+      hint: 'give the directory holding the Dockerfile (or Containerfile) and the files it copies, e.g. build-img-with-proxy -t oci:out .',
+    });
+  }
+  return real;
+}
+
+/** -f, else CONTEXT/Dockerfile, else CONTEXT/Containerfile (as buildah and podman). */
+function dockerfileOf(contextDir: string, file: string | undefined): { path: string; name: string } {
+  if (file) {
+    const path = resolve(file);
+    if (!existsSync(path)) throw new HtvendError('USAGE', `-f ${file}: no such file`);
+    return { path, name: file };
+  }
+  for (const name of ['Dockerfile', 'Containerfile']) if (existsSync(join(contextDir, name))) return { path: join(contextDir, name), name };
+  throw new HtvendError('USAGE', `no Dockerfile or Containerfile in the build context ${contextDir}`, { hint: 'add one, or name it with -f PATH' });
+}
+
+/**
+ * Every flag, the Dockerfile, --target and the outputs checked before any work (temp dirs,
+ * pulls, RUN steps) starts, so a typo fails in milliseconds and leaves nothing behind.
+ */
+async function checkBeforeBuild(dockerfile: { path: string; name: string }, opts: CliOptions, platforms: Platform[], targets: OutputTarget[], secrets: Map<string, SecretSource>, env: NodeJS.ProcessEnv): Promise<void> {
+  for (const m of opts.mount) {
+    try {
+      parseMount(m, '', secrets);
+    } catch (e) {
+      throw new HtvendError('USAGE', describeError(e).replace(/^: /, ''), { hint: 'same syntax as RUN --mount: type=bind|cache|tmpfs|secret,target=/path,…' });
+    }
+  }
+  const df = parseDockerfile(await readFile(dockerfile.path, 'utf8'), dockerfile.name);
+  // Planning is pure: a bad --target (or FROM) fails here, before the first pull.
+  for (const platform of platforms) {
+    try {
+      makePlan(df, { buildArgs: keyValue(opts.buildArg, '--build-arg', env, true), ...(opts.target ? { target: opts.target } : {}), platform, buildPlatform: hostPlatform() });
+    } catch (e) {
+      // A --target naming no stage is a bad flag (exit 2); other plan errors are the Dockerfile's.
+      if (e instanceof HtvendError && e.message.startsWith('--target')) throw new HtvendError('USAGE', e.message, { ...(e.hint ? { hint: e.hint } : {}), cause: e });
+      throw e;
+    }
+  }
+  for (const t of targets) await checkOutputTarget(t);
+}
+
 /** Runs one build from parsed options. Returns the digest of what was written. */
 export async function buildCommand(contextArg: string | undefined, opts: CliOptions, env: NodeJS.ProcessEnv, log: Logger, signal: AbortSignal): Promise<string[]> {
-  const contextDir = realpathSync(resolve(contextArg ?? '.'));
-  if (!(await stat(contextDir)).isDirectory()) throw new HtvendError('USAGE', `CONTEXT ${contextDir} is not a directory`);
-  let dockerfile = opts.file ? resolve(opts.file) : join(contextDir, 'Dockerfile');
-  if (!opts.file && !existsSync(dockerfile) && existsSync(join(contextDir, 'Containerfile'))) dockerfile = join(contextDir, 'Containerfile');
+  const contextDir = contextDirOf(contextArg);
+  if (!(await stat(contextDir)).isDirectory()) throw new HtvendError('USAGE', `build context ${contextDir} is not a directory`);
+  const df = dockerfileOf(contextDir, opts.file);
+  const dockerfile = df.path;
   const epochRaw = opts.timestamp ?? env['SOURCE_DATE_EPOCH'] ?? '0';
   if (!/^\d+$/.test(epochRaw)) throw new HtvendError('USAGE', `${opts.timestamp !== undefined ? '--timestamp' : 'SOURCE_DATE_EPOCH'}=${epochRaw}: want seconds since 1970`);
   if (opts.network !== 'host' && opts.network !== 'none') throw new HtvendError('USAGE', `--network ${opts.network}: host or none`);
@@ -100,13 +184,14 @@ export async function buildCommand(contextArg: string | undefined, opts: CliOpti
   const targets: OutputTarget[] = (opts.tag.length ? opts.tag : ['oci:oci']).map(parseOutputTarget);
   const platforms = platformsFrom(opts, env);
   const secrets = new Map<string, SecretSource>(opts.secret.map((s) => parseSecret(s, env)));
+  await checkBeforeBuild(df, opts, platforms, targets, secrets, env);
   // Sweeps what builds that died left behind, then makes ours (with its lock file).
   const tmp = await createBuildDir(log);
   try {
     const images = await buildImages({
       contextDir,
       dockerfile,
-      dockerfileName: opts.file ?? (dockerfile.endsWith('Containerfile') ? 'Containerfile' : 'Dockerfile'),
+      dockerfileName: df.name,
       buildArgs: keyValue(opts.buildArg, '--build-arg', env, true),
       ...(opts.target ? { target: opts.target } : {}),
       platforms,
@@ -137,11 +222,21 @@ export async function buildCommand(contextArg: string | undefined, opts: CliOpti
   }
 }
 
+const EXAMPLES = `
+Examples:
+  $ build-img-with-proxy --platform linux/amd64 -t oci-archive:img.tar .
+  $ htvend build -- build-img-with-proxy -t oci:out:app -t docker://registry.example/app:1 .
+  $ htvend offline -- build-img-with-proxy --platform linux/amd64,linux/arm64 -f app/Containerfile -t oci-archive:img.tar app
+
+Without -f the Dockerfile is CONTEXT/Dockerfile, else CONTEXT/Containerfile. BUILDAH_OPTS adds
+arguments before these; docs/builder.md has the details.
+`;
+
 export function makeProgram(): Command {
   return withVersion(new Command('build-img-with-proxy'))
     .description('Build OCI images from a Dockerfile, daemonless, through the HTTP(S) proxy in the environment (buildah build compatible flags).')
     .argument('[CONTEXT]', 'build context directory', '.')
-    .option('-f, --file <path>', 'Dockerfile (default CONTEXT/Dockerfile)')
+    .option('-f, --file <path>', 'Dockerfile (default CONTEXT/Dockerfile, else CONTEXT/Containerfile)')
     .option('-t, --tag <dest>', 'output: oci:DIR[:name], oci-archive:PATH[:name], docker-archive:PATH[:name], docker://registry/repo:tag (repeatable; default oci:oci)', collect, [])
     .option('--build-arg <KEY=VALUE>', 'build argument (KEY alone takes the value from the environment; repeatable)', collect, [])
     .option('--target <stage>', 'build this stage instead of the last one')
@@ -154,9 +249,42 @@ export function makeProgram(): Command {
     .option('--label <KEY=VALUE>', 'label set on the final image (repeatable)', collect, [])
     .addOption(new Option('--tls-verify [bool]', 'verify registry TLS certificates (false also allows plain HTTP)').argParser(parseBool).default(true))
     .option('--cert-dir <dir>', 'extra CA certificates (*.crt) and client certificate (*.cert/*.key) for registries')
-    .option('-v, --verbose', 'debug logging')
+    .option('-v, --verbose', 'debug logging (wins over LOG_LEVEL)')
+    .option('-q, --quiet', 'errors only: no progress lines, RUN output still shown (LOG_LEVEL=error)')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput(commanderOutput(PROG, PROG))
+    .addHelpText('after', EXAMPLES);
+}
+
+/**
+ * BUILDAH_OPTS on its own, in a silent program: a bad flag there is reported as coming from
+ * BUILDAH_OPTS (the user did not type it, and may not know the variable is set).
+ */
+function checkBuildahOpts(extra: string[]): void {
+  if (!extra.length) return;
+  let message = '';
+  const p = makeProgram().configureOutput({ writeOut: () => {}, writeErr: () => {}, outputError: (s) => (message = s.replace(/^error: /, '').trim()) });
+  try {
+    p.parse(extra, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError && e.exitCode !== 0) {
+      throw new HtvendError('USAGE', `BUILDAH_OPTS: ${message || e.message}`, { hint: `BUILDAH_OPTS=${JSON.stringify(extra.join(' '))} is added before the command line; fix or unset it` });
+    }
+  }
+}
+
+/**
+ * A usage error about a flag (`--network bridge: …`) that only BUILDAH_OPTS gave, not the
+ * command line, is said to come from BUILDAH_OPTS.
+ */
+function fromBuildahOpts(e: unknown, env: NodeJS.ProcessEnv, argv: string[]): unknown {
+  if (!(e instanceof HtvendError) || e.code !== 'USAGE' || !env['BUILDAH_OPTS']) return e;
+  const flag = /^(--?[a-z][a-z-]*)/.exec(e.message)?.[1];
+  if (!flag) return e;
+  const given = (args: string[]) => args.some((a) => a === flag || a.startsWith(`${flag}=`));
+  const extra = splitWords(env['BUILDAH_OPTS']);
+  if (!given(extra) || given(argv)) return e;
+  return new HtvendError('USAGE', `BUILDAH_OPTS: ${e.message}`, { hint: e.hint ?? `BUILDAH_OPTS=${JSON.stringify(env['BUILDAH_OPTS'])} is added before the command line; fix or unset it`, cause: e });
 }
 
 /** Entry point: `BUILDAH_OPTS` (split like a shell would) come before the command line's own arguments, as in the wrapper. */
@@ -166,8 +294,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const onSignal = (sig: NodeJS.Signals) => ac.abort(new HtvendError('ABORTED', `interrupted by ${sig}`, { exitCode: sig === 'SIGINT' ? 130 : 143 }));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  const report = (e: unknown) => reportError(e, log, writeStderr, { prog: PROG });
   try {
     const extra = env['BUILDAH_OPTS'] ? splitWords(env['BUILDAH_OPTS']).map((w) => expandWord(w, varsFrom(env as Record<string, string>))) : [];
+    checkBuildahOpts(extra);
     const program = makeProgram();
     try {
       program.parse([...extra, ...argv], { from: 'user' });
@@ -176,13 +306,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       throw e;
     }
     const opts = program.opts<CliOptions>();
-    log = makeLogger(!!opts.verbose, env, 'build-img-with-proxy');
+    log = makeLogger(!!opts.verbose, env, PROG, !!opts.quiet);
     const digests = await buildCommand(program.args[0], opts, env, log, ac.signal);
-    process.stdout.write(`${digests[0]}\n`);
+    writeStdout(`${digests[0]}\n`);
     return 0;
   } catch (e) {
-    if (ac.signal.aborted && ac.signal.reason instanceof HtvendError) return reportError(ac.signal.reason, log);
-    return reportError(e, log);
+    if (ac.signal.aborted && ac.signal.reason instanceof HtvendError) return report(ac.signal.reason);
+    return report(fromBuildahOpts(e, env, argv));
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -12,6 +12,7 @@ import { isIP } from 'node:net';
 import { HtvendError, describeError, isHtvendError } from '../util/errors.js';
 import { createLogger, parseLevel, type Logger } from '../util/log.js';
 import { redactText } from '../util/redact.js';
+import { guardStdio, writeStderr, writeStdout } from '../util/stdio.js';
 
 /**
  * A commander option parser for a repeatable list flag with defaults, matching go-flags:
@@ -36,6 +37,39 @@ export function compileRegexes(patterns: readonly string[], flag: string): RegEx
       throw new HtvendError('USAGE', `${flag} ${JSON.stringify(p)}: invalid regular expression (${describeError(e)})`);
     }
   });
+}
+
+/** RFC 9110 §5.1 field-name: a token (no spaces, colons or separators). */
+const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Checks `--cache-header` style header names; a bad one is a USAGE error naming it. */
+export function parseHeaderNames(names: readonly string[], flag: string): string[] {
+  for (const n of names) {
+    if (!FIELD_NAME.test(n)) {
+      throw new HtvendError('USAGE', `${flag} ${JSON.stringify(n)}: not an HTTP header name`, { hint: 'a header name is one word of letters, digits and - (e.g. Content-Type), without the colon or a value' });
+    }
+  }
+  return [...names];
+}
+
+/**
+ * commander's output settings for our style: `PROG: error: MESSAGE` then `PROG: hint: run
+ * 'COMMAND --help' …`; help on stdout and errors on stderr, both dropped once their reader is
+ * gone (see util/stdio.ts).
+ */
+export function commanderOutput(prog: string, helpCommand: string): {
+  writeOut: (s: string) => void;
+  writeErr: (s: string) => void;
+  outputError: (s: string, write: (s: string) => void) => void;
+} {
+  return {
+    writeOut: writeStdout,
+    writeErr: writeStderr,
+    outputError: (str, write) => {
+      const msg = str.replace(/^error: /, '').trimEnd();
+      write(`${prog}: error: ${msg}\n${prog}: hint: run '${helpCommand} --help' for usage and examples\n`);
+    },
+  };
 }
 
 export interface ListenAddr {
@@ -69,14 +103,20 @@ export function expandXdg(path: string, env: Readonly<Record<string, string | un
   return base + path.slice(prefix.length);
 }
 
-/** Level from `-v` (wins) or LOG_LEVEL (an unknown value is a USAGE error, as in Go). */
-export function makeLogger(verbose: boolean, env: Readonly<Record<string, string | undefined>>, prefix = 'htvend'): Logger {
+/**
+ * Level from `-v` (debug) or `-q` (error), which win over LOG_LEVEL — also over a LOG_LEVEL
+ * that is not a level, so `-v` always works. Without either, an unknown LOG_LEVEL is a USAGE
+ * error, as in Go. `-v` with `-q` is a contradiction, reported as a usage error.
+ */
+export function makeLogger(verbose: boolean, env: Readonly<Record<string, string | undefined>>, prefix = 'htvend', quiet = false): Logger {
+  if (verbose && quiet) throw new HtvendError('USAGE', '-v/--verbose and -q/--quiet cannot be used together');
+  if (verbose || quiet) return createLogger(verbose ? 'debug' : 'error', prefix);
   const fromEnv = env['LOG_LEVEL'];
   const parsed = parseLevel(fromEnv);
   if (fromEnv !== undefined && fromEnv !== '' && !parsed) {
-    throw new HtvendError('USAGE', `LOG_LEVEL=${JSON.stringify(fromEnv)}: not a log level (debug, info, warn, error)`);
+    throw new HtvendError('USAGE', `LOG_LEVEL=${JSON.stringify(fromEnv)} is not a log level`, { hint: 'use debug, info, warn or error (or -v / -q, which override LOG_LEVEL)' });
   }
-  return createLogger(verbose ? 'debug' : (parsed ?? 'info'), prefix);
+  return createLogger(parsed ?? 'info', prefix);
 }
 
 /**
@@ -97,14 +137,26 @@ export async function writeGithubOutput(path: string, counters: Readonly<Record<
 }
 
 /**
- * The single top-level catch: prints the error (and hint) and returns the exit code.
- * Non-HtvendErrors are bugs or unexpected failures: printed with their stack at debug level.
+ * The single top-level catch: prints `PROG: error: MESSAGE` and `PROG: hint: …` on stderr and
+ * returns the exit code. Usage errors without a hint of their own point to `--help`. The
+ * error's internal code is shown only at debug level (`-v`). Non-HtvendErrors are bugs or
+ * unexpected failures: printed with their stack at debug level.
  */
-export function reportError(e: unknown, log: Pick<Logger, 'error' | 'debug'> | undefined, write: (s: string) => void = (s) => process.stderr.write(s)): number {
-  const err = (m: string) => (log ? log.error(m) : write(`htvend: ERROR: ${redactText(m)}\n`));
+export function reportError(
+  e: unknown,
+  log: Pick<Logger, 'debug'> | undefined,
+  write: (s: string) => void = writeStderr,
+  opts: { prog?: string; helpCommand?: string } = {},
+): number {
+  const prog = opts.prog ?? 'htvend';
+  // Written directly, not through `log`: errors show at every log level, and a hint is not an error line.
+  const err = (m: string) => write(`${prog}: error: ${redactText(m)}\n`);
+  const hint = (h: string) => write(`${prog}: hint: ${redactText(h)}\n`);
   if (isHtvendError(e)) {
     err(e.message);
-    if (e.hint) (log ? log.error(`hint: ${e.hint}`) : write(`htvend: hint: ${redactText(e.hint)}\n`));
+    const h = e.hint ?? (e.code === 'USAGE' ? `run '${opts.helpCommand ?? prog} --help' for usage and examples` : undefined);
+    if (h) hint(h);
+    log?.debug(`(error code ${e.code}, exit ${e.exitCode})`);
     if (e.cause instanceof Error && e.cause.stack) log?.debug(e.cause.stack);
     return e.exitCode;
   }
@@ -128,8 +180,9 @@ export function runIfEntryPoint(moduleUrl: string, binName: string, main: (argv:
   } catch {
     return;
   }
+  guardStdio();
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
-    (e) => process.exit(reportError(e, undefined)),
+    (e) => process.exit(reportError(e, undefined, writeStderr, { prog: binName })),
   );
 }

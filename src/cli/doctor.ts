@@ -5,7 +5,8 @@
  */
 import { Command } from 'commander';
 import type { Logger } from '../util/log.js';
-import { expandXdg } from './common.js';
+import { commanderOutput, expandXdg } from './common.js';
+import { writeStderr, writeStdout } from '../util/stdio.js';
 
 /** The part of htvend.ts's run state a subcommand fills in. */
 export interface RunSlot {
@@ -20,16 +21,17 @@ export function registerDoctor(root: Command, env: NodeJS.ProcessEnv, run: RunSl
     .description('Check this machine for what recording and image building need (runc/crun, overlayfs, namespaces, qemu, free space); prints the fix for each')
     .option('--blobs-dir <dir>', 'Blob dir whose free space is checked', DEFAULT_BLOBS_DIR)
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `htvend doctor: ${s}` : s) })
+    .configureOutput(commanderOutput('htvend', 'htvend doctor'))
+    .addHelpText('after', '\nExamples:\n  $ htvend doctor\n  $ htvend doctor --blobs-dir /var/cache/htvend/blobs\n')
     .action((o: { blobsDir: string }) => {
       run.globals = { ...root.opts() };
       run.action = async () => {
         const { doctor, formatChecks } = await import('../commands/doctor.js');
         const results = await doctor({ blobsDir: expandXdg(o.blobsDir, env), env });
-        process.stdout.write(formatChecks(results));
+        writeStdout(formatChecks(results));
         const missing = results.filter((r) => r.status === 'missing');
         if (missing.length) {
-          process.stderr.write(`htvend doctor: missing: ${missing.map((r) => r.name).join(', ')} (build-img-with-proxy needs these)\n`);
+          writeStderr(`htvend: error: doctor: missing: ${missing.map((r) => r.name).join(', ')} (build-img-with-proxy needs these)\nhtvend: hint: each MISSING line above says how to fix it\n`);
           return 1;
         }
         return 0;

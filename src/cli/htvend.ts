@@ -14,7 +14,8 @@ import type { StoreConfig } from '../store/store.js';
 import type { ListenerOptions } from '../commands/listen.js';
 import { withVersion } from './version.js';
 import { registerDoctor } from './doctor.js';
-import { compileRegexes, expandXdg, listFlag, makeLogger, parseListenAddr, parseSeconds, reportError, runIfEntryPoint, writeGithubOutput } from './common.js';
+import { commanderOutput, compileRegexes, expandXdg, listFlag, makeLogger, parseHeaderNames, parseListenAddr, parseSeconds, reportError, runIfEntryPoint, writeGithubOutput } from './common.js';
+import { writeStderr } from '../util/stdio.js';
 
 /** Go defaults (flags_listener.go, command_build.go, command_offline.go). */
 export const DEFAULTS = {
@@ -41,8 +42,9 @@ function listOption(flags: string, description: string, defaults: readonly strin
 function addGlobals(c: Command): Command {
   return c
     .option('-C, --chdir <dir>', 'Directory to change to before running.', '.')
-    .option('-v, --verbose', 'Set for verbose output. Equivalent to setting LOG_LEVEL=debug')
-    .option('--github-output-path <file>', 'Append htvend_* counters as name=value lines to this file on exit (e.g. $GITHUB_OUTPUT).');
+    .option('-v, --verbose', 'Set for verbose output. Equivalent to setting LOG_LEVEL=debug (wins over LOG_LEVEL)')
+    .option('-q, --quiet', '[htvend-ts] Print errors only: no summary, warnings or progress bars. Equivalent to LOG_LEVEL=error')
+    .option('--github-output-path <file>', 'Append every htvend_* counter as name=value lines to this file on exit (e.g. $GITHUB_OUTPUT); a relative path is relative to -C');
 }
 
 function addStoreFlags(c: Command, prefix = ''): Command {
@@ -95,6 +97,14 @@ function listenerOptions(o: Opts, command: string[]): ListenerOptions {
     return `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
   };
   if (o['daemon'] && command.length) throw new HtvendError('USAGE', `-d/--daemon runs no command, but one was given: ${command.join(' ')}`);
+  if (o['tlsGenerateIfMissing'] && !o['tlsCertPem']) {
+    throw new HtvendError('USAGE', '--tls-generate-if-missing needs --tls-cert-pem (and --tls-key-pem): there is nowhere to save the CA', {
+      hint: 'e.g. --tls-cert-pem ca.pem --tls-key-pem ca.key --tls-generate-if-missing',
+    });
+  }
+  if (Boolean(o['tlsCertPem']) !== Boolean(o['tlsKeyPem']) && o['tlsGenerateIfMissing']) {
+    throw new HtvendError('USAGE', '--tls-generate-if-missing needs both --tls-cert-pem and --tls-key-pem');
+  }
   return {
     listenAddr: addr(o['listenAddr'] as string, '--listen-addr'),
     tlsListenAddr: o['tlsListenAddr'] ? addr(o['tlsListenAddr'] as string, '--tls-listen-addr') : undefined,
@@ -121,6 +131,8 @@ interface Run {
   globals: Opts;
   /** Whether a session already appended its counters to --github-output-path. */
   reported?: boolean;
+  /** The command being run (for "run 'htvend build --help'" hints). */
+  command?: string;
 }
 
 /** Builds the commander program; actions only record what to run (see `main`). */
@@ -130,10 +142,12 @@ export function program(env: NodeJS.ProcessEnv, run: Run): Command {
     .enablePositionalOptions()
     .showHelpAfterError(false)
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `htvend: ${s}` : s) });
+    .configureOutput(commanderOutput('htvend', 'htvend'))
+    .addHelpText('after', examples(['htvend build -- npm ci', 'htvend offline -- npm ci', 'htvend verify --fetch'], 'Run `htvend COMMAND --help` for the flags of each command; docs/htvend-cli.md has the details.'));
 
   const withGlobals = (c: Command, o: Opts) => {
-    const g = { ...root.opts(), ...Object.fromEntries(Object.entries(o).filter(([k]) => ['chdir', 'verbose', 'githubOutputPath'].includes(k))) };
+    const g = { ...root.opts(), ...Object.fromEntries(Object.entries(o).filter(([k]) => ['chdir', 'verbose', 'quiet', 'githubOutputPath'].includes(k))) };
+    run.command = c.name();
     // A subcommand's -C default '.' must not hide a `-C dir` given before the command.
     if (c.getOptionValueSource('chdir') === 'default') g['chdir'] = root.opts()['chdir'];
     run.globals = g;
@@ -166,7 +180,7 @@ export function program(env: NodeJS.ProcessEnv, run: Run): Command {
             store: storeConfig(o, env),
             // `--no-cache-response` is a negatable-looking name: commander stores it as `cacheResponse`.
             noCacheResponse: compileRegexes(o['cacheResponse'] as string[], '--no-cache-response'),
-            cacheHeader: o['cacheHeader'] as string[],
+            cacheHeader: parseHeaderNames(o['cacheHeader'] as string[], '--cache-header'),
             forceRefresh: Boolean(o['forceRefresh']),
             clean: Boolean(o['clean']),
           },
@@ -206,7 +220,7 @@ export function program(env: NodeJS.ProcessEnv, run: Run): Command {
     .option('--jobs <n>', '[htvend-ts] Blobs checked in parallel', '4')
     .action((o: Opts, c: Command) => {
       withGlobals(c, o);
-      run.action = async (log) => verifyAction(o, env, log);
+      run.action = async (log) => verifyAction(o, env, log, counters());
     });
 
   const exportCmd = addStoreFlags(addManifestFlags(addGlobals(new Command('export'))), 'dest')
@@ -214,11 +228,43 @@ export function program(env: NodeJS.ProcessEnv, run: Run): Command {
     .option('--jobs <n>', '[htvend-ts] Blobs copied in parallel', '4')
     .action((o: Opts, c: Command) => {
       withGlobals(c, o);
-      run.action = async (log) => exportAction(o, env, log);
+      // Without any --dest.* the destination would be the default store, i.e. the source.
+      const given = c.options.some((opt) => opt.long?.startsWith('--dest.') && c.getOptionValueSource(opt.attributeName()) === 'cli');
+      if (!given) {
+        throw new HtvendError('USAGE', 'export needs a destination: no --dest.* flag given', {
+          hint: 'e.g. htvend export --dest.blobs-dir DIR; run `htvend export --help` for the registry and s3 destinations',
+        });
+      }
+      run.action = async (log) => exportAction(o, env, log, counters());
     });
 
+  buildCmd.addHelpText(
+    'after',
+    examples([
+      'htvend build -- curl -fsSLo x.tgz https://registry.npmjs.org/is-number/-/is-number-7.0.0.tgz',
+      'htvend build -m assets.json --blobs-dir ./blobs -- npm ci',
+      'htvend build -- build-img-with-proxy -t oci-archive:img.tar .',
+    ]),
+  );
+  offlineCmd.addHelpText(
+    'after',
+    examples([
+      "unshare -n sh -c 'ip link set lo up && htvend offline -- npm ci'",
+      'htvend offline --github-output-path "$GITHUB_OUTPUT" -- make',
+      'htvend offline -d -l 127.0.0.1:3128 > proxy.env   # serves until SIGTERM; `. ./proxy.env` in another shell',
+    ]),
+  );
+  verifyCmd.addHelpText('after', examples(['htvend verify', 'htvend verify --fetch', 'htvend verify --repair -m assets.json']));
+  exportCmd.addHelpText(
+    'after',
+    examples([
+      'htvend export --dest.blobs-dir /mnt/usb/blobs',
+      'htvend export --dest.blobs-backend registry --dest.blobs-registry https://registry.example/v2/team/blobs/',
+      'htvend export --dest.blobs-backend s3 --dest.blobs-bucket my-bucket --dest.blobs-prefix htvend/',
+    ]),
+  );
   for (const c of [buildCmd, offlineCmd, verifyCmd, exportCmd]) {
-    c.exitOverride().configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `htvend ${c.name()}: ${s}` : s) });
+    c.exitOverride().configureOutput(commanderOutput('htvend', `htvend ${c.name()}`));
     root.addCommand(c);
   }
   registerDoctor(root, env, run);
@@ -231,25 +277,36 @@ function jobs(o: Opts): number {
   return n;
 }
 
-async function verifyAction(o: Opts, env: NodeJS.ProcessEnv, log: Logger): Promise<number> {
+async function verifyAction(o: Opts, env: NodeJS.ProcessEnv, log: Logger, report: Reporter): Promise<number> {
   const { verifyCommand } = await import('./verify-export.js');
-  return verifyCommand(
+  const r = await verifyCommand(
     {
       manifest: o['manifest'] as string,
       store: storeConfig(o, env),
       noCacheResponse: compileRegexes(o['cacheResponse'] as string[], '--no-cache-response'),
-      cacheHeader: o['cacheHeader'] as string[],
+      cacheHeader: parseHeaderNames(o['cacheHeader'] as string[], '--cache-header'),
       fetch: Boolean(o['fetch']) || Boolean(o['repair']),
       repair: Boolean(o['repair']),
       jobs: jobs(o),
     },
     { env, log },
   );
+  await report?.(r.counters);
+  return r.exitCode;
 }
 
-async function exportAction(o: Opts, env: NodeJS.ProcessEnv, log: Logger): Promise<number> {
+async function exportAction(o: Opts, env: NodeJS.ProcessEnv, log: Logger, report: Reporter): Promise<number> {
   const { exportCommand } = await import('./verify-export.js');
-  return exportCommand({ manifest: o['manifest'] as string, store: storeConfig(o, env), dest: storeConfig(o, env, 'dest'), jobs: jobs(o) }, { env, log });
+  const r = await exportCommand({ manifest: o['manifest'] as string, store: storeConfig(o, env), dest: storeConfig(o, env, 'dest'), jobs: jobs(o) }, { env, log });
+  await report?.(r.counters);
+  return r.exitCode;
+}
+
+type Reporter = ((c: Record<string, number>) => Promise<void>) | undefined;
+
+/** The "Examples:" block that ends a command's --help. */
+function examples(lines: string[], footer?: string): string {
+  return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n${footer ? `\n${footer}\n` : ''}`;
 }
 
 /**
@@ -269,16 +326,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     } catch (e) {
       if (e instanceof CommanderError) {
         if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0) return 0;
-        // commander already printed "error: unknown option '--x'" (or the help, for no command).
+        // commander already printed "htvend: error: unknown option '--x'" and the hint (commanderOutput).
         return 2;
       }
       throw e;
     }
     if (!run.action) {
       prog.outputHelp({ error: true });
-      throw new HtvendError('USAGE', 'please specify one command of: build, export, offline or verify');
+      throw new HtvendError('USAGE', 'please specify one command of: build, export, offline or verify', { hint: "run 'htvend --help' for usage and examples" });
     }
-    log = makeLogger(Boolean(run.globals['verbose']), envSnapshot);
+    log = makeLogger(Boolean(run.globals['verbose']), envSnapshot, 'htvend', Boolean(run.globals['quiet']));
     const dir = run.globals['chdir'] as string | undefined;
     if (dir && dir !== '.') {
       try {
@@ -291,7 +348,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     try {
       code = await run.action(log);
     } catch (e) {
-      code = reportError(e, log);
+      code = reportError(e, log, writeStderr, { helpCommand: helpCommand(run) });
     }
     // Like the Go tool, every command that ran appends its counters on exit, also after most
     // failures; without a proxy session (verify, export, a failed start) that is the zero
@@ -300,8 +357,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     if (gh && !run.reported) await writeGithubOutput(gh, { htvend_missing_asset_total: 0 });
     return code;
   } catch (e) {
-    return reportError(e, log);
+    return reportError(e, log, writeStderr, { helpCommand: helpCommand(run) });
   }
+}
+
+function helpCommand(run: Run): string {
+  return run.command ? `htvend ${run.command}` : 'htvend';
 }
 
 runIfEntryPoint(import.meta.url, 'htvend', main);

@@ -96,13 +96,17 @@ async function checkRuntime(o: DoctorOptions): Promise<CheckResult> {
 /** A trial overlay mount in a throwaway mount namespace (user namespace too when not root). */
 async function checkOverlay(o: DoctorOptions): Promise<CheckResult> {
   const fix = 'a kernel with overlayfs (modprobe overlay); mount and unshare come with Debian packages mount and util-linux';
-  const [unshare, mount] = await Promise.all([findOnPath('unshare', o.env), findOnPath('mount', o.env)]);
-  if (!unshare || !mount) return { name: 'overlay', status: 'missing', detail: `cannot try an overlay mount: no ${!unshare ? 'unshare' : 'mount'} on PATH`, fix };
+  const [unshare, mount, umount] = await Promise.all([findOnPath('unshare', o.env), findOnPath('mount', o.env), findOnPath('umount', o.env)]);
+  if (!mount) return { name: 'overlay', status: 'missing', detail: 'no mount on PATH (RUN steps mount overlays with it)', fix: 'apt-get install mount' };
+  // Without unshare, root can still try in the host's namespace (and unmount right after).
+  if (!unshare && (!isRoot() || !umount)) return { name: 'overlay', status: 'missing', detail: 'cannot try an overlay mount: no unshare on PATH', fix };
   const dir = await mkdtemp(join(tmpdir(), 'htvend-doctor-'));
   try {
     for (const d of ['l', 'u', 'w', 'm']) await mkdir(join(dir, d));
     const opts = `lowerdir=${join(dir, 'l')},upperdir=${join(dir, 'u')},workdir=${join(dir, 'w')}`;
-    const r = await probe([unshare, ...(isRoot() ? ['-m'] : ['-r', '-m']), mount, '-t', 'overlay', 'overlay', '-o', opts, join(dir, 'm')], o.env, o.signal);
+    const argv = [mount, '-t', 'overlay', 'overlay', '-o', opts, join(dir, 'm')];
+    const r = await probe(unshare ? [unshare, ...(isRoot() ? ['-m'] : ['-r', '-m']), ...argv] : argv, o.env, o.signal);
+    if (r.code === 0 && !unshare && umount) await probe([umount, join(dir, 'm')], o.env, o.signal);
     if (r.code === 0) return { name: 'overlay', status: 'ok', detail: `overlayfs mounts work (tried under ${tmpdir()})` };
     return { name: 'overlay', status: 'missing', detail: `a trial overlay mount failed: ${firstLine(r.out)}`, fix };
   } finally {
@@ -113,7 +117,8 @@ async function checkOverlay(o: DoctorOptions): Promise<CheckResult> {
 async function checkUnshare(o: DoctorOptions): Promise<CheckResult> {
   const unshare = await findOnPath('unshare', o.env);
   const fix = 'apt-get install util-linux';
-  if (!unshare) return { name: 'unshare', status: 'missing', detail: 'no unshare on PATH: `htvend offline` cannot be proved offline in a network namespace', fix };
+  // Not needed by the builder itself: it is how `htvend offline` is proved offline.
+  if (!unshare) return { name: 'unshare', status: 'warn', detail: 'no unshare on PATH: `htvend offline` cannot be run in a network namespace', fix };
   const r = await probe([unshare, ...(isRoot() ? [] : ['-r']), '-n', unshare, '--version'], o.env, o.signal);
   if (r.code !== 0) return { name: 'unshare', status: 'warn', detail: `unshare -n failed: ${firstLine(r.out)}`, fix: 'run as root, or enable user namespaces (sysctl user.max_user_namespaces=15000)' };
   return { name: 'unshare', status: 'ok', detail: `${unshare} -n gives a network namespace` };

@@ -102,7 +102,7 @@ export async function exportBlobs(o: ExportOptions): Promise<ExportResult> {
   log.info(`export: ${digests.length} blob(s) from ${o.from.description} to ${o.to.description}`);
 
   const sizes = new Map<Digest, number>();
-  const bar = createProgress({ label: 'export', total: digests.length, enabled: o.progress });
+  const bar = createProgress({ label: 'export', total: digests.length, enabled: o.progress, level: log.level });
   try {
     await mapPool(
       digests,

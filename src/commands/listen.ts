@@ -19,6 +19,7 @@ import { loadOrCreateCa } from '../tls/ca.js';
 import { childEnvOverrides, childEnvironment, exportLines, proxyUrl } from '../child/env.js';
 import { makePrivateDir, writeChildFiles } from '../child/private-dir.js';
 import { interactiveShell, runChild, untilSignalled, type Mode } from '../child/run.js';
+import { writeStdout } from '../util/stdio.js';
 
 /** Flags common to build and offline (the Go tool's ListenerOptions). */
 export interface ListenerOptions {
@@ -62,7 +63,10 @@ export interface SessionContext {
   /** Mode-specific proxy options (rules lists, force-refresh). */
   proxy: Pick<ProxyOptions, 'noCacheResponse' | 'dummyOkResponse' | 'cacheHeaders' | 'forceRefresh'>;
   signal?: AbortSignal | undefined;
-  /** Called once at the end with the proxy's counters, also after most failures (`--github-output-path`). */
+  /**
+   * Called with the proxy's counters when the session fails after the proxy started
+   * (`--github-output-path`); after a successful session the caller reports them with its own.
+   */
   reportCounters?: ((counters: Record<string, number>) => Promise<void>) | undefined;
 }
 
@@ -70,21 +74,42 @@ export interface SessionResult {
   /** The child's exit status (0 for a daemon stopped by a signal). */
   exitCode: number;
   counters: Record<string, number>;
+  /** Offline: keys not in assets.json. */
   missing: string[];
+  /** Offline: keys in assets.json whose blob is not in the store. */
+  missingBlobs: string[];
+  /** Keys whose replay was cut because the blob is corrupt. */
+  corrupt: string[];
+  /** The store's description, for the summary. */
+  storeDescription: string;
   /** Store failures while recording (build): each names the store, URL and cause. */
   storeFailures: string[];
 }
 
 const SESSION_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
+/** The errno name (EADDRINUSE, …) of `e` or of the first cause that has one. */
+function errnoOf(e: unknown): string | undefined {
+  for (let x = e, depth = 0; x && depth < 5; x = (x as { cause?: unknown }).cause, depth++) {
+    const code = (x as NodeJS.ErrnoException).code;
+    if (!(x instanceof HtvendError) && typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+  }
+  return undefined;
+}
+
 function listenError(e: unknown, addr: string, flag: string): HtvendError {
-  const code = (e as NodeJS.ErrnoException)?.code ?? (e as { cause?: NodeJS.ErrnoException })?.cause?.code;
+  const code = errnoOf(e);
   if (e instanceof HtvendError && code === undefined) return e;
-  const why = code === 'EADDRINUSE' ? 'address already in use' : code === 'EADDRNOTAVAIL' ? 'address not available on this machine' : describeError(e);
-  return new HtvendError('IO', `${flag} ${addr}: cannot listen (${why})`, {
-    cause: e,
-    hint: code === 'EADDRINUSE' ? `another process is using ${addr}; pick another port or use ${flag} 127.0.0.1:0` : undefined,
-  });
+  const why = code === 'EADDRINUSE' ? 'address already in use' : code === 'EADDRNOTAVAIL' ? 'address not available on this machine' : code === 'EACCES' ? 'permission denied' : describeError(e);
+  const hint =
+    code === 'EADDRINUSE'
+      ? `another process is using ${addr}; pick another port, or ${flag} 127.0.0.1:0 for a free one`
+      : code === 'EADDRNOTAVAIL'
+        ? `use an address of this machine, e.g. ${flag} 127.0.0.1:0`
+        : code === 'EACCES'
+          ? `ports below 1024 need privileges; use a higher one, or ${flag} 127.0.0.1:0`
+          : undefined;
+  return new HtvendError('IO', `${flag} ${addr}: cannot listen (${why})`, { cause: e, ...(hint ? { hint } : {}) });
 }
 
 /**
@@ -189,7 +214,7 @@ export async function runSession(o: ListenerOptions, ctx: SessionContext): Promi
     let exitCode: number;
     childRunning = true;
     if (o.daemon) {
-      process.stdout.write(exportLines(overrides));
+      writeStdout(exportLines(overrides));
       log.info(`${mode} daemon serving on ${proxy.url}; stop with SIGINT/SIGTERM`);
       await untilSignalled(ac.signal);
       exitCode = 0;
@@ -208,7 +233,7 @@ export async function runSession(o: ListenerOptions, ctx: SessionContext): Promi
     await proxy.close(signalledWhileRunning ? { graceMs: 0 } : {});
     const closed = proxy;
     proxy = undefined;
-    result = { exitCode, counters: closed.counters(), missing: closed.missing(), storeFailures: closed.storeFailures() };
+    result = { exitCode, counters: closed.counters(), missing: closed.missing(), missingBlobs: closed.missingBlobs(), corrupt: closed.corrupt(), storeDescription: ctx.store.description, storeFailures: closed.storeFailures() };
     return result;
   } catch (e) {
     if (ac.signal.aborted && ac.signal.reason instanceof HtvendError) throw ac.signal.reason;
@@ -221,16 +246,36 @@ export async function runSession(o: ListenerOptions, ctx: SessionContext): Promi
     await upstream?.close().catch((e) => log.debug(`closing the upstream client: ${describeError(e)}`));
     await dir.remove().catch((e) => log.warn(`removing ${dir.path}: ${describeError(e)}`));
     if (mode === 'offline' && result) summarizeOffline(result, log);
-    if (ctx.reportCounters && counters) await ctx.reportCounters({ htvend_missing_asset_total: 0, ...counters });
+    if (ctx.reportCounters && counters && !result) await ctx.reportCounters({ htvend_missing_asset_total: 0, ...counters });
   }
 }
 
-/** Offline exit summary (SPEC §3): every missing URL as a warning line, then the count. */
-function summarizeOffline(r: SessionResult, log: Logger): void {
-  log.info(`offline: ${r.counters['htvend_replayed_total'] ?? 0} response(s) replayed, ${r.missing.length} URL(s) missing`);
-  if (!r.missing.length) return;
-  for (const url of r.missing) log.warn(`missing asset: ${url}`);
-  log.warn(`${r.missing.length} requested URL(s) not in assets.json (htvend_missing_asset_total=${r.counters['htvend_missing_asset_total'] ?? r.missing.length})`);
+/**
+ * Offline exit summary (SPEC §3): one warning line per URL that could not be served, told apart
+ * by why (not recorded / blob missing from the store / blob corrupt), then the counts, each with
+ * what to do about it.
+ */
+export function summarizeOffline(r: SessionResult, log: Logger): void {
+  const n = (k: string) => r.counters[k] ?? 0;
+  log.info(
+    `offline: child exited ${r.exitCode}; ${n('htvend_replayed_total')} response(s) replayed, ${r.missing.length} URL(s) not in assets.json, ` +
+      `${r.missingBlobs.length} with their blob missing, ${r.corrupt.length} with a corrupt blob`,
+  );
+  for (const url of r.missing) log.warn(`not in assets.json: ${url}`);
+  if (r.missing.length) {
+    log.warn(`${r.missing.length} requested URL(s) not in assets.json (htvend_missing_asset_total=${n('htvend_missing_asset_total')})`);
+    log.hint('record them with `htvend build`');
+  }
+  for (const url of r.missingBlobs) log.warn(`blob missing from ${r.storeDescription}: ${url}`);
+  if (r.missingBlobs.length) {
+    log.warn(`${r.missingBlobs.length} URL(s) in assets.json whose blob is missing from ${r.storeDescription}`);
+    log.hint('run `htvend verify --fetch` where the network is reachable, or point --blobs-dir at the store that has them');
+  }
+  for (const url of r.corrupt) log.warn(`corrupt blob in ${r.storeDescription}: ${url}`);
+  if (r.corrupt.length) {
+    log.warn(`${r.corrupt.length} URL(s) whose blob is corrupt in ${r.storeDescription}`);
+    log.hint('run `htvend verify --fetch` to download them again');
+  }
 }
 
 function splitHostPort(hp: string): [string, string] {

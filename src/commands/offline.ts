@@ -23,7 +23,7 @@ export async function offline(o: OfflineOptions, ctx: CommandContext): Promise<S
   try {
     const store = await openStore(o.store, { env, log, signal });
     try {
-      return await runSession(o, {
+      const r = await runSession(o, {
         mode: 'offline',
         env,
         log,
@@ -33,6 +33,8 @@ export async function offline(o: OfflineOptions, ctx: CommandContext): Promise<S
         signal,
         reportCounters: ctx.reportCounters,
       });
+      await ctx.reportCounters?.({ ...r.counters, htvend_child_exit_code: r.exitCode });
+      return r;
     } finally {
       await store.close?.();
     }

@@ -142,7 +142,7 @@ export async function verify(o: VerifyOptions): Promise<VerifyResult> {
 
     // Phase 1: read every blob through its verifying stream.
     const tally = { bytes: 0 };
-    let progress = createProgress({ label: 'verify', total: digests.length, enabled: o.progress });
+    let progress = createProgress({ label: 'verify', total: digests.length, enabled: o.progress, level: log.level, ...(o.env ? { env: o.env } : {}) });
     const states = await mapPool(
       digests,
       jobs,
@@ -182,7 +182,7 @@ export async function verify(o: VerifyOptions): Promise<VerifyResult> {
         ownUpstream = true;
       }
       const client = upstream;
-      progress = createProgress({ label: 'fetch', total: broken.length, enabled: o.progress });
+      progress = createProgress({ label: 'fetch', total: broken.length, enabled: o.progress, level: log.level, ...(o.env ? { env: o.env } : {}) });
       await mapPool(
         broken,
         jobs,

@@ -39,6 +39,12 @@ function field(obj: Map<string, JsonValue>, name: string): JsonValue | undefined
 export function decodeAssets(content: string | Uint8Array, file: string): AssetMap {
   // TextDecoder (non-fatal) maps invalid UTF-8 to U+FFFD, as Go's decoder does.
   const text = typeof content === 'string' ? content : new TextDecoder('utf-8', { ignoreBOM: true }).decode(content);
+  // Go's decoder rejects a byte order mark too; say what it is, the character is invisible.
+  if (text.startsWith('\uFEFF')) {
+    throw new HtvendError('INPUT', `${file}:1:1: the file starts with a UTF-8 byte order mark (BOM, bytes EF BB BF), which JSON does not allow`, {
+      hint: `save it without the BOM, e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' ${file}; it was not modified`,
+    });
+  }
   let root: JsonValue;
   try {
     root = parseJson(text);

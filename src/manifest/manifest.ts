@@ -67,6 +67,8 @@ export class Manifest implements AssetLookup {
     readonly mode: ManifestMode,
     /** The entries of the file as loaded (empty for `clean` or a missing file). */
     private readonly previous: AssetMap,
+    /** The entries of the file as loaded, also with `clean` (for the end-of-run summary). */
+    readonly loaded: ReadonlyMap<string, AssetEntry>,
     loadedText: string,
     private readonly opts: OpenManifestOptions,
     private readonly release: (() => Promise<void>) | undefined,
@@ -95,8 +97,9 @@ export class Manifest implements AssetLookup {
         }
         if (!writable) throw new HtvendError('NOT_FOUND', `${path} does not exist`, { hint: 'record it first with `htvend build`, or pass -m/--manifest' });
       }
+      const loaded = previous;
       if (opts.mode === 'build' && opts.clean) previous = new Map();
-      return new Manifest(path, opts.mode, previous, text, opts, release);
+      return new Manifest(path, opts.mode, previous, loaded, text, opts, release);
     } catch (e) {
       await release?.().catch(() => {});
       throw e;

@@ -89,7 +89,7 @@ export class Recorder {
     if (running) {
       this.ctx.log.debug(`${f.method} ${f.key}: waiting for the recording already in progress`);
       const rec = await running;
-      if (rec) return replayEntry(this.ctx, req, res, rec.entry, rec.size);
+      if (rec) return replayEntry(this.ctx, req, res, rec.entry, rec.size, f.key);
       // That fetch did not produce a recording (non-200, failure): fetch for this client.
       return this.serveUnrecorded(req, res, f);
     }
@@ -107,7 +107,7 @@ export class Recorder {
       this.inflight.delete(f.key);
     }
     if (result.servedPrimary) return;
-    if (result.recorded) return replayEntry(this.ctx, req, res, result.recorded.entry, result.recorded.size);
+    if (result.recorded) return replayEntry(this.ctx, req, res, result.recorded.entry, result.recorded.size, f.key);
     badGateway(res, `could not record ${f.key} (see htvend log)`);
   }
 

@@ -21,6 +21,8 @@ export interface ReplayContext {
   log: Logger;
   counters: Counters;
   signal?: AbortSignal | undefined;
+  /** Told about every replay cut because its blob is corrupt (for the exit summary). */
+  onCorrupt?: ((key: string, digest: string) => void) | undefined;
 }
 
 /** Bytes `[start, end]` of `src`; stops reading (and releases `src`) once past `end`. */
@@ -108,13 +110,18 @@ function recordedHeaders(entry: AssetEntry): OutgoingHttpHeaders {
   return h;
 }
 
-/** Answers `req` from `entry` (whose blob has `size` bytes). Never throws: failures end the response. */
-export async function replayEntry(ctx: ReplayContext, req: IncomingMessage, res: ServerResponse, entry: AssetEntry, size: number): Promise<void> {
+/**
+ * Answers `req` from `entry` (whose blob has `size` bytes). Never throws: failures end the
+ * response. A replay cut off because the blob is corrupt is not counted as replayed.
+ */
+export async function replayEntry(ctx: ReplayContext, req: IncomingMessage, res: ServerResponse, entry: AssetEntry, size: number, key = req.url ?? ''): Promise<void> {
   const digest = entry.Sha256;
   const headers = recordedHeaders(entry);
   const isHead = req.method === 'HEAD';
   const coding = Object.entries(entry.Headers).find(([k]) => k.toLowerCase() === 'content-encoding')?.[1];
   const decoder = coding && !acceptsCoding(first(req.headers['accept-encoding']), coding) ? decoderFor(coding) : undefined;
+  // Counted up front (a client may read the whole body before 'finish' is seen here), and
+  // taken back below if the blob turns out to be corrupt.
   ctx.counters.add('htvend_replayed_total');
 
   let status = 200;
@@ -156,6 +163,7 @@ export async function replayEntry(ctx: ReplayContext, req: IncomingMessage, res:
   } catch (e) {
     ctx.log.error(`cannot read blob ${digest} for ${req.method} ${req.url ?? ''}: ${describeError(e)}`);
     decoder?.destroy();
+    ctx.counters.add('htvend_replayed_total', -1);
     res.writeHead(502, { 'Content-Type': 'text/plain' }).end(`htvend: cannot read blob ${digest}\n`);
     return;
   }
@@ -168,7 +176,11 @@ export async function replayEntry(ctx: ReplayContext, req: IncomingMessage, res:
     // pipeline destroyed the response and with it the socket: the client sees a cut body.
     if (isHtvendError(e) && e.code === 'DIGEST_MISMATCH') {
       ctx.counters.add('htvend_integrity_failed_total');
-      ctx.log.error(`replay aborted, blob ${digest} is corrupt in ${ctx.store.description}: ${e.message}`);
+      ctx.counters.add('htvend_replayed_total', -1);
+      ctx.onCorrupt?.(key, digest);
+      // The stores' messages name the blob and where it is; say it once.
+      const detail = e.message.includes(digest) ? e.message : `blob ${digest} in ${ctx.store.description}: ${e.message}`;
+      ctx.log.error(`replay of ${key} cut off, the blob is corrupt: ${detail}`);
     } else {
       ctx.log.debug(`replay of blob ${digest} ended early: ${describeError(e)}`);
     }

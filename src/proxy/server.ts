@@ -69,7 +69,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   if (mode === 'build' && !opts.upstream) throw new HtvendError('INTERNAL', 'build mode needs an upstream client');
   const counters = new Counters();
   const missing = new Set<string>();
-  const base = { store, log, counters, signal: opts.signal };
+  const missingBlobs = new Set<string>();
+  const corrupt = new Set<string>();
+  const base = { store, log, counters, signal: opts.signal, onCorrupt: (key: string) => void corrupt.add(key) };
   // Recordings get their own signal: close() cuts those that outlive its grace period.
   const recordings = new AbortController();
   const onOuterAbort = () => recordings.abort(opts.signal?.reason);
@@ -109,13 +111,21 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     replay: (req, res, f) => {
       // Build mode: reusing an entry marks it as requested by this run (AssetLookup contract).
       if (mode === 'build') assets.put(f.key, f.entry!);
-      return replayEntry(base, req, res, f.entry!, f.blobSize!);
+      return replayEntry(base, req, res, f.entry!, f.blobSize!, f.key);
     },
     record: (req, res, f) => recorder!.serve(req, res, f),
     'deny-missing': (_req, res, f) => {
       counters.add('htvend_missing_asset_total');
+      if (f.entry) {
+        // Listed in assets.json, but the bytes are gone: a store problem, not a recording gap.
+        counters.add('htvend_missing_blob_total');
+        missingBlobs.add(f.key);
+        log.warn(`missing blob for URL: ${f.key} (blob ${f.entry.Sha256} is listed in assets.json but not in ${store.description})`);
+        res.writeHead(404, { 'Content-Type': 'text/plain' }).end(`htvend offline: recorded, but its blob is missing from the store: ${f.key}\n`);
+        return;
+      }
       missing.add(f.key);
-      log.warn(`missing asset for URL: ${f.key}${f.entry ? ` (blob ${f.entry.Sha256} not in ${store.description})` : ''}`);
+      log.warn(`missing asset for URL: ${f.key}`);
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end(`htvend offline: not recorded: ${f.key}\n`);
     },
   };
@@ -214,6 +224,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     tlsUrl,
     counters: () => counters.snapshot(),
     missing: () => [...missing].sort(),
+    missingBlobs: () => [...missingBlobs].sort(),
+    corrupt: () => [...corrupt].sort(),
     close: (closeOpts) =>
       (closing ??= (async () => {
         const stopped = Promise.all([server, ...(tlsServer ? [tlsServer] : [])].map((s) => new Promise((r) => s.close(r))));

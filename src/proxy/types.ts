@@ -47,8 +47,12 @@ export interface RunningProxy {
   tlsUrl?: string | undefined;
   /** Go-style counter names → values (`htvend_missing_asset_total`, …). */
   counters(): Record<string, number>;
-  /** assets.json keys requested offline but not available, sorted, each once. */
+  /** Keys requested offline that assets.json does not list, sorted, each once. */
   missing(): string[];
+  /** Keys assets.json lists whose blob is not in the store, sorted, each once. */
+  missingBlobs(): string[];
+  /** Keys whose replay was cut because the blob does not match its digest, sorted, each once. */
+  corrupt(): string[];
   /**
    * Stops listening, ends keep-alive sockets, waits (at most `exitGraceMs`) for in-flight
    * recordings to commit or abort; those still running then are named and dropped.

@@ -36,7 +36,15 @@ export async function openStore(cfg: StoreConfig, opts: OpenStoreOptions = {}, f
   const log = opts.log ?? silentLogger;
   switch (cfg.backend) {
     case 'filesystem':
-      return openDirStore(cfg.dir, { env, signal: opts.signal });
+      try {
+        return await openDirStore(cfg.dir, { env, signal: opts.signal });
+      } catch (e) {
+        // The dir store names the plain flag; `export`'s destination is `--dest.blobs-dir`.
+        if (e instanceof HtvendError && flagPrefix !== '--' && e.hint?.includes('--blobs-dir')) {
+          throw new HtvendError(e.code, e.message, { hint: e.hint.replace('--blobs-dir', `${flagPrefix}blobs-dir`), cause: e.cause, exitCode: e.exitCode });
+        }
+        throw e;
+      }
     case 'registry': {
       if (!cfg.registry) throw new HtvendError('USAGE', `${flagPrefix}blobs-registry is required with ${flagPrefix}blobs-backend registry`, { hint: 'e.g. https://host/v2/<repo>/' });
       const open = await loadBackend('./registry/index.js', 'openRegistryStore');

@@ -40,11 +40,24 @@ export function isHtvendError(e: unknown): e is HtvendError {
   return e instanceof HtvendError;
 }
 
-/** Short description of any thrown value, for wrapping into a HtvendError message. */
+/**
+ * Short description of any thrown value, for wrapping into a HtvendError message. Our own
+ * errors give their message only: their code (DIGEST_MISMATCH, STORE, …) is for programs, not
+ * people. A system error keeps its errno name (ENOENT, ECONNREFUSED), which people search for.
+ * A bare "fetch failed" (undici) or "terminated" says nothing: the real reason is its `cause`
+ * (getaddrinfo ENOTFOUND, a certificate error, a reset), so that is appended.
+ */
 export function describeError(e: unknown): string {
+  if (e instanceof HtvendError) return e.message;
   if (e instanceof Error) {
     const code = (e as NodeJS.ErrnoException).code;
-    return code && !e.message.includes(code) ? `${code}: ${e.message}` : e.message;
+    const own = typeof code === 'string' && !e.message.includes(code) ? `${code}: ${e.message}` : e.message;
+    const cause = (e as { cause?: unknown }).cause;
+    if (cause !== undefined && cause !== e && (e.message === 'fetch failed' || e.message === 'terminated' || !own)) {
+      const why = describeError(cause);
+      return own ? `${own}: ${why}` : why;
+    }
+    return own;
   }
   return String(e);
 }

@@ -4,6 +4,7 @@
  * child process owns stdout. Every message goes through `redactText`.
  */
 import { redactText } from './redact.js';
+import { writeStderr } from './stdio.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -13,6 +14,8 @@ export interface Logger {
   info(msg: string): void;
   warn(msg: string): void;
   error(msg: string): void;
+  /** `PREFIX: hint: …`, the next thing to try after a warning; shown at the warn level. */
+  hint(msg: string): void;
   readonly level: Level;
 }
 
@@ -21,11 +24,18 @@ export function parseLevel(s: string | undefined): Level | undefined {
   return l === 'debug' || l === 'info' || l === 'warn' || l === 'error' ? l : l === 'warning' ? 'warn' : undefined;
 }
 
-export function createLogger(level: Level, prefix = 'htvend', write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
+/** How each level is tagged: `htvend: error: …`, `htvend: warning: …` (the style of git, cargo, gcc). */
+const TAG: Record<Level, string> = { debug: 'debug: ', info: '', warn: 'warning: ', error: 'error: ' };
+
+/** A logger writing `PREFIX: TAG MESSAGE` lines; stderr by default (dropped once its reader is gone). */
+export function createLogger(level: Level, prefix = 'htvend', write: (line: string) => void = writeStderr): Logger {
   const at = (l: Level) => (msg: string) => {
-    if (ORDER[l] >= ORDER[level]) write(`${prefix}: ${l === 'info' ? '' : l.toUpperCase() + ': '}${redactText(msg)}\n`);
+    if (ORDER[l] >= ORDER[level]) write(`${prefix ? `${prefix}: ` : ''}${TAG[l]}${redactText(msg)}\n`);
   };
-  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), level };
+  const hint = (msg: string) => {
+    if (ORDER.warn >= ORDER[level]) write(`${prefix ? `${prefix}: ` : ''}hint: ${redactText(msg)}\n`);
+  };
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), hint, level };
 }
 
 /** A logger that drops everything (for library use and tests). */

@@ -1,7 +1,9 @@
 /**
- * A progress bar on stderr for long blob operations (SPEC §6), shown only when the stream is
- * a terminal: logs, CI output and tests get no control characters. cli-progress is used because
- * it already handles redraw throttling, terminal width and ETA.
+ * A progress bar on stderr for long blob operations (SPEC §6), shown only to a person at a
+ * terminal: not when stderr is not a TTY (logs, pipes, tests), nor with NO_COLOR (any
+ * non-empty value, no-color.org), TERM=dumb, CI set (as CI services do), LOG_LEVEL=error or
+ * `-q` (the logger's level is error). Those get no control characters at all. cli-progress is
+ * used because it already handles redraw throttling, terminal width and ETA.
  */
 import cliProgress from 'cli-progress';
 
@@ -21,8 +23,22 @@ export interface ProgressOptions {
   total: number;
   /** Default process.stderr; the bar appears only if `stream.isTTY`. */
   stream?: NodeJS.WriteStream;
-  /** Force on/off (tests); default: `stream.isTTY`. */
+  /** Force on/off (tests); default: `progressWanted(stream, env, level)`. */
   enabled?: boolean;
+  /** Environment read for NO_COLOR / TERM / CI / LOG_LEVEL (default process.env). */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** The logger's level: `error` (from `-q` or LOG_LEVEL=error) turns the bar off. */
+  level?: string;
+}
+
+/** Whether a progress bar may be drawn on `stream` (see the file comment). */
+export function progressWanted(stream: { isTTY?: boolean }, env: Readonly<Record<string, string | undefined>>, level?: string): boolean {
+  if (stream.isTTY !== true) return false;
+  if (env['NO_COLOR']) return false;
+  if ((env['TERM'] ?? '') === 'dumb') return false;
+  if (env['CI'] && env['CI'] !== 'false' && env['CI'] !== '0') return false;
+  if (level === 'error' || env['LOG_LEVEL']?.toLowerCase() === 'error') return false;
+  return true;
 }
 
 const noProgress: Progress = { itemDone() {}, addBytes() {}, stop() {} };
@@ -40,7 +56,7 @@ function formatBytes(n: number): string {
 /** A progress bar, or a no-op when stderr is not a terminal. */
 export function createProgress(opts: ProgressOptions): Progress {
   const stream = opts.stream ?? process.stderr;
-  if (!(opts.enabled ?? stream.isTTY === true) || opts.total === 0) return noProgress;
+  if (!(opts.enabled ?? progressWanted(stream, opts.env ?? process.env, opts.level)) || opts.total === 0) return noProgress;
   const bar = new cliProgress.SingleBar(
     {
       stream,

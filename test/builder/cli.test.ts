@@ -27,7 +27,7 @@ test('BUILDAH_OPTS are split like a shell would and come before the command line
 for (const [what, args, re] of [
   ['a bare image name as --tag', ['-t', 'myimage'], /--tag myimage: unsupported destination/],
   ['an unknown flag', ['--no-such-flag'], /unknown option/],
-  ['a bad --platform', ['--platform', 'linux'], /invalid platform "linux"/],
+  ['a bad --platform', ['--platform', 'linux'], /^build-img-with-proxy: error: --platform linux: want os\/arch\[\/variant\], e\.g\. linux\/amd64$/m],
   ['a bad --network', ['--network', 'bridge'], /--network/],
 ] as const) {
   test(`rejects ${what} with a usage error and writes nothing`, async (t) => {

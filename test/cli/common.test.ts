@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { compileRegexes, expandXdg, listFlag, makeLogger, parseListenAddr, reportError, writeGithubOutput } from '../../src/cli/common.js';
-import { HtvendError } from '../../src/util/errors.js';
+import { HtvendError, describeError } from '../../src/util/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 
 function parseList(args: string[]): string[] {
@@ -40,11 +40,14 @@ test('${XDG_DATA_HOME} expands to the variable or ~/.local/share', () => {
   assert.equal(expandXdg('/abs', {}), '/abs');
 });
 
-test('LOG_LEVEL picks the level, -v wins, a bad value is a usage error', () => {
+test('LOG_LEVEL picks the level, -v and -q win (also over a bad value), a bad value alone is a usage error', () => {
   assert.equal(makeLogger(false, { LOG_LEVEL: 'warn' }).level, 'warn');
   assert.equal(makeLogger(true, { LOG_LEVEL: 'warn' }).level, 'debug');
+  assert.equal(makeLogger(true, { LOG_LEVEL: 'loud' }).level, 'debug');
+  assert.equal(makeLogger(false, { LOG_LEVEL: 'loud' }, 'htvend', true).level, 'error');
   assert.equal(makeLogger(false, {}).level, 'info');
-  assert.throws(() => makeLogger(false, { LOG_LEVEL: 'loud' }), /LOG_LEVEL="loud"/);
+  assert.throws(() => makeLogger(false, { LOG_LEVEL: 'loud' }), (e: HtvendError) => e.exitCode === 2 && e.message === 'LOG_LEVEL="loud" is not a log level');
+  assert.throws(() => makeLogger(true, {}, 'htvend', true), /-v\/--verbose and -q\/--quiet cannot be used together/);
 });
 
 test('--github-output-path appends sorted htvend_* counters as name=value lines', async (t) => {
@@ -54,10 +57,23 @@ test('--github-output-path appends sorted htvend_* counters as name=value lines'
   assert.equal(await readFile(f, 'utf8'), 'htvend_a=0\nhtvend_b=2\nhtvend_a=5\n');
 });
 
-test('reportError prints message and hint and returns the error exit code', () => {
+test('reportError prints PROG: error: and PROG: hint:, never the internal code, and returns the exit code', () => {
   let out = '';
   const code = reportError(new HtvendError('LOCKED', 'assets.json is locked', { hint: 'wait' }), undefined, (s) => (out += s));
   assert.equal(code, 1);
-  assert.equal(out, 'htvend: ERROR: assets.json is locked\nhtvend: hint: wait\n');
-  assert.equal(reportError(new HtvendError('USAGE', 'x'), undefined, () => {}), 2);
+  assert.equal(out, 'htvend: error: assets.json is locked\nhtvend: hint: wait\n');
+  out = '';
+  assert.equal(reportError(new HtvendError('USAGE', 'x'), undefined, (s) => (out += s), { prog: 'build-img-with-proxy' }), 2);
+  assert.equal(out, "build-img-with-proxy: error: x\nbuild-img-with-proxy: hint: run 'build-img-with-proxy --help' for usage and examples\n");
+  out = '';
+  const inner = new HtvendError('DIGEST_MISMATCH', 'blob sha256:ab: content does not match');
+  reportError(new HtvendError('STORE', `replay failed: ${describeError(inner)}`), undefined, (s) => (out += s));
+  assert.equal(out, 'htvend: error: replay failed: blob sha256:ab: content does not match\n');
+});
+
+test('describeError: no internal codes, errno names kept, and the cause of a bare "fetch failed"', () => {
+  assert.equal(describeError(new HtvendError('UPSTREAM', 'GET https://x/: HTTP 500')), 'GET https://x/: HTTP 500');
+  assert.equal(describeError(Object.assign(new Error('no such file'), { code: 'ENOENT' })), 'ENOENT: no such file');
+  const cause = Object.assign(new Error('getaddrinfo ENOTFOUND nope.invalid'), { code: 'ENOTFOUND' });
+  assert.equal(describeError(new TypeError('fetch failed', { cause })), 'fetch failed: getaddrinfo ENOTFOUND nope.invalid');
 });

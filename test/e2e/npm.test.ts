@@ -10,7 +10,7 @@
  * pnpm and yarn are installed for the test from the registry into a temp prefix (outside
  * htvend, with the machine's own npm config).
  */
-import { test, before } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, mkdir, writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -28,7 +28,7 @@ const tools: { dir?: string; error?: string } = {};
 before(async () => {
   if (skip) return;
   const dir = await mkdtemp(join(tmpdir(), 'htvend-npm-tools-'));
-  process.once('exit', () => void rm(dir, { recursive: true, force: true }));
+  tools.dir = dir;
   for (const [sub, pkgs] of [
     ['pnpm', ['pnpm@9.15.9']],
     ['yarn1', ['yarn@1.22.22']],
@@ -37,8 +37,8 @@ before(async () => {
     const r = await run(['npm', 'install', '-g', '--prefix', join(dir, sub), '--no-audit', '--no-fund', '--loglevel=error', ...pkgs], { timeoutMs: 180_000 });
     if (r.code !== 0) tools.error = `npm install ${pkgs.join(' ')} failed: ${r.stderr}`;
   }
-  tools.dir = dir;
 });
+after(() => (tools.dir ? rm(tools.dir, { recursive: true, force: true }) : undefined));
 
 /** A project with HOME/.npmrc naming another CA and a dead proxy; htvend's upstream trusts the system bundle. */
 async function npmProject(t: Parameters<typeof project>[0]): Promise<Project> {
@@ -95,7 +95,8 @@ test('yarn classic with cafile in the npmrc and https-proxy in .yarnrc installs 
   // yarn classic's default registry is registry.yarnpkg.com (not reachable here): use npm's.
   await writeFile(join(p.env['HOME']!, '.yarnrc'), `registry "${REGISTRY}"\nhttps-proxy "${DEAD_PROXY}"\n`);
   const yarn = q(join(tools.dir!, 'yarn1', 'bin', 'yarn'));
-  await bothModes(p, () => `${yarn} add --silent --no-progress --non-interactive is-number@7.0.0`);
+  // As root, yarn classic caches in /usr/local/share/.cache/yarn, not under HOME: give it one per mode.
+  await bothModes(p, (dir) => `${yarn} add --silent --no-progress --non-interactive --cache-folder ../yarn-cache-${dir} is-number@7.0.0`);
 });
 
 test('yarn berry with httpsCaFilePath and httpsProxy in .yarnrc.yml installs through htvend, then offline', { skip, timeout: 300_000 }, async (t) => {

@@ -27,12 +27,17 @@ test('offline: an unrecorded URL is a 404 with a warning naming it, counted and 
   for (const u of ['https://mirror.test/z', 'http://mirror.test/a?x=1', 'https://mirror.test/z', 'https://mirror.test/blob-gone']) {
     const r = await b.get(u);
     assert.equal(r.status, 404, u);
-    assert.match(r.body.toString(), /not recorded/);
+    assert.match(r.body.toString(), u.endsWith('blob-gone') ? /recorded, but its blob is missing from the store/ : /not recorded/);
   }
   assert.equal(b.proxy.counters().htvend_missing_asset_total, 4);
-  assert.deepEqual(b.proxy.missing(), ['http://mirror.test/a?x=1', 'https://mirror.test/blob-gone', 'https://mirror.test/z']);
-  assert.ok(b.logs.some((l) => l.includes('WARN') && l.includes('missing asset for URL: https://mirror.test/z')));
-  assert.ok(b.logs.some((l) => l.includes(`blob ${'f'.repeat(64)} not in memory store`)));
+  assert.equal(b.proxy.counters().htvend_missing_blob_total, 1, 'the listed URL whose blob is gone is counted apart');
+  assert.deepEqual(b.proxy.missing(), ['http://mirror.test/a?x=1', 'https://mirror.test/z']);
+  assert.deepEqual(b.proxy.missingBlobs(), ['https://mirror.test/blob-gone']);
+  assert.ok(b.logs.includes('htvend: warning: missing asset for URL: https://mirror.test/z\n'), b.logs.join(''));
+  assert.ok(
+    b.logs.includes(`htvend: warning: missing blob for URL: https://mirror.test/blob-gone (blob ${'f'.repeat(64)} is listed in assets.json but not in memory store)\n`),
+    b.logs.join(''),
+  );
 });
 
 test('offline: other methods get a clear 405', async (t) => {
@@ -52,8 +57,10 @@ test('offline: a blob that does not match its digest is cut off, and the log nam
   await assert.rejects(b.get('https://cdn.test/x.bin'), /closed|terminated|socket|mismatch|length/i);
   const c = await curl(b, 'https://cdn.test/x.bin', ['-o', '/dev/null']);
   assert.notEqual(c.code, 0, 'curl sees an incomplete transfer');
-  assert.ok(b.logs.some((l) => l.includes('ERROR') && l.includes(`blob ${digest} is corrupt`)));
+  assert.ok(b.logs.some((l) => l.startsWith('htvend: error: replay of https://cdn.test/x.bin cut off, the blob is corrupt: ') && l.includes(digest)), b.logs.join(''));
   assert.equal(b.proxy.counters().htvend_integrity_failed_total, 2);
+  assert.equal(b.proxy.counters().htvend_replayed_total, 0, 'a corrupt blob is not counted as replayed');
+  assert.deepEqual(b.proxy.corrupt(), ['https://cdn.test/x.bin']);
 });
 
 test('offline: CONNECT to an IP address is intercepted with an IP certificate', async (t) => {
@@ -105,5 +112,5 @@ test('offline from the filesystem store: large and small blobs replay intact; co
   await writeFile(store.pathOf(bigDigest), bad);
   await assert.rejects(b.get('https://files.test/big-bad'), /closed|terminated|socket|other side/i);
   assert.equal(b.proxy.counters().htvend_integrity_failed_total, 1);
-  assert.ok(b.logs.some((l) => l.includes(`blob ${bigDigest} is corrupt`)));
+  assert.ok(b.logs.some((l) => l.includes('the blob is corrupt: ') && l.includes(`blob ${bigDigest} in filesystem store`)), b.logs.join(''));
 });

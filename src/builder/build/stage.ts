@@ -22,6 +22,7 @@ import { copyEntries, parseChmod, resolveChown, resolveSymlinks, rootfsLookup, r
 import { newIgnore, type SourceRoot } from '../copy/sources.js';
 import type { Ignore } from '@balena/dockerignore';
 import { parseMount } from './mounts.js';
+import { stderrSink } from '../../util/stdio.js';
 import type { Dispatcher } from 'undici';
 
 /**
@@ -421,7 +422,8 @@ async function runStep(ctx: BuildContext, st: PlannedStage, ins: RunInstr, image
     stageRootfs: (ref) => sourceRootfs(ctx, st, ref, where),
     signal: ctx.signal,
     dockerfileLine: where,
-    output: process.stderr,
+    // Not process.stderr itself: once its reader is gone the step's output must still drain.
+    output: stderrSink(),
   };
   // The executor moves the step's files into the working rootfs (1.5 s instead of 8 s to
   // extract a 10,000-file layer again); one that does not leaves it to sync().

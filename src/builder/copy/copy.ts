@@ -52,6 +52,14 @@ export interface CopyRequest {
 
 const URL_RE = /^https?:\/\//i;
 
+/** Docker's isGitURL: git@host:…, git://…, github.com/…, or an http(s) URL whose path ends in .git (optionally #ref). */
+function isGitSource(s: string): boolean {
+  if (/^git@|^git:\/\/|^github\.com\//.test(s)) return true;
+  if (!URL_RE.test(s)) return /\.git(#|$)/.test(s);
+  const hash = s.indexOf('#');
+  return /\.git\/?$/.test((hash >= 0 ? s.slice(0, hash) : s).split('?')[0]!);
+}
+
 /** Kind of the thing at a layer path in the image so far (symlinks followed), or undefined. */
 export type PathLookup = (rel: string) => Promise<'dir' | 'other' | undefined>;
 
@@ -155,11 +163,14 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
       const p = join(await mkdtemp(join(req.tmpDir, 'heredoc-')), hd.name);
       await writeFile(p, hd.expand ? req.expandHeredoc(hd.content) : hd.content, { mode: 0o644 });
       heredocFiles.push({ name: hd.name, path: p });
+    } else if (req.kind === 'ADD' && isGitSource(s)) {
+      // Checked before URLs: https://host/repo.git is a repository for Docker, not a file to download.
+      throw new HtvendError('INPUT', `${where}: ADD of a git repository is not supported (${redactUrl(s)})`, {
+        hint: 'clone it in a RUN step (RUN git clone URL /dir, through the proxy) or copy a checkout from the build context',
+      });
     } else if (URL_RE.test(s)) {
       if (req.kind === 'COPY') throw new HtvendError('INPUT', `${where}: COPY cannot fetch URLs (${redactUrl(s)}); use ADD`);
       urls.push(s);
-    } else if (/^git@|\.git(#|$)/.test(s) && req.kind === 'ADD') {
-      throw new HtvendError('INPUT', `${where}: ADD of a git repository is not supported (${s})`);
     } else paths.push(s);
   }
   const resolved = [];

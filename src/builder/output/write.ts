@@ -35,12 +35,34 @@ export function parseOutputTarget(tag: string): OutputTarget {
   }
   if (tag.startsWith('docker://')) {
     const ref = tag.slice('docker://'.length);
-    parseImageReference(ref);
+    try {
+      parseImageReference(ref);
+    } catch (e) {
+      // A bad tag is a usage error like every other bad --tag (exit 2), not bad input.
+      throw new HtvendError('USAGE', `--tag ${tag}: ${describeError(e)}`, { hint: 'e.g. docker://registry.example/team/app:1.0' });
+    }
     return { kind: 'docker', ref };
   }
   throw new HtvendError('USAGE', `--tag ${tag}: unsupported destination`, {
     hint: 'use oci:DIR[:name], oci-archive:PATH[:name], docker-archive:PATH[:name] or docker://registry/repo:tag (there is no local image store)',
   });
+}
+
+/**
+ * Checks that `target` can be written, before the build: an `oci:` path must be missing, an
+ * empty directory or an OCI layout; an archive's directory must exist and the path must not
+ * be a directory. Nothing is created.
+ */
+export async function checkOutputTarget(target: OutputTarget): Promise<void> {
+  if (target.kind === 'docker') return;
+  if (target.kind === 'oci') {
+    await existingLayout(target.path);
+    return;
+  }
+  const parent = await stat(dirname(target.path)).catch(() => undefined);
+  if (!parent?.isDirectory()) throw new HtvendError('USAGE', `${target.kind}:${target.path}: directory ${dirname(target.path)} does not exist`);
+  const here = await stat(target.path).catch(() => undefined);
+  if (here?.isDirectory()) throw new HtvendError('USAGE', `${target.kind}:${target.path}: is a directory`, { hint: `an archive is one file; use oci:${target.path} for a layout directory` });
 }
 
 export interface WriteOptions {

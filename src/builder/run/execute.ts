@@ -20,6 +20,7 @@ import { buildSpec, getEnv, setEnv, sortMounts, standardMounts, type OciMount } 
 import type { RunExecutorOptions, RunStepRequest, RunStepResult } from './types.js';
 import { upperToEntries, type MountStubs } from './upper.js';
 import { resolveUser } from './user.js';
+import { stderrSink, writeStderr } from '../../util/stdio.js';
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 let counter = 0;
@@ -32,7 +33,7 @@ async function timed<T>(what: string, f: () => Promise<T>): Promise<T> {
   try {
     return await f();
   } finally {
-    process.stderr.write(`build-img timing: ${what} ${((performance.now() - t0) / 1000).toFixed(3)}s (ends at ${process.uptime().toFixed(2)}s)\n`);
+    writeStderr(`build-img timing: ${what} ${((performance.now() - t0) / 1000).toFixed(3)}s (ends at ${process.uptime().toFixed(2)}s)\n`);
   }
 }
 
@@ -126,7 +127,7 @@ async function runStep(req: RunStepRequest, stepDir: string, rootfs: string, rt:
     await mkdir(bundle, { mode: 0o700 });
     await writeFile(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
     const id = `build-img-${process.pid}-${++counter}-${randomBytes(4).toString('hex')}`;
-    const code = await runContainer(rt, { bundle, id, output: req.output ?? process.stderr, signal: req.signal });
+    const code = await runContainer(rt, { bundle, id, output: req.output ?? stderrSink(), signal: req.signal });
     if (code !== 0) {
       throw new HtvendError('CHILD', `${req.dockerfileLine}: RUN ${JSON.stringify(req.argv)} failed: exit code ${code}`, { exitCode: 1 });
     }

@@ -44,7 +44,8 @@ test('config instructions follow Docker semantics (ENV ordering, ARG scope, plat
     'LABEL "k 1"="v 1"',
   ].join('\n'), { labels: new Map([['cli', 'yes']]) });
   const c = img!.image.config;
-  assert.deepEqual(c.config.Env, ['A=new', 'B=old', 'C=dflt', 'D=g-arm64']);
+  // FROM scratch starts with BuildKit's default PATH.
+  assert.deepEqual(c.config.Env, ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'A=new', 'B=old', 'C=dflt', 'D=g-arm64']);
   assert.equal(c.config.WorkingDir, '/srv/app');
   assert.equal(c.config.User, '1:2');
   assert.deepEqual(c.config.ExposedPorts, { '80/tcp': {}, '53/udp': {} });

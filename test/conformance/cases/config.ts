@@ -43,7 +43,6 @@ export const configCases: ConformanceCase[] = [
     name: 'expose-expansion',
     source: 'buildkit: testExposeExpansion',
     dockerfile: 'FROM scratch\nARG PORTS="3000 4000/udp"\nEXPOSE $PORTS\nEXPOSE 5000\n',
-    pending: 'EXPOSE splitting after expansion',
     reference: 'assertion', // buildah 1.28 also keeps "3000 4000/udp" as one port
     check: (img) => assert.deepEqual(Object.keys(img.config.ExposedPorts ?? {}).sort(), ['3000/tcp', '4000/udp', '5000/tcp']),
   },
@@ -61,7 +60,6 @@ export const configCases: ConformanceCase[] = [
     name: 'label-legacy-form',
     source: 'buildkit: testLegacyKeyValueFormat',
     dockerfile: 'FROM scratch\nENV testkey value\nLABEL key value\n',
-    pending: 'LABEL legacy `LABEL key value` form',
   },
   {
     name: 'env-legacy-and-multi',

@@ -53,7 +53,6 @@ export const copyCases: ConformanceCase[] = [
     source: 'buildkit: testEmptyWildcard',
     dockerfile: 'FROM scratch\nCOPY foo nomatch* /\n',
     files: { foo: 'contents0' },
-    pending: 'Empty wildcards',
     reference: 'assertion', // buildah 1.28 refuses a wildcard that matches nothing
     check: (img) => assert.equal(img.text('foo'), 'contents0'),
   },
@@ -161,7 +160,6 @@ export const copyCases: ConformanceCase[] = [
     source: 'buildkit: testSymlinkDestination',
     dockerfile: 'FROM {{base}}\nRUN mkdir -p /tmp/symlink-target && ln -s /tmp/symlink-target /symlink\nCOPY foo /symlink/\n',
     files: { foo: 'contents' },
-    pending: 'Symlinks (COPY into a symlinked directory writes under the link instead of its target)',
     check: (img) => {
       assert.equal(img.listing.get('symlink')?.type, 'symlink');
       assert.equal(img.text('tmp/symlink-target/foo'), 'contents');
@@ -190,14 +188,12 @@ export const copyCases: ConformanceCase[] = [
     source: 'buildah: bud.bats "bud copy to symlink"',
     dockerfile: 'FROM {{base}}\nRUN mkdir /data && ln -s /data /link\nCOPY file /link/\n',
     files: { file: 'through the link' },
-    pending: 'Symlinks (COPY into a symlinked directory writes under the link instead of its target)',
   },
   {
     name: 'copy-to-dangling-symlink',
     source: 'buildah: bud.bats "bud copy to dangling symlink"',
     dockerfile: 'FROM {{base}}\nRUN ln -s /nonexistent/dir /link\nCOPY file /link/\n',
     files: { file: 'through a dangling link' },
-    pending: 'Symlinks (COPY through a dangling symlink)',
   },
   {
     name: 'copy-mode-and-owner-preserved',

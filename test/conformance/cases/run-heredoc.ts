@@ -15,7 +15,6 @@ export const runHeredocCases: ConformanceCase[] = [
     name: 'run-rm-rf-tmp',
     source: 'buildkit: testNoSnapshotLeak (the common `rm -rf /tmp/* /var/tmp/*` cleanup)',
     dockerfile: 'FROM {{base}}\nRUN mkdir -p /var/tmp && touch /tmp/x /var/tmp/y && rm -rf /tmp/* /var/tmp/*\n',
-    pending: 'CA mount path (SSL_CERT_FILE under /tmp)',
   },
   {
     name: 'run-creates-run-dir-file',
@@ -70,7 +69,6 @@ export const runHeredocCases: ConformanceCase[] = [
     name: 'run-mount-tmpfs-size',
     source: 'buildkit: testMountTmpfsSize',
     dockerfile: 'FROM {{base}} AS base\nRUN --mount=type=tmpfs,target=/dev/shm,size=128m mount | grep /dev/shm > /tmpfssize\nFROM scratch\nCOPY --from=base /tmpfssize /\n',
-    pending: 'Mount options (tmpfs size units)',
     reference: 'assertion',
     check: (img) => assert.match(img.text('tmpfssize'), /size=131072k/),
   },
@@ -203,7 +201,6 @@ export const runHeredocCases: ConformanceCase[] = [
       '',
     ].join('\n'),
     reference: 'assertion',
-    pending: 'Heredocs (unquoted COPY heredocs are not expanded)',
     check: texts({ quotefile: '"quotes in file"\n', slashfile1: '\n', slashfile2: '\\\n', slashfile3: '$\n', rawslashfile1: '\\\n', rawslashfile2: '\\\\\n', rawslashfile3: '\\$\n' }),
   },
   {
@@ -243,7 +240,6 @@ export const runHeredocCases: ConformanceCase[] = [
       '',
     ].join('\n'),
     reference: 'assertion',
-    pending: 'Heredocs (unquoted COPY heredocs are not expanded)',
     check: texts({ c1: 'Hello world!\n', c2: 'Hello ${name}!\n', c3: 'Hello ${name}!\n', q1: "Hello 'world'!\n", q2: 'Hello "world"!\n', qsingle1: "Hello '${name}'!\n", r1: 'Hello world!\n', r2: 'Hello new world!\n' }),
   },
   {
@@ -285,7 +281,6 @@ export const runHeredocCases: ConformanceCase[] = [
     source: 'buildkit: testRunShebangHeredoc',
     dockerfile: 'FROM {{base}} AS build\nWORKDIR /dest\nRUN <<EOF\n#!/usr/bin/awk -f\nBEGIN {\n\tprint "hello" >> "./out1"\n\tprint "world" >> "./out1"\n}\nEOF\nFROM scratch\nCOPY --from=build /dest /\n',
     reference: 'assertion',
-    pending: 'Heredocs (shebang heredocs run through sh -c)',
     check: texts({ out1: 'hello\nworld\n' }),
   },
   {
@@ -293,7 +288,6 @@ export const runHeredocCases: ConformanceCase[] = [
     source: 'buildkit: testRunComplexHeredoc',
     dockerfile: "FROM {{base}} AS build\nWORKDIR /dest\nRUN cat <<EOF1 | tr '[:upper:]' '[:lower:]' > ./out1; \\\n\tcat <<EOF2 | tr '[:lower:]' '[:upper:]' > ./out2\nhello WORLD\nEOF1\nHELLO world\nEOF2\nFROM scratch\nCOPY --from=build /dest /\n",
     reference: 'assertion',
-    pending: 'Heredocs (the second body of two on one RUN is lost)',
     check: texts({ out1: 'hello world\n', out2: 'HELLO WORLD\n' }),
   },
   {
