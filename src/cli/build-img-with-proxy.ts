@@ -7,8 +7,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { existsSync, realpathSync } from 'node:fs';
-import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { HtvendError, describeError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -17,6 +16,7 @@ import { commanderOutput, makeLogger, reportError, runIfEntryPoint } from './com
 import { withVersion } from './version.js';
 import { hostPlatform, parsePlatform, formatPlatform, type Platform } from '../registry/index.js';
 import { buildImages } from '../builder/build/build.js';
+import { createBuildDir } from '../builder/build/build-dir.js';
 import { parseMount, parseSecret } from '../builder/build/mounts.js';
 import { checkOutputTarget, parseOutputTarget, writeOutput, type OutputTarget } from '../builder/output/write.js';
 import { parseDockerfile } from '../builder/dockerfile/parse.js';
@@ -213,8 +213,8 @@ export async function buildCommand(contextArg: string | undefined, opts: CliOpti
   const platforms = platformsFrom(opts, env);
   const secrets = new Map<string, SecretSource>(opts.secret.map((s) => parseSecret(s, env)));
   await checkBeforeBuild(df, opts, platforms, targets, secrets, env);
-  const tmp = await mkdtemp(join(tmpdir(), 'build-img-'));
-  await chmod(tmp, 0o700);
+  // Sweeps what builds that died left behind, then makes ours (with its lock file).
+  const tmp = await createBuildDir(log);
   let cache: Awaited<ReturnType<typeof openBuildCache>> | undefined;
   let ok = false;
   try {

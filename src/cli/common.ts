@@ -88,6 +88,13 @@ export function parseListenAddr(s: string, flag: string): ListenAddr {
   return { host: host === '' || host === 'localhost' ? '127.0.0.1' : host, port };
 }
 
+/** A `--flag SECONDS` value (decimals allowed, > 0, at most a day) → milliseconds. */
+export function parseSeconds(v: string, flag: string): number {
+  const n = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v.trim()) || !(n > 0) || n > 86_400) throw new HtvendError('USAGE', `${flag} ${JSON.stringify(v)}: want a number of seconds, more than 0 and at most 86400`);
+  return Math.round(n * 1000);
+}
+
 /** `${XDG_DATA_HOME}/x` → `$XDG_DATA_HOME/x`, or `~/.local/share/x` when unset (as Go's xdg package). */
 export function expandXdg(path: string, env: Readonly<Record<string, string | undefined>>): string {
   const prefix = '${XDG_DATA_HOME}';

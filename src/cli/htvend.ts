@@ -15,7 +15,7 @@ import type { ListenerOptions } from '../commands/listen.js';
 import { registerSupplyChain } from './supply-chain.js';
 import { withVersion } from './version.js';
 import { registerDoctor } from './doctor.js';
-import { commanderOutput, compileRegexes, expandXdg, listFlag, makeLogger, parseHeaderNames, parseListenAddr, reportError, runIfEntryPoint, writeGithubOutput } from './common.js';
+import { commanderOutput, compileRegexes, expandXdg, listFlag, makeLogger, parseHeaderNames, parseListenAddr, parseSeconds, reportError, runIfEntryPoint, writeGithubOutput } from './common.js';
 import { writeStderr } from '../util/stdio.js';
 
 /** Go defaults (flags_listener.go, command_build.go, command_offline.go). */
@@ -77,6 +77,7 @@ function addListenerFlags(c: Command): Command {
     .addOption(listOption('--set-env-var-no-proxy <name>', 'Environment variable set blank', DEFAULTS.noProxyVars))
     .option('--no-java-tool-options', '[htvend-ts] Do not append proxy and truststore properties to JAVA_TOOL_OPTIONS')
     .option('--no-extra-ca-vars', '[htvend-ts] Only set the --set-env-var-ssl-cert-file variables, not the other known CA variables')
+    .option('--client-header-timeout <seconds>', '[htvend-ts] Clients must send their request headers within this time (slow-loris guard)', '30')
     .argument('[command...]', 'Sub-process to run (after --). If not specified an interactive shell is opened');
 }
 
@@ -120,6 +121,8 @@ function listenerOptions(o: Opts, command: string[]): ListenerOptions {
     javaToolOptions: o['javaToolOptions'] !== false,
     extraCaVars: o['extraCaVars'] !== false,
     command,
+    clientHeaderTimeoutMs: parseSeconds(o['clientHeaderTimeout'] as string, '--client-header-timeout'),
+    ...(o['upstreamTimeout'] !== undefined ? { upstreamTimeoutMs: parseSeconds(o['upstreamTimeout'] as string, '--upstream-timeout') } : {}),
   };
 }
 
@@ -164,6 +167,7 @@ export function program(env: NodeJS.ProcessEnv, run: Run): Command {
     .addOption(listOption('--cache-header <name>', 'Header for which we will cache the first value', DEFAULTS.cacheHeader))
     .option('--force-refresh', 'If set, always fetch from upstream')
     .option('--clean', 'If set, reset local blob list to empty before running')
+    .option('--upstream-timeout <seconds>', '[htvend-ts] Idle timeout of upstream connections and bodies; also how long recordings still running when the child exits may take', '60')
     .passThroughOptions()
     .action((command: string[], o: Opts, c: Command) => {
       withGlobals(c, o);

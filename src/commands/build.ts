@@ -7,6 +7,7 @@
  */
 import { stat, rm } from 'node:fs/promises';
 import type { Logger } from '../util/log.js';
+import { HtvendError } from '../util/errors.js';
 import type { StoreConfig } from '../store/store.js';
 import { openStore } from '../store/open.js';
 import { Manifest } from '../manifest/manifest.js';
@@ -31,6 +32,17 @@ export interface CommandContext {
   log: Logger;
   signal?: AbortSignal | undefined;
   reportCounters?: ((counters: Record<string, number>) => Promise<void>) | undefined;
+}
+
+/** Exit status of a build whose blob store failed (sysexits' EX_IOERR), whatever the child's. */
+export const STORE_FAILURE_EXIT_CODE = 74;
+
+function storeFailureError(failures: readonly string[], childExit: number): HtvendError {
+  const more = failures.length > 1 ? ` (and ${failures.length - 1} more, see the log)` : '';
+  return new HtvendError('STORE', `the blob store failed, assets.json lacks what could not be stored: ${failures[0]}${more}; the child exited with ${childExit}`, {
+    exitCode: STORE_FAILURE_EXIT_CODE,
+    hint: 'free space or fix the permissions of the blob store, then run the build again',
+  });
 }
 
 /** What a build did to assets.json, for the end-of-run summary and `--github-output-path`. */
@@ -116,8 +128,9 @@ export async function build(o: BuildOptions, ctx: CommandContext): Promise<Sessi
       await store.close?.();
     }
   } finally {
-    // prune only after a successful child: see the file comment.
-    await manifest.close({ prune: result?.exitCode === 0 });
+    // prune only after a successful child: see the file comment. A store failure keeps the
+    // previous entries too: the run did not record everything it requested.
+    await manifest.close({ prune: result?.exitCode === 0 && result.storeFailures.length === 0 });
     // A run that failed before recording anything (bad flag value, port in use…) leaves no
     // trace: close() wrote an empty `{}` where there was no file, so take it away again.
     if (!result && !existed && manifest.requested().size === 0) await rm(o.manifest, { force: true });
@@ -125,5 +138,6 @@ export async function build(o: BuildOptions, ctx: CommandContext): Promise<Sessi
   const summary = summarizeBuild(manifest.loaded, manifest.requested(), { childExitCode: result.exitCode, clean: o.clean });
   logSummary(summary, o.manifest, log);
   await ctx.reportCounters?.({ ...result.counters, ...buildCounters(summary) });
+  if (result.storeFailures.length) throw storeFailureError(result.storeFailures, result.exitCode);
   return result;
 }

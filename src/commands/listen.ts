@@ -45,6 +45,13 @@ export interface ListenerOptions {
   extraCaVars: boolean;
   /** The child command; empty = interactive shell. */
   command: string[];
+  /** `--client-header-timeout` in ms: clients must send their request headers within it (slow-loris). */
+  clientHeaderTimeoutMs?: number | undefined;
+  /**
+   * build `--upstream-timeout` in ms: idle timeout of upstream connections and bodies, and the
+   * time recordings still running when the child exits are given before they are dropped.
+   */
+  upstreamTimeoutMs?: number | undefined;
 }
 
 export interface SessionContext {
@@ -76,6 +83,8 @@ export interface SessionResult {
   corrupt: string[];
   /** The store's description, for the summary. */
   storeDescription: string;
+  /** Store failures while recording (build): each names the store, URL and cause. */
+  storeFailures: string[];
 }
 
 const SESSION_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -121,12 +130,18 @@ export async function runSession(o: ListenerOptions, ctx: SessionContext): Promi
   const onOuterAbort = () => ac.abort(outer?.reason);
   outer?.addEventListener('abort', onOuterAbort, { once: true });
   let childRunning = false;
+  // A signal while the child runs: the user wants out, so recordings still running when the
+  // child has gone are dropped at once instead of being given the usual grace.
+  let signalledWhileRunning = false;
   // Until the child (or daemon wait) takes over, a signal means "stop starting up"; a second
   // one means "stop now": a start-up step may be stuck where no AbortSignal reaches (a
   // blocking open() in libuv's thread pool, which also makes process.exit() wait), so remove
   // the private dir synchronously and die of the signal itself.
   const onSignal = (sig: NodeJS.Signals) => {
-    if (childRunning) return;
+    if (childRunning) {
+      signalledWhileRunning = true;
+      return;
+    }
     const status = 128 + (osConstants.signals[sig] ?? 2);
     if (ac.signal.aborted) {
       log.warn(`${sig} again: exiting now`);
@@ -149,7 +164,7 @@ export async function runSession(o: ListenerOptions, ctx: SessionContext): Promi
       generateIfMissing: o.tlsGenerateIfMissing,
       signal: ac.signal,
     });
-    if (mode === 'build') upstream = await createUpstreamClient({ env: ctx.env, log, signal: ac.signal });
+    if (mode === 'build') upstream = await createUpstreamClient({ env: ctx.env, log, idleTimeoutMs: o.upstreamTimeoutMs, signal: ac.signal });
     try {
       proxy = await startProxy({
         mode,
@@ -159,6 +174,8 @@ export async function runSession(o: ListenerOptions, ctx: SessionContext): Promi
         upstream,
         listenAddr: o.listenAddr,
         tlsListenAddr: o.tlsListenAddr,
+        headersTimeoutMs: o.clientHeaderTimeoutMs,
+        exitGraceMs: o.upstreamTimeoutMs,
         ...ctx.proxy,
         log,
         signal: ac.signal,
@@ -217,10 +234,10 @@ export async function runSession(o: ListenerOptions, ctx: SessionContext): Promi
       exitCode = await runChild({ argv, env, log });
     }
     childRunning = false;
-    await proxy.close();
+    await proxy.close(signalledWhileRunning ? { graceMs: 0 } : {});
     const closed = proxy;
     proxy = undefined;
-    result = { exitCode, counters: closed.counters(), missing: closed.missing(), missingBlobs: closed.missingBlobs(), corrupt: closed.corrupt(), storeDescription: ctx.store.description };
+    result = { exitCode, counters: closed.counters(), missing: closed.missing(), missingBlobs: closed.missingBlobs(), corrupt: closed.corrupt(), storeDescription: ctx.store.description, storeFailures: closed.storeFailures() };
     return result;
   } catch (e) {
     if (ac.signal.aborted && ac.signal.reason instanceof HtvendError) throw ac.signal.reason;

@@ -14,7 +14,7 @@ import type { AssetEntry, AssetLookup } from '../manifest/types.js';
 import type { BlobWriter } from '../store/store.js';
 import type { UpstreamClient, UpstreamResponse } from '../upstream/client.js';
 import { fetchForRecording } from '../upstream/record-fetch.js';
-import { describeError, isAbortError } from '../util/errors.js';
+import { HtvendError, describeError, isAbortError } from '../util/errors.js';
 import { acceptsCoding } from './encoding.js';
 import { first, pickRecordedHeaders, responseHeadersForClient } from './headers.js';
 import { badGateway, relayResponse } from './passthrough.js';
@@ -52,6 +52,9 @@ function drained(w: Writable): Promise<void> {
   });
 }
 
+/** Thrown inside record() once neither the store nor the client wants more bytes. */
+class StoreFailed extends Error {}
+
 export class Recorder {
   private readonly inflight = new Map<string, Promise<Recorded | undefined>>();
   /** Keys recorded by this proxy run (--force-refresh replays only these). */
@@ -59,9 +62,26 @@ export class Recorder {
 
   constructor(private readonly ctx: RecordContext) {}
 
+  /** Store failures of this run (SPEC §11), one line each: store, URL, cause. */
+  readonly storeFailures: string[] = [];
+
   /** Every recording in progress, for close() to wait on. */
   pending(): Promise<unknown>[] {
     return [...this.inflight.values()];
+  }
+
+  /** Keys of the recordings in progress, for the bounded exit's message. */
+  pendingKeys(): string[] {
+    return [...this.inflight.keys()];
+  }
+
+  private storeFailed(key: string, e: unknown): void {
+    const store = this.ctx.store.description;
+    // The store's own errors already name it: say so once.
+    const cause = e instanceof HtvendError ? e.message.replace(` in ${store}`, '') : describeError(e);
+    const line = `${store}: storing ${key} failed: ${cause}`;
+    this.storeFailures.push(line);
+    this.ctx.log.error(line);
   }
 
   async serve(req: IncomingMessage, res: ServerResponse, f: RequestFacts): Promise<void> {
@@ -124,20 +144,30 @@ export class Recorder {
     const lengthHeader = first(up.headers['content-length']);
     const size = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
 
-    let writer: BlobWriter;
+    let writer: BlobWriter | undefined;
     try {
       writer = await ctx.store.put({ signal: ctx.signal, size });
     } catch (e) {
-      up.body.destroy();
-      ctx.log.error(`cannot store ${f.key} in ${ctx.store.description}: ${describeError(e)}`);
-      return { servedPrimary: false };
+      if (!tee) {
+        up.body.destroy();
+        this.storeFailed(f.key, e);
+        return { servedPrimary: false };
+      }
+      // The client still gets the bytes it asked for; only the recording is lost.
+      this.storeFailed(f.key, e);
     }
 
     let clientGone = !tee;
     let storeError: unknown;
-    writer.stream.on('error', (e) => (storeError ??= e));
+    writer?.stream.on('error', (e) => (storeError ??= e));
     let n = 0;
     let clientEnded = false;
+    const dropWriter = async (e: unknown) => {
+      const w = writer;
+      writer = undefined;
+      await w?.abort(e);
+      this.storeFailed(f.key, e);
+    };
     try {
       if (tee) {
         res.on('error', () => {}); // a vanished client is handled by 'close' below
@@ -146,15 +176,21 @@ export class Recorder {
       }
       for await (const chunk of up.body as AsyncIterable<Buffer>) {
         n += chunk.length;
-        writer.stream.write(chunk);
+        writer?.stream.write(chunk);
         if (!clientGone) res.write(chunk);
         // Wait only once a side has TEE_QUEUE_BYTES queued, not whenever it is past its
         // highWaterMark: the upstream read, the file write and the client's TLS send then
         // overlap instead of taking turns (each waited ~1 MiB step cost ~2.7 ms per MiB).
-        const storeFull = writer.stream.writableLength > TEE_QUEUE_BYTES;
+        const storeFull = writer !== undefined && writer.stream.writableLength > TEE_QUEUE_BYTES;
         const clientFull = !clientGone && res.writableLength > TEE_QUEUE_BYTES;
-        if (storeFull || clientFull) await Promise.all([storeFull && drained(writer.stream), clientFull && drained(res)]);
-        if (storeError) throw storeError;
+        if (storeFull || clientFull) await Promise.all([storeFull && drained(writer!.stream), clientFull && drained(res)]);
+        if (storeError && writer) {
+          // A store failure is htvend's (SPEC §11): the recording is dropped and the run will
+          // fail, but a client already receiving the body gets the rest of it.
+          await dropWriter(storeError);
+          if (clientGone) throw new StoreFailed();
+        }
+        if (clientGone && !writer) throw new StoreFailed();
       }
       // The client has every byte and they were the upstream's: end its response now rather
       // than after the store's fsync (close() still waits for the commit).
@@ -162,22 +198,31 @@ export class Recorder {
         clientEnded = true;
         res.end();
       }
-      await new Promise<void>((resolve, reject) => {
-        writer.stream.once('error', reject);
-        writer.stream.end(resolve);
-      });
+      if (writer) {
+        const w = writer;
+        // end()'s callback gets the error of a stream that already failed (ENOSPC on an
+        // earlier write), which 'error' has reported before we listen here.
+        await new Promise<void>((resolve, reject) => {
+          w.stream.once('error', reject);
+          w.stream.end((err?: Error | null) => (err ?? storeError ? reject(err ?? storeError) : resolve()));
+        }).catch(dropWriter);
+      }
     } catch (e) {
       ctx.counters.add('htvend_upstream_bytes_total', n);
       ctx.counters.add('htvend_record_failed_total');
       up.body.destroy();
-      await writer.abort(e);
-      ctx.log.warn(`GET ${f.key}: not recorded, transfer failed after ${n} bytes: ${describeError(e)}`);
+      await writer?.abort(e);
+      if (!(e instanceof StoreFailed)) ctx.log.warn(`GET ${f.key}: not recorded, transfer failed after ${n} bytes: ${describeError(e)}`);
       // An upstream failure must not look like a complete response to the client.
       if (tee && !clientEnded) res.destroy();
       return { servedPrimary: tee };
     }
 
     ctx.counters.add('htvend_upstream_bytes_total', n);
+    if (!writer) {
+      ctx.counters.add('htvend_record_failed_total');
+      return { servedPrimary: tee };
+    }
     let recorded: Recorded | undefined;
     try {
       const digest = await writer.commit();
@@ -190,7 +235,9 @@ export class Recorder {
     } catch (e) {
       ctx.counters.add('htvend_record_failed_total');
       await writer.abort(e);
-      ctx.log.error(`GET ${f.key}: storing the body in ${ctx.store.description} failed: ${describeError(e)}`);
+      // A size mismatch is the upstream's fault (it sent fewer bytes than it announced).
+      if (e instanceof HtvendError && e.code === 'DIGEST_MISMATCH') ctx.log.warn(`GET ${f.key}: not recorded: ${describeError(e)}`);
+      else this.storeFailed(f.key, e);
     }
     settle(recorded);
     return { recorded, servedPrimary: tee };

@@ -23,6 +23,11 @@ import type { ProxyOptions, RunningProxy, RequestFacts, ActionName } from './typ
 
 export type { ProxyOptions, RunningProxy } from './types.js';
 
+/** Default of `ProxyOptions.headersTimeoutMs`: request headers must arrive within 30 s. */
+export const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
+/** Default of `ProxyOptions.exitGraceMs`. */
+export const DEFAULT_EXIT_GRACE_MS = 60_000;
+
 /** `host:port`, `:port`, `[v6]:port` → listen arguments. An empty host means loopback. */
 export function parseListenAddr(addr: string, flag: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr);
@@ -39,7 +44,9 @@ function listen(server: Server | NetServer, addr: string, flag: string): Promise
   return new Promise((resolve, reject) => {
     const onError = (e: Error) => reject(new HtvendError('IO', `${flag}: cannot listen on ${addr}: ${describeError(e)}`, { cause: e }));
     server.once('error', onError);
-    server.listen(port, host, () => {
+    // A burst of a thousand clients connecting at once must not overflow Node's default
+    // accept backlog of 511 (the kernel caps it at net.core.somaxconn).
+    server.listen({ port, host, backlog: 4096 }, () => {
       server.off('error', onError);
       resolve(server.address() as AddressInfo);
     });
@@ -68,7 +75,11 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const missingBlobs = new Set<string>();
   const corrupt = new Set<string>();
   const base = { store, log, counters, signal: opts.signal, onCorrupt: (key: string) => void corrupt.add(key) };
-  const recorder = opts.upstream ? new Recorder({ ...base, upstream: opts.upstream, assets, cacheHeaders: opts.cacheHeaders }) : undefined;
+  // Recordings get their own signal: close() cuts those that outlive its grace period.
+  const recordings = new AbortController();
+  const onOuterAbort = () => recordings.abort(opts.signal?.reason);
+  opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
+  const recorder = opts.upstream ? new Recorder({ ...base, signal: recordings.signal, upstream: opts.upstream, assets, cacheHeaders: opts.cacheHeaders }) : undefined;
   const matchesAny = (res: RegExp[], key: string) => res.some((r) => r.test(key));
   // Per-step attribution (docs/build-cache.md): who asked for what, for the session's builder.
   const secret = opts.sessionSecret ?? newSessionSecret();
@@ -163,7 +174,14 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     }
   }
 
-  const server = createServer({ requestTimeout: 0, keepAliveTimeout: 30_000 } as Parameters<typeof createServer>[0], (req, res) => void handle(req, res));
+  // Slow-loris (SPEC §11): a client must finish its request headers within headersTimeout;
+  // Node checks every connectionsCheckingInterval, so that is a fraction of the timeout.
+  // requestTimeout stays off: request bodies (uploads through the proxy) may take long.
+  const headersTimeout = opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  const server = createServer(
+    { requestTimeout: 0, headersTimeout, connectionsCheckingInterval: Math.max(100, Math.min(5_000, headersTimeout / 4)), keepAliveTimeout: 30_000 } as Parameters<typeof createServer>[0],
+    (req, res) => void handle(req, res),
+  );
   // Clients that half-close after sending their request (busybox wget shuts down its write
   // side) must still get the response: by default http.Server aborts such requests.
   // Not in @types/node: an http.Server field that Node reads when a socket ends (socketOnEnd).
@@ -205,6 +223,27 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   }
   log.debug(`proxy (${mode}) listening on ${hostPort}${tlsUrl ? ` and ${tlsUrl}` : ''}`);
 
+  /**
+   * Bounded exit (SPEC §11): recordings still running get `exitGraceMs`; then they are named,
+   * aborted (nothing of them is recorded) and close() goes on.
+   */
+  async function waitForRecordings(graceMs?: number): Promise<void> {
+    const pending = recorder?.pending() ?? [];
+    if (!pending.length) return;
+    const grace = graceMs ?? opts.exitGraceMs ?? DEFAULT_EXIT_GRACE_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      Promise.allSettled(pending).then(() => false),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), grace))),
+    ]);
+    clearTimeout(timer);
+    if (!timedOut) return;
+    const keys = recorder!.pendingKeys();
+    log.warn(`${keys.length} recording(s) still in progress ${grace / 1000}s after the child exited, dropped (not recorded): ${keys.join(', ')}`);
+    recordings.abort(new HtvendError('ABORTED', `recording dropped: still in progress ${grace / 1000}s after the child exited`));
+    await Promise.allSettled(recorder!.pending());
+  }
+
   let closing: Promise<void> | undefined;
   return {
     url: `http://${hostPort}`,
@@ -215,15 +254,17 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     missing: () => [...missing].sort(),
     missingBlobs: () => [...missingBlobs].sort(),
     corrupt: () => [...corrupt].sort(),
-    close: () =>
+    close: (closeOpts) =>
       (closing ??= (async () => {
         const stopped = Promise.all([server, ...(tlsServer ? [tlsServer] : [])].map((s) => new Promise((r) => s.close(r))));
         // Clients are done (the child exited) or being stopped: cut their sockets; recordings
         // carry on into the store without them and are awaited below.
         for (const s of sockets) s.destroy();
         server.closeAllConnections();
-        await Promise.allSettled(recorder?.pending() ?? []);
+        await waitForRecordings(closeOpts?.graceMs);
+        opts.signal?.removeEventListener('abort', onOuterAbort);
         await stopped;
       })()),
+    storeFailures: () => [...(recorder?.storeFailures ?? [])],
   };
 }

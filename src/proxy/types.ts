@@ -31,6 +31,10 @@ export interface ProxyOptions {
   forceRefresh: boolean;
   /** Secret of this session's control channel (docs/build-cache.md); random when omitted. */
   sessionSecret?: string | undefined;
+  /** Time a client has to send its request headers (slow-loris guard); default 30 s. */
+  headersTimeoutMs?: number | undefined;
+  /** How long close() waits for recordings still in progress before dropping them; default 60 s. */
+  exitGraceMs?: number | undefined;
   log: Logger;
   /** Aborting stops in-flight upstream fetches and store writes. */
   signal?: AbortSignal | undefined;
@@ -53,8 +57,13 @@ export interface RunningProxy {
   missingBlobs(): string[];
   /** Keys whose replay was cut because the blob does not match its digest, sorted, each once. */
   corrupt(): string[];
-  /** Stops listening, ends keep-alive sockets, waits for in-flight recordings to commit or abort. */
-  close(): Promise<void>;
+  /**
+   * Stops listening, ends keep-alive sockets, waits (at most `exitGraceMs`) for in-flight
+   * recordings to commit or abort; those still running then are named and dropped.
+   */
+  close(opts?: { graceMs?: number }): Promise<void>;
+  /** Store failures seen while recording (SPEC §11), one message each naming store, URL, cause. */
+  storeFailures(): string[];
 }
 
 /** Everything routing needs to know about one request, gathered before any rule runs. */

@@ -18,6 +18,7 @@ import { createTransport, type Env } from './transport.js';
 import { ALL_MANIFEST_TYPES, type FetchedManifest } from './types.js';
 import { BlobUpload, DEFAULT_CHUNK_SIZE, type UploadResult } from './upload.js';
 import { Slots } from './slots.js';
+import { BUSY_STATUSES, MAX_BUSY_ATTEMPTS, MAX_RETRY_DELAY_MS, busyStatusText, retryDelayMs, waitBeforeRetry } from './backoff.js';
 
 export interface RegistryClientOptions {
   /** Environment snapshot for proxy, CA and auth-file variables. Default: `process.env`. */
@@ -294,7 +295,7 @@ export class RegistryClient {
     if (o.body !== undefined && !o.probe && !this.auth.knowsScheme) await this.probeAuth(o.signal);
     let target = this.onFoundScheme(url);
     let sameOrigin = true;
-    for (let attempt = 0, redirects = 0; ; ) {
+    for (let attempt = 0, redirects = 0, busy = 0; ; ) {
       const authorization = sameOrigin ? await this.auth.authorization(scope, o.signal) : undefined;
       const headers: Record<string, string> = { ...o.headers };
       if (authorization) headers.authorization = authorization;
@@ -337,6 +338,24 @@ export class RegistryClient {
           `${method} ${redactPath(target)}: ${authorization ? 'credentials rejected' : 'authentication required'} (HTTP 401)`,
           undefined,
           authorization ? 'check the username and password' : 'give credentials in the URL (https://user:pass@host/…) or in ~/.docker/config.json',
+        );
+      }
+      if (BUSY_STATUSES.has(res.statusCode)) {
+        busy++;
+        const retryAfter = res.headers['retry-after'];
+        const delay = retryDelayMs(retryAfter, busy);
+        await res.body.dump();
+        // A stream body cannot be sent twice; anything else is retried, a bounded number of times.
+        if (delay !== undefined && busy < MAX_BUSY_ATTEMPTS && !(o.body instanceof Readable)) {
+          this.log.warn(`${this.description}: ${method} ${redactPath(target)}: ${busyStatusText(res.statusCode)}, retrying in ${(delay / 1000).toFixed(1)}s (attempt ${busy + 1} of ${MAX_BUSY_ATTEMPTS})`);
+          await waitBeforeRetry(delay, o.signal);
+          continue;
+        }
+        const why = delay === undefined ? `the registry asks to wait longer than ${MAX_RETRY_DELAY_MS / 1000}s (Retry-After: ${String(retryAfter)})` : `gave up after ${busy} attempt(s)`;
+        throw this.fail(
+          `${method} ${redactPath(target)}: ${busyStatusText(res.statusCode)}: ${why}`,
+          undefined,
+          res.statusCode === 429 ? 'the registry rate-limits this client (Docker Hub: log in, or pull through a mirror), try again later' : 'the registry is overloaded or down, try again later',
         );
       }
       if (o.followRedirects && REDIRECTS.has(res.statusCode) && redirects < 10) {

@@ -51,8 +51,16 @@ export interface UpstreamClientOptions {
   extraRoots?: readonly string[];
   /** Override the system bundle locations (tests). */
   systemBundles?: readonly string[];
+  /**
+   * Idle timeout in ms (`--upstream-timeout`, SPEC §11): connecting, waiting for the response
+   * headers, and any gap between two body chunks. Default {@link DEFAULT_UPSTREAM_TIMEOUT_MS}.
+   */
+  idleTimeoutMs?: number | undefined;
   signal?: AbortSignal;
 }
+
+/** 60 s: long enough for a slow mirror's first byte, short enough that a stall ends a build. */
+export const DEFAULT_UPSTREAM_TIMEOUT_MS = 60_000;
 
 /** Headers that belong to one connection and are never forwarded (RFC 9110 §7.6.1). */
 export const HOP_BY_HOP = new Set([
@@ -109,6 +117,7 @@ export async function createUpstreamClient(opts: UpstreamClientOptions): Promise
   const { env, log } = opts;
   const [roots, undici] = await Promise.all([loadTrustedRoots({ env, systemBundles: opts.systemBundles, signal: opts.signal }), import('undici')]);
   const ca = [...roots, ...(opts.extraRoots ?? [])];
+  const idle = opts.idleTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
   // One secure context for every connection: passing `ca` alone makes Node parse the few
   // hundred system roots again for each new TLS connection (measured: 15% of the CPU of a
   // recording run with many small files).
@@ -123,6 +132,11 @@ export async function createUpstreamClient(opts: UpstreamClientOptions): Promise
     requestTls: tlsOpts,
     proxyTls: tlsOpts,
     keepAliveTimeout: 30_000,
+    // Every network wait has a timeout (SPEC §11): a stalled upstream errors the request or
+    // its body stream, so a recording is dropped instead of waited on forever.
+    connectTimeout: Math.min(idle, 10_000), // undici default 10 s
+    headersTimeout: idle,
+    bodyTimeout: idle,
   } as ConstructorParameters<typeof EnvHttpProxyAgent>[0]);
 
   async function once(url: string, method: string, headers: HeaderMap, body: Readable | undefined, signal?: AbortSignal): Promise<UpstreamResponse> {

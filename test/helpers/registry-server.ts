@@ -232,6 +232,8 @@ export interface FaultRule {
   path: RegExp;
   /** Answer with this status (and an OCI-style error body) instead of forwarding. */
   status?: number;
+  /** Extra headers of that answer (e.g. Retry-After); a function is called per answer. */
+  headers?: Record<string, string> | (() => Record<string, string>) | undefined;
   /** Forward, but cut both connections after this many request-body bytes. */
   dropAfterBytes?: number;
   /** How many requests this rule hits (default: all). */
@@ -262,7 +264,8 @@ export async function startFaultProxy(t: Pick<TestContext, 'after'>, target: str
     if (rule) rule.hits++;
     if (rule?.status !== undefined) {
       req.resume();
-      req.on('end', () => res.writeHead(rule.status!, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'injected fault' }] })));
+      const extra = typeof rule.headers === 'function' ? rule.headers() : (rule.headers ?? {});
+      req.on('end', () => res.writeHead(rule.status!, { 'content-type': 'application/json', ...extra }).end(JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'injected fault' }] })));
       return;
     }
     // The Host header is kept: the registry builds upload Locations from it, so they point back here.

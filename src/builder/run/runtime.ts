@@ -54,19 +54,45 @@ export interface RunContainerOptions {
 }
 
 /**
+ * argv prefix that ties the runtime to this process (SPEC §11, "a builder that dies leaves no
+ * running container process"): `setpriv --pdeathsig KILL` makes `unshare` die with us, and
+ * `unshare --pid --fork --kill-child` runs the runtime as init of a fresh PID namespace, whose
+ * death takes every process in it (the container's own namespace is nested inside) along.
+ * `--mount-proc` gives the runtime a /proc of that namespace (runc reads /proc/PID/fd of the
+ * pids it forked). Empty when the host cannot do it (no util-linux, no CAP_SYS_ADMIN): the
+ * container then only dies with the runtime, and the next build's sweep is the safety net.
+ */
+export function tiedToUs(): Promise<string[]> {
+  tieProbe ??= new Promise((resolve) => {
+    const argv = ['setpriv', '--pdeathsig', 'KILL', '--', 'unshare', '--pid', '--fork', '--mount-proc', '--kill-child=SIGKILL', '--'];
+    const c = spawn(argv[0]!, [...argv.slice(1), 'true'], { stdio: 'ignore' });
+    c.on('error', () => resolve([]));
+    c.on('close', (code) => resolve(code === 0 ? argv : []));
+  });
+  return tieProbe;
+}
+let tieProbe: Promise<string[]> | undefined;
+
+/**
  * Runs the container to completion and returns its exit code (128+n when killed by signal n).
  * Rejects with ABORTED when `signal` fires (after killing the container).
  */
 export async function runContainer(rt: Runtime, opts: RunContainerOptions): Promise<number> {
   opts.signal.throwIfAborted();
-  const child = spawn(rt.path, ['--root', rt.stateRoot, 'run', '--bundle', opts.bundle, opts.id], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const tie = await tiedToUs();
+  const argv = [...tie, rt.path, '--root', rt.stateRoot, 'run', '--bundle', opts.bundle, opts.id];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.pipe(opts.output as NodeJS.WritableStream, { end: false });
   child.stderr.pipe(opts.output as NodeJS.WritableStream, { end: false });
   let aborted = false;
   const onAbort = () => {
     aborted = true;
+    // In our PID namespace, killing its init's parent (unshare) kills everything in it. The
+    // runtime's own `kill` would be wrong there: its state holds pids of that namespace.
+    if (tie.length) {
+      child.kill('SIGKILL');
+      return;
+    }
     // The runtime forwards signals to the container's init, but `kill` reaches it even when
     // the runtime is still setting up; SIGKILL the runtime too in case it is wedged.
     void runQuiet(rt, ['kill', opts.id, 'KILL']).finally(() => setTimeout(() => child.kill('SIGKILL'), 2000).unref());
@@ -81,12 +107,19 @@ export async function runContainer(rt: Runtime, opts: RunContainerOptions): Prom
     return code;
   } finally {
     opts.signal.removeEventListener('abort', onAbort);
-    await deleteContainer(rt, opts.id);
+    await deleteContainer(rt, opts.id, { dead: tie.length > 0 });
   }
 }
 
-/** `RT delete -f ID`; a container that never got created is not an error. */
-export async function deleteContainer(rt: Runtime, id: string): Promise<void> {
+/**
+ * `RT delete ID` of a container known to be dead (its PID namespace is gone), else
+ * `RT delete -f ID`; a container that never got created is not an error. `-f` is avoided when
+ * it can be: for a container of another PID namespace it would signal a pid read from the
+ * state file in ours.
+ */
+export async function deleteContainer(rt: Runtime, id: string, o: { dead?: boolean; orForce?: boolean } = {}): Promise<void> {
+  if (o.dead && (await runQuiet(rt, ['delete', id])).code === 0) return;
+  if (o.dead && !o.orForce) return;
   await runQuiet(rt, ['delete', '-f', id]);
 }
 

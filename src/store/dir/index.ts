@@ -21,6 +21,14 @@ import type { BlobStat, BlobStore, BlobWriter, DeletableStore, IoOptions, PutOpt
 /** Read chunk size: large chunks keep sha256 hashing, not syscalls, the bottleneck. */
 const READ_HIGH_WATER_MARK = 1024 * 1024;
 /**
+ * Chunk size once READS_AT_FULL_CHUNK streams are open: each open read holds about four
+ * chunks (read-ahead, the verifier's held-back chunk and readable side, the socket's queue),
+ * so 200 concurrent replays of big blobs took 500+ MiB RSS at 1 MiB chunks. With many readers
+ * the bottleneck is the clients, not syscalls (measured in bench/soak.sh).
+ */
+const READ_SMALL_HIGH_WATER_MARK = 64 * 1024;
+const READS_AT_FULL_CHUNK = 8;
+/**
  * Blobs up to this size are read with one read() and verified before get() returns: no
  * stream pipeline per blob (most requests of a build are small: manifests, indexes, tokens).
  */
@@ -167,6 +175,8 @@ export interface DirStoreOptions extends IoOptions {
 export class DirStore implements BlobStore, RangeReadableStore, DeletableStore {
   readonly description: string;
   private readonly small = new SmallBlobCache();
+  /** Streaming reads open now (see READ_SMALL_HIGH_WATER_MARK). */
+  private openReads = 0;
 
   private constructor(readonly dir: string) {
     this.description = `filesystem store ${dir}`;
@@ -217,8 +227,11 @@ export class DirStore implements BlobStore, RangeReadableStore, DeletableStore {
     if (size <= SMALL_BLOB_BYTES) return this.getSmall(digest, fh, size, opts);
     // `end` stops the stream at the size seen by fstat (no extra read to find EOF); a blob that
     // grew since is caught by the verifier either way.
-    const raw = createReadStream('', { fd: fh, end: size - 1, highWaterMark: READ_HIGH_WATER_MARK });
-    const verified = new VerifyingStream(digest, `blob ${digest} in ${this.description}`, size, { offThread: size >= OFF_THREAD_HASH_BYTES });
+    const chunk = this.openReads >= READS_AT_FULL_CHUNK ? READ_SMALL_HIGH_WATER_MARK : READ_HIGH_WATER_MARK;
+    const raw = createReadStream('', { fd: fh, end: size - 1, highWaterMark: chunk });
+    this.openReads++;
+    raw.once('close', () => this.openReads--);
+    const verified = new VerifyingStream(digest, `blob ${digest} in ${this.description}`, size, { offThread: size >= OFF_THREAD_HASH_BYTES && this.openReads <= READS_AT_FULL_CHUNK });
     // pipeline: a read error destroys `verified`; destroying `verified` closes the file.
     pipeline(raw, verified, () => {});
     if (opts.signal) addAbortSignal(opts.signal, verified);
