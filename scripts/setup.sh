@@ -9,6 +9,7 @@ APT_PACKAGES=(
   uidmap iproute2 curl wget openssl ca-certificates debootstrap attr zstd
   # peers for benchmarks and tests
   nginx mitmproxy buildah
+  containerd  # htvend mirror tests: a private instance pulls through the mirror
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -12,6 +12,7 @@ import { HtvendError, describeError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { StoreConfig } from '../store/store.js';
 import type { ListenerOptions } from '../commands/listen.js';
+import { registerMirror } from './mirror.js';
 import { compileRegexes, expandXdg, listFlag, makeLogger, parseListenAddr, reportError, runIfEntryPoint, writeGithubOutput } from './common.js';
 
 /** Go defaults (flags_listener.go, command_build.go, command_offline.go). */
@@ -28,7 +29,7 @@ export const DEFAULTS = {
   dummyOkResponse: ['^http.*/v2/$'],
 } as const;
 
-type Opts = Record<string, unknown>;
+export type Opts = Record<string, unknown>;
 
 function listOption(flags: string, description: string, defaults: readonly string[]): Option {
   const l = listFlag(defaults);
@@ -36,14 +37,14 @@ function listOption(flags: string, description: string, defaults: readonly strin
 }
 
 /** Global flags; also accepted after the command name, as go-flags does. */
-function addGlobals(c: Command): Command {
+export function addGlobals(c: Command): Command {
   return c
     .option('-C, --chdir <dir>', 'Directory to change to before running.', '.')
     .option('-v, --verbose', 'Set for verbose output. Equivalent to setting LOG_LEVEL=debug')
     .option('--github-output-path <file>', 'Append htvend_* counters as name=value lines to this file on exit (e.g. $GITHUB_OUTPUT).');
 }
 
-function addStoreFlags(c: Command, prefix = ''): Command {
+export function addStoreFlags(c: Command, prefix = ''): Command {
   const p = prefix ? `${prefix}.` : '';
   return c
     .addOption(new Option(`--${p}blobs-backend <type>`, 'Type of blob store').choices(['filesystem', 'registry', 's3']).default('filesystem'))
@@ -53,7 +54,7 @@ function addStoreFlags(c: Command, prefix = ''): Command {
     .option(`--${p}blobs-prefix <prefix>`, 'Prefix to prepend keys before uploading to S3 bucket');
 }
 
-function addManifestFlags(c: Command): Command {
+export function addManifestFlags(c: Command): Command {
   return addStoreFlags(c).option('-m, --manifest <file>', 'File to put manifest data in', DEFAULTS.manifest);
 }
 
@@ -75,7 +76,7 @@ function addListenerFlags(c: Command): Command {
     .argument('[command...]', 'Sub-process to run (after --). If not specified an interactive shell is opened');
 }
 
-function storeConfig(o: Opts, env: NodeJS.ProcessEnv, prefix = ''): StoreConfig {
+export function storeConfig(o: Opts, env: NodeJS.ProcessEnv, prefix = ''): StoreConfig {
   const k = (n: string) => o[prefix ? `${prefix}.${n}` : n] as string | undefined;
   const backend = k('blobsBackend') as StoreConfig['backend'];
   const need = (n: string, flag: string) => {
@@ -110,12 +111,25 @@ function listenerOptions(o: Opts, command: string[]): ListenerOptions {
   };
 }
 
-interface Run {
+export interface Run {
   /** Set by the action: what to do once parsing has finished. */
   action?: (log: Logger) => Promise<number>;
   globals: Opts;
   /** Whether a session already appended its counters to --github-output-path. */
   reported?: boolean;
+}
+
+/**
+ * What a subcommand registered from its own file (src/cli/<name>.ts, `registerX(kit)`) needs:
+ * `add` attaches it to the program, `withGlobals` records the global flags given after the
+ * command name, `counters` is the `--github-output-path` reporter.
+ */
+export interface CommandKit {
+  env: NodeJS.ProcessEnv;
+  run: Run;
+  add(c: Command): void;
+  withGlobals(c: Command, o: Opts): void;
+  counters(): ((c: Record<string, number>) => Promise<void>) | undefined;
 }
 
 /** Builds the commander program; actions only record what to run (see `main`). */
@@ -211,10 +225,13 @@ export function program(env: NodeJS.ProcessEnv, run: Run): Command {
       run.action = async (log) => exportAction(o, env, log);
     });
 
-  for (const c of [buildCmd, offlineCmd, verifyCmd, exportCmd]) {
+  const add = (c: Command) => {
     c.exitOverride().configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `htvend ${c.name()}: ${s}` : s) });
     root.addCommand(c);
-  }
+  };
+  for (const c of [buildCmd, offlineCmd, verifyCmd, exportCmd]) add(c);
+  const kit: CommandKit = { env, run, add, withGlobals, counters };
+  registerMirror(kit);
   return root;
 }
 
