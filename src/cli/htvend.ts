@@ -13,6 +13,7 @@ import type { Logger } from '../util/log.js';
 import type { StoreConfig } from '../store/store.js';
 import type { ListenerOptions } from '../commands/listen.js';
 import { registerMirror } from './mirror.js';
+import { registerSupplyChain } from './supply-chain.js';
 import { compileRegexes, expandXdg, listFlag, makeLogger, parseListenAddr, reportError, runIfEntryPoint, writeGithubOutput } from './common.js';
 
 /** Go defaults (flags_listener.go, command_build.go, command_offline.go). */
@@ -225,11 +226,12 @@ export function program(env: NodeJS.ProcessEnv, run: Run): Command {
       run.action = async (log) => exportAction(o, env, log);
     });
 
+  const supplyCmds = registerSupplyChain({ env, withManifestFlags: (c) => addManifestFlags(addGlobals(c)), storeConfig, setAction: (c, o, a) => (withGlobals(c, o), (run.action = a)) });
   const add = (c: Command) => {
     c.exitOverride().configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `htvend ${c.name()}: ${s}` : s) });
     root.addCommand(c);
   };
-  for (const c of [buildCmd, offlineCmd, verifyCmd, exportCmd]) add(c);
+  for (const c of [buildCmd, offlineCmd, verifyCmd, exportCmd, ...supplyCmds]) add(c);
   const kit: CommandKit = { env, run, add, withGlobals, counters };
   registerMirror(kit);
   return root;
@@ -286,7 +288,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     if (!run.action) {
       prog.outputHelp({ error: true });
-      throw new HtvendError('USAGE', 'please specify one command of: build, export, offline or verify');
+      throw new HtvendError('USAGE', 'please specify one command of: build, export, offline, report, sbom or verify');
     }
     log = makeLogger(Boolean(run.globals['verbose']), envSnapshot);
     const dir = run.globals['chdir'] as string | undefined;
