@@ -13,6 +13,7 @@ import type { Logger } from '../util/log.js';
 import type { StoreConfig } from '../store/store.js';
 import type { ListenerOptions } from '../commands/listen.js';
 import { registerMirror } from './mirror.js';
+import { registerDiff } from './diff.js';
 import { registerSupplyChain } from './supply-chain.js';
 import { compileRegexes, expandXdg, listFlag, makeLogger, parseListenAddr, reportError, runIfEntryPoint, writeGithubOutput } from './common.js';
 
@@ -234,6 +235,7 @@ export function program(env: NodeJS.ProcessEnv, run: Run): Command {
   for (const c of [buildCmd, offlineCmd, verifyCmd, exportCmd, ...supplyCmds]) add(c);
   const kit: CommandKit = { env, run, add, withGlobals, counters };
   registerMirror(kit);
+  registerDiff(kit);
   return root;
 }
 
