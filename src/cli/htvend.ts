@@ -14,6 +14,7 @@ import type { StoreConfig } from '../store/store.js';
 import type { ListenerOptions } from '../commands/listen.js';
 import { registerMirror } from './mirror.js';
 import { registerDiff } from './diff.js';
+import { registerGc } from './gc.js';
 import { registerSupplyChain } from './supply-chain.js';
 import { compileRegexes, expandXdg, listFlag, makeLogger, parseListenAddr, reportError, runIfEntryPoint, writeGithubOutput } from './common.js';
 
@@ -236,6 +237,7 @@ export function program(env: NodeJS.ProcessEnv, run: Run): Command {
   const kit: CommandKit = { env, run, add, withGlobals, counters };
   registerMirror(kit);
   registerDiff(kit);
+  registerGc(kit);
   return root;
 }
 

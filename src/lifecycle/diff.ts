@@ -13,6 +13,7 @@ import type { AssetMap } from '../manifest/codec.js';
 import { sameEntry } from '../manifest/codec.js';
 import { packageOf } from '../purl/from-url.js';
 import type { Ecosystem } from '../purl/types.js';
+import { formatBytes } from './format.js';
 
 export interface AssetSide {
   url: string;
@@ -136,19 +137,6 @@ export function diffLockfiles(oldMap: AssetMap, newMap: AssetMap): LockfileDiff 
 }
 
 // ---- text form
-
-export function formatBytes(n: number | undefined): string {
-  if (n === undefined) return 'size unknown';
-  if (n < 1000) return `${n} B`;
-  const units = ['kB', 'MB', 'GB', 'TB'];
-  let v = n / 1000;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
-}
 
 /** OCI digests as versions are long: `sha256:0123456789ab…`. */
 function shortVersion(v: string): string {
