@@ -69,7 +69,9 @@ export async function gc(o: GcOptions): Promise<GcResult> {
   const seen = new Set<string>();
   let batch: Digest[] = [];
   const verb = o.dryRun ? 'would delete' : 'deleted';
-  for await (const b of store.list({ signal: o.signal })) {
+  // Referenced blobs stay whatever their size and age: the store need not look them up.
+  const details = remaining ? undefined : (d: Digest) => !kept.digests.has(d);
+  for await (const b of store.list({ signal: o.signal, details })) {
     r.listed++;
     if (kept.digests.has(b.digest)) {
       r.kept++;

@@ -125,8 +125,16 @@ export interface ListedBlob {
  * Optional ability (`htvend gc`): enumerate every blob, streamed (a filesystem store of
  * 100,000 blobs is never held as one array of names), and delete them.
  */
+export interface ListOptions extends IoOptions {
+  /**
+   * Which blobs need `size` and `since`: for the others a backend may skip the per-blob
+   * lookup (filesystem: one stat each) and report 0 for both. Default: all.
+   */
+  details?: ((digest: Digest) => boolean) | undefined;
+}
+
 export interface ListableStore extends DeletableStore {
-  list(opts?: IoOptions): AsyncIterable<ListedBlob>;
+  list(opts?: ListOptions): AsyncIterable<ListedBlob>;
   /** Deletes many blobs in as few requests as the backend allows (S3: 1,000 per request). */
   deleteMany?(digests: readonly Digest[], opts?: IoOptions): Promise<void>;
   /**
