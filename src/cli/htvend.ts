@@ -15,6 +15,7 @@ import type { ListenerOptions } from '../commands/listen.js';
 import { registerMirror } from './mirror.js';
 import { registerDiff } from './diff.js';
 import { registerGc } from './gc.js';
+import { registerOutdated } from './outdated.js';
 import { registerSupplyChain } from './supply-chain.js';
 import { compileRegexes, expandXdg, listFlag, makeLogger, parseListenAddr, reportError, runIfEntryPoint, writeGithubOutput } from './common.js';
 
@@ -238,6 +239,7 @@ export function program(env: NodeJS.ProcessEnv, run: Run): Command {
   registerMirror(kit);
   registerDiff(kit);
   registerGc(kit);
+  registerOutdated(kit);
   return root;
 }
 
