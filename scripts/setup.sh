@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   runc crun docker-registry busybox-static skopeo umoci qemu-user-static binfmt-support
   uidmap iproute2 curl wget openssl ca-certificates debootstrap attr zstd
+  # clients of the client-config tests (test/e2e/client-configs.test.ts)
+  golang-go
   # peers for benchmarks and tests
   nginx mitmproxy buildah
   containerd  # htvend mirror tests: a private instance pulls through the mirror

@@ -17,6 +17,9 @@
  * semantics, not ours.) The Go tool does the same.
  */
 
+import { clientEnvOverrides, type ToolConfigPaths } from './client-configs/index.js';
+export type { ToolConfigPaths } from './client-configs/index.js';
+
 /** CA variables always pointed at our PEM (besides `--set-env-var-ssl-cert-file`). */
 export const COMMON_CA_VARS = [
   'NODE_EXTRA_CA_CERTS',
@@ -54,14 +57,6 @@ export function isCaFileVar(name: string, value: string | undefined): boolean {
   return (KNOWN_IF_SET.has(name.toUpperCase()) || CA_NAME.test(name)) && PATH_LIKE.test(value);
 }
 
-/** Files written by `writeChildFiles` for clients whose CA can only be set in a config file. */
-export interface ToolConfigPaths {
-  /** GNU wget (GnuTLS builds ignore SSL_CERT_FILE): a wgetrc with `ca_certificate`, via WGETRC. */
-  wgetrc: string;
-  /** apt: a config with `Acquire::https::CaInfo`, via APT_CONFIG (read in addition to /etc/apt). */
-  aptConfig: string;
-}
-
 export interface ChildEnvInput {
   /** Host and port the child reaches the proxy at (loopback). */
   proxyHost: string;
@@ -70,7 +65,7 @@ export interface ChildEnvInput {
   caPemPath: string;
   /** The passwordless PKCS#12 truststore, if one was written (needed by jks vars / Java options). */
   truststorePath?: string | undefined;
-  /** Config files for clients that read no CA variable (GNU wget, apt); set with the extra CA vars. */
+  /** Config files for clients whose rc file beats every variable (curl, GNU wget, apt); set with the extra CA vars. */
   toolConfigs?: ToolConfigPaths | undefined;
   /** `--set-env-var-http-proxy` (default HTTP_PROXY HTTPS_PROXY http_proxy https_proxy). */
   httpProxyVars: readonly string[];
@@ -131,10 +126,9 @@ export function childEnvOverrides(parent: Readonly<Record<string, string | undef
     for (const n of [...extra].sort()) if (!set.has(n)) add(n, o.caPemPath);
     // Node ≥ 22.21 / 24 make fetch() and http(s).request honour HTTP(S)_PROXY only when asked.
     if (!set.has('NODE_USE_ENV_PROXY')) add('NODE_USE_ENV_PROXY', '1');
-    if (o.toolConfigs) {
-      if (!set.has('WGETRC')) add('WGETRC', o.toolConfigs.wgetrc);
-      if (!set.has('APT_CONFIG')) add('APT_CONFIG', o.toolConfigs.aptConfig);
-    }
+    // Variables that beat the clients' own config files (npmrc, .yarnrc.yml, pip.conf,
+    // gitconfig, cargo config), and the ones naming our copies of curl's and wget's rc files.
+    for (const [n, v] of clientEnvOverrides(parent, { caPemPath: o.caPemPath, proxyUrl: url, files: o.toolConfigs })) if (!set.has(n)) add(n, v);
   }
   if (o.javaToolOptions && o.truststorePath) {
     const before = parent['JAVA_TOOL_OPTIONS']?.trim();

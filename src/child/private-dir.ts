@@ -6,12 +6,13 @@
  * `process.exit` from elsewhere); only SIGKILL can leave it behind.
  */
 import { rmSync, chmodSync, readdirSync, lstatSync } from 'node:fs';
-import { mkdtemp, chmod, rm, mkdir, writeFile, readFile } from 'node:fs/promises';
+import { mkdtemp, chmod, rm, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HtvendError, describeError } from '../util/errors.js';
 import { writePkcs12Truststore } from '../tls/truststore.js';
 import { isEnvName, type ToolConfigPaths } from './env.js';
+import { writeClientConfigs } from './client-configs/index.js';
 
 export interface PrivateDir {
   readonly path: string;
@@ -78,10 +79,10 @@ export interface WriteChildFilesOptions {
   /** `-t` names; each gets `<dir>/tmp/<NAME>` (0755, like the Go tool). */
   tempDirNames: readonly string[];
   /**
-   * Write `wgetrc` and `apt.conf` pointing GNU wget and apt at the CA. They build on the
-   * parent's WGETRC (else ~/.wgetrc, which WGETRC would otherwise hide) and APT_CONFIG.
+   * Write the rc files of clients whose own rc file beats every variable (wget, curl, apt),
+   * each the user's file plus our CA (and proxy, given `proxyUrl`) lines: see client-configs/.
    */
-  toolConfigs?: { parentEnv: Readonly<Record<string, string | undefined>> } | undefined;
+  toolConfigs?: { parentEnv: Readonly<Record<string, string | undefined>>; proxyUrl?: string | undefined } | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -98,7 +99,7 @@ export async function writeChildFiles(dir: string, o: WriteChildFilesOptions): P
     await writePkcs12Truststore(truststorePath, o.caPem, { signal: o.signal });
   }
   let toolConfigs: ToolConfigPaths | undefined;
-  if (o.toolConfigs) toolConfigs = await writeToolConfigs(dir, caPemPath, o.toolConfigs.parentEnv, o.signal);
+  if (o.toolConfigs) toolConfigs = await writeClientConfigs({ dir, caPemPath, proxyUrl: o.toolConfigs.proxyUrl, parentEnv: o.toolConfigs.parentEnv, signal: o.signal });
   const tempDirs: Array<[string, string]> = [];
   if (o.tempDirNames.length) await mkdir(join(dir, 'tmp'), { mode: 0o700 });
   for (const n of new Set(o.tempDirNames)) {
@@ -107,30 +108,4 @@ export async function writeChildFiles(dir: string, o: WriteChildFilesOptions): P
     tempDirs.push([n, p]);
   }
   return { caPemPath, truststorePath, toolConfigs, tempDirs };
-}
-
-async function readOptional(path: string | undefined, signal?: AbortSignal): Promise<string> {
-  if (!path) return '';
-  try {
-    return await readFile(path, { encoding: 'utf8', signal });
-  } catch {
-    return ''; // nothing to build on
-  }
-}
-
-/** apt string literal: apt config strings cannot escape `"`, so such a path is left out. */
-function aptString(s: string): string | undefined {
-  return s.includes('"') ? undefined : `"${s}"`;
-}
-
-async function writeToolConfigs(dir: string, caPemPath: string, env: Readonly<Record<string, string | undefined>>, signal?: AbortSignal): Promise<ToolConfigPaths> {
-  const wgetrc = join(dir, 'wgetrc');
-  const userWgetrc = env['WGETRC'] || (env['HOME'] ? join(env['HOME'], '.wgetrc') : undefined);
-  const base = await readOptional(userWgetrc, signal);
-  await writeFile(wgetrc, `${base}${base && !base.endsWith('\n') ? '\n' : ''}# added by htvend\nca_certificate = ${caPemPath}\n`, { mode: 0o444, signal });
-  const aptConfig = join(dir, 'apt.conf');
-  const parent = env['APT_CONFIG'] ? aptString(env['APT_CONFIG']) : undefined;
-  const ca = aptString(caPemPath);
-  await writeFile(aptConfig, `${parent ? `#include ${parent};\n` : ''}${ca ? `Acquire::https::CaInfo ${ca};\n` : ''}`, { mode: 0o444, signal });
-  return { wgetrc, aptConfig };
 }

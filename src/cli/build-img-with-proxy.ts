@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { HtvendError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { makeLogger, reportError, runIfEntryPoint } from './common.js';
+import { withVersion } from './version.js';
 import { hostPlatform, parsePlatform, formatPlatform, type Platform } from '../registry/index.js';
 import { buildImages } from '../builder/build/build.js';
 import { parseSecret } from '../builder/build/mounts.js';
@@ -22,8 +23,13 @@ import { executeRun } from '../builder/run/execute.js';
 import { proxyInjectionFromEnv } from '../builder/run/proxy-env.js';
 import type { SecretSource } from '../builder/run/types.js';
 
-/** The original wrapper's default PLATFORMS. */
-export const DEFAULT_PLATFORMS = 'linux/arm64 linux/amd64';
+/**
+ * The original wrapper's default PLATFORMS. No longer the default (building a second platform
+ * under qemu when nobody asked costs 2x or more, and an amd64-only base silently became an
+ * "arm64" image): like buildah and BuildKit we build the host platform unless --platform or
+ * PLATFORMS says otherwise; `PLATFORMS="linux/arm64 linux/amd64"` gives the old behaviour.
+ */
+export const WRAPPER_PLATFORMS = 'linux/arm64 linux/amd64';
 
 export interface CliOptions {
   file?: string;
@@ -67,7 +73,8 @@ function keyValue(list: string[], flag: string, env: NodeJS.ProcessEnv, fromEnv:
 }
 
 function platformsFrom(opts: CliOptions, env: NodeJS.ProcessEnv): Platform[] {
-  const list = opts.platform.length ? opts.platform.flatMap((p) => p.split(',')) : (env['PLATFORMS'] ?? DEFAULT_PLATFORMS).split(/[\s,]+/);
+  const fromEnv = env['PLATFORMS']?.trim() ? env['PLATFORMS'] : undefined;
+  const list = opts.platform.length ? opts.platform.flatMap((p) => p.split(',')) : fromEnv !== undefined ? fromEnv.split(/[\s,]+/) : [formatPlatform(hostPlatform())];
   const seen = new Set<string>();
   const out: Platform[] = [];
   for (const p of list.map((s) => s.trim()).filter(Boolean)) {
@@ -131,14 +138,14 @@ export async function buildCommand(contextArg: string | undefined, opts: CliOpti
 }
 
 export function makeProgram(): Command {
-  return new Command('build-img-with-proxy')
+  return withVersion(new Command('build-img-with-proxy'))
     .description('Build OCI images from a Dockerfile, daemonless, through the HTTP(S) proxy in the environment (buildah build compatible flags).')
     .argument('[CONTEXT]', 'build context directory', '.')
     .option('-f, --file <path>', 'Dockerfile (default CONTEXT/Dockerfile)')
     .option('-t, --tag <dest>', 'output: oci:DIR[:name], oci-archive:PATH[:name], docker-archive:PATH[:name], docker://registry/repo:tag (repeatable; default oci:oci)', collect, [])
     .option('--build-arg <KEY=VALUE>', 'build argument (KEY alone takes the value from the environment; repeatable)', collect, [])
     .option('--target <stage>', 'build this stage instead of the last one')
-    .option('--platform <os/arch[/variant]>', `target platforms, comma-separated or repeated (default $PLATFORMS or "${DEFAULT_PLATFORMS}")`, collect, [])
+    .option('--platform <os/arch[/variant]>', `target platforms, comma-separated or repeated (default $PLATFORMS, else this machine's ${formatPlatform(hostPlatform())}; the wrapper's old default was PLATFORMS="${WRAPPER_PLATFORMS}")`, collect, [])
     .option('--timestamp <seconds>', 'epoch for created times and file times (default $SOURCE_DATE_EPOCH or 0)')
     .option('--secret <id=ID,type=file|env,src=…|env=…>', 'secret for RUN --mount=type=secret (repeatable)', collect, [])
     .option('--mount <spec>', 'mount added to every RUN, same syntax as RUN --mount (repeatable)', collect, [])

@@ -17,6 +17,8 @@ import { registerDiff } from './diff.js';
 import { registerGc } from './gc.js';
 import { registerOutdated } from './outdated.js';
 import { registerSupplyChain } from './supply-chain.js';
+import { withVersion } from './version.js';
+import { registerDoctor } from './doctor.js';
 import { compileRegexes, expandXdg, listFlag, makeLogger, parseListenAddr, reportError, runIfEntryPoint, writeGithubOutput } from './common.js';
 
 /** Go defaults (flags_listener.go, command_build.go, command_offline.go). */
@@ -138,7 +140,7 @@ export interface CommandKit {
 
 /** Builds the commander program; actions only record what to run (see `main`). */
 export function program(env: NodeJS.ProcessEnv, run: Run): Command {
-  const root = addGlobals(new Command('htvend'))
+  const root = withVersion(addGlobals(new Command('htvend')))
     .description('Capture every HTTP(S) asset a build fetches into assets.json, and replay it offline.')
     .enablePositionalOptions()
     .showHelpAfterError(false)
@@ -240,6 +242,7 @@ export function program(env: NodeJS.ProcessEnv, run: Run): Command {
   registerDiff(kit);
   registerGc(kit);
   registerOutdated(kit);
+  registerDoctor(root, env, run);
   return root;
 }
 

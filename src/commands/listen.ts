@@ -16,7 +16,7 @@ import type { ProxyOptions, RunningProxy } from '../proxy/types.js';
 import { startProxy } from '../proxy/server.js';
 import { createUpstreamClient, type UpstreamClient } from '../upstream/client.js';
 import { loadOrCreateCa } from '../tls/ca.js';
-import { childEnvOverrides, childEnvironment, exportLines } from '../child/env.js';
+import { childEnvOverrides, childEnvironment, exportLines, proxyUrl } from '../child/env.js';
 import { makePrivateDir, writeChildFiles } from '../child/private-dir.js';
 import { interactiveShell, runChild, untilSignalled, type Mode } from '../child/run.js';
 
@@ -142,17 +142,18 @@ export async function runSession(o: ListenerOptions, ctx: SessionContext): Promi
       throw listenError(e, failed[1]!, failed[0]!);
     }
     const [proxyHost, proxyPortText] = splitHostPort(proxy.hostPort);
+    const childProxyHost = proxyHost === '0.0.0.0' || proxyHost === '::' ? '127.0.0.1' : proxyHost;
 
     const wantTruststore = o.setEnvVarJksKeystore.length > 0 || o.javaToolOptions;
     const files = await writeChildFiles(dir.path, {
       caPem: ca.certPem,
       truststore: wantTruststore,
       tempDirNames: o.withTempDir,
-      toolConfigs: o.extraCaVars ? { parentEnv: ctx.env } : undefined,
+      toolConfigs: o.extraCaVars ? { parentEnv: ctx.env, proxyUrl: proxyUrl(childProxyHost, Number(proxyPortText)) } : undefined,
       signal: ac.signal,
     });
     const overrides = childEnvOverrides(ctx.env, {
-      proxyHost: proxyHost === '0.0.0.0' || proxyHost === '::' ? '127.0.0.1' : proxyHost,
+      proxyHost: childProxyHost,
       proxyPort: Number(proxyPortText),
       caPemPath: files.caPemPath,
       truststorePath: files.truststorePath,

@@ -90,3 +90,20 @@ test('RUN --security=insecure is refused citing the line unless --allow security
   assert.match(unknown.stderr, /--allow network\.host/);
   assert.deepEqual(await readdir(dir), ['c']);
 });
+
+test('issue 9: without --platform and PLATFORMS only the host platform is built; PLATFORMS keeps the wrapper meaning', async (t) => {
+  const dir = await ctx(t);
+  const env: NodeJS.ProcessEnv = { ...process.env, BUILDAH_OPTS: '' };
+  delete env['PLATFORMS'];
+  const host = process.arch === 'arm64' ? 'arm64' : 'amd64';
+  const one = await runCli('build-img-with-proxy', ['-t', `oci:${dir}/one`, join(dir, 'c')], { env });
+  assert.equal(one.code, 0, one.stderr);
+  const inspect = JSON.parse((await run(['skopeo', 'inspect', `oci:${dir}/one`], { stdio: ['ignore', 'pipe', 'pipe'] })).stdout);
+  assert.equal(inspect.Architecture, host);
+  const index = JSON.parse(await readFile(join(dir, 'one', 'index.json'), 'utf8'));
+  assert.equal(index.manifests[0].mediaType, 'application/vnd.oci.image.manifest.v1+json', 'one platform: index.json -> manifest');
+  const two = await runCli('build-img-with-proxy', ['-t', `oci:${dir}/two`, join(dir, 'c')], { env: { ...env, PLATFORMS: 'linux/arm64 linux/amd64' } });
+  assert.equal(two.code, 0, two.stderr);
+  const nested = JSON.parse(await readFile(join(dir, 'two', 'index.json'), 'utf8'));
+  assert.equal(nested.manifests[0].mediaType, 'application/vnd.oci.image.index.v1+json', 'PLATFORMS with two platforms: an image index');
+});

@@ -90,7 +90,7 @@ export async function buildImages(opts: BuildOptions): Promise<BuiltImage[]> {
         stage: (index) => {
           let p = stages.get(index);
           if (!p) {
-            const st = plan.stages.find((s) => s.index === index);
+            const st = plan.allStages[index];
             if (!st) throw new HtvendError('INTERNAL', `stage ${index} is not in the plan`);
             p = buildStage(ctx, st);
             stages.set(index, p);

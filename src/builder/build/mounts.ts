@@ -23,6 +23,17 @@ function intOf(v: string | undefined, key: string, where: string, radix = 10): n
   return parseInt(v, radix);
 }
 
+/**
+ * A size like BuildKit's (docker/go-units RAMInBytes): bytes, or a number with a binary unit
+ * k, m, g, t, p (optionally followed by `b`/`ib`, any case): `128m` = 128 MiB.
+ */
+export function bytesOf(v: string, where: string): number {
+  const m = /^(\d+(?:\.\d+)?) ?([kmgtp])?(i?b)?$/i.exec(v);
+  if (!m) throw new HtvendError('INPUT', `${where}: --mount size=${v}: expected bytes or a size such as 64k, 128m, 1g`);
+  const mult = 1024 ** ' kmgtp'.indexOf((m[2] ?? ' ').toLowerCase());
+  return Math.floor(Number(m[1]) * mult);
+}
+
 /** Parses one `--mount` value; `secrets` resolves `type=secret` ids given with `--secret`. */
 export function parseMount(spec: string, where: string, secrets: Map<string, SecretSource>): RunMount {
   const kv = csv(spec);
@@ -65,7 +76,7 @@ export function parseMount(spec: string, where: string, secrets: Map<string, Sec
     }
     case 'tmpfs': {
       const size = get('size', 'tmpfs-size');
-      return { type: 'tmpfs', target: needTarget(), ...(size ? { size: intOf(size, 'size', where) } : {}) };
+      return { type: 'tmpfs', target: needTarget(), ...(size ? { size: bytesOf(size, where) } : {}) };
     }
     default: {
       const id = get('id') ?? (target ? target.split('/').pop() : undefined);

@@ -5,20 +5,20 @@
  * extracted when a step needs to look at files (COPY destinations, --chown names, RUN,
  * WORKDIR creation, COPY --from).
  */
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { HtvendError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { applyLayer } from '../fs/apply.js';
 import { writeLayer } from '../fs/layer-writer.js';
 import type { LayerEntry } from '../fs/types.js';
-import { expandWord, expandWords, varsFrom, type Vars } from '../dockerfile/lexer.js';
+import { expandHeredocBody, expandWord, varsFrom, type Vars } from '../dockerfile/lexer.js';
 import { parseTrigger } from '../dockerfile/parse.js';
 import type { CommandForm, Instruction, RunInstr } from '../dockerfile/types.js';
 import { appendLayer, scratchImage, withConfig, withHistory, withImageFields, type ContainerConfig, type HistoryEntry, type Image } from '../image/image.js';
-import type { BuildPlan, PlannedStage } from '../plan/plan.js';
+import { stageByRef, type BuildPlan, type PlannedStage } from '../plan/plan.js';
 import type { ProxyInjection, RunExecutor, RunMount, RunStepRequest, SecretSource } from '../run/types.js';
-import { copyEntries, parseChmod, resolveChown, rootfsLookup, type PathLookup } from '../copy/copy.js';
+import { copyEntries, parseChmod, resolveChown, resolveSymlinks, rootfsLookup, rootfsReadlink, type PathLookup, type SymlinkReader } from '../copy/copy.js';
 import { newIgnore, type SourceRoot } from '../copy/sources.js';
 import type { Ignore } from '@balena/dockerignore';
 import { parseMount } from './mounts.js';
@@ -80,6 +80,17 @@ export class StageFs {
     }
     return rootfsLookup(this.dir)(rel);
   };
+  /** Target of the symlink at `rel` (parents already resolved) in the image so far, if it is one. */
+  readonly readlink: SymlinkReader = async (rel) => {
+    const lists = this.img.layers.slice(this.applied).map((l) => this.known.get(l.digest));
+    if (!lists.every((es) => es?.every((e) => e.type !== 'whiteout' && e.type !== 'opaque'))) return rootfsReadlink(await this.sync())(rel);
+    for (let i = lists.length - 1; i >= 0; i--) {
+      const hit = lists[i]!.find((e) => e.path === rel);
+      if (hit) return hit.type === 'symlink' ? hit.target : undefined;
+      if (lists[i]!.some((e) => e.path.startsWith(rel + '/'))) return undefined;
+    }
+    return rootfsReadlink(this.dir)(rel);
+  };
 }
 
 /** Everything a stage needs from the build around it. */
@@ -106,6 +117,7 @@ export interface BuildContext {
 }
 
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 function created(epoch: number): string {
   return new Date(epoch * 1000).toISOString().replace(/\.000Z$/, 'Z');
@@ -135,6 +147,9 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
   if (st.base.kind === 'scratch') image = scratchImage(st.platform);
   else if (st.base.kind === 'stage') image = (await ctx.stage(st.base.index)).image;
   else image = await ctx.pullImage(st.base.ref, fromWhere);
+  // BuildKit gives every stage a PATH (FROM scratch, or a base without one) before its first
+  // instruction, so RUN sees it and the image's Env starts with it.
+  if (!envMap(image.config.config.Env).has('PATH')) image = withConfig(image, (c) => ({ ...c, Env: [...(c.Env ?? []), `PATH=${DEFAULT_PATH}`] }));
   const fs = new StageFs(await mkdtemp(join(ctx.tmpDir, `rootfs-${st.index}-`)), image, log, signal);
   const args = new Map<string, string>();
   let shell = image.config.config.Shell ? [...image.config.config.Shell] : DEFAULT_SHELL;
@@ -170,156 +185,162 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
     signal.throwIfAborted();
     const where = at(ins.loc.line);
     log.info(`${where}: ${ins.text.length > 200 ? ins.text.slice(0, 200) + '…' : ins.text}`);
-    switch (ins.kind) {
-      case 'ARG':
-        for (const a of ins.args) {
-          const v = plan.buildArgs.get(a.name) ?? (a.default !== undefined ? x(a.default) : plan.globalArgs.get(a.name));
-          if (v !== undefined) args.set(a.name, v);
-          else args.delete(a.name);
-        }
-        break;
-      case 'ENV': {
-        // Every value sees the environment as it was BEFORE this instruction (Docker:
-        // `ENV a=bye b=$a` gives b the old a).
-        const before = vars();
-        let env = image.config.config.Env;
-        for (const [k, v] of ins.pairs) env = setEnv(env, expandWord(k, before, plan.escape), expandWord(v, before, plan.escape));
-        setConfig(ins.text, (c) => ({ ...c, Env: env }));
-        break;
-      }
-      case 'LABEL':
-        setConfig(ins.text, (c) => {
-          const labels = { ...(c.Labels ?? {}) };
-          for (const [k, v] of ins.pairs) labels[x(k)] = x(v);
-          return { ...c, Labels: labels };
-        });
-        break;
-      case 'MAINTAINER':
-        image = withHistory(withImageFields(image, { author: ins.name }), nop(ins.text));
-        break;
-      case 'WORKDIR': {
-        const dir = posix.resolve(image.config.config.WorkingDir || '/', x(ins.path));
-        const parts = dir.split('/').filter(Boolean);
-        const missing: LayerEntry[] = [];
-        let owner: { uid: number; gid: number } | undefined;
-        for (let i = 1; i <= parts.length; i++) {
-          const p = parts.slice(0, i).join('/');
-          if ((await fs.lookup(p)) === 'dir') continue;
-          // Like BuildKit, directories WORKDIR creates belong to the current USER.
-          const user = image.config.config.User;
-          owner ??= user ? (/^\d+(:\d+)?$/.test(user) ? { uid: Number(user.split(':')[0]), gid: Number(user.split(':')[1] ?? user.split(':')[0]) } : await resolveChown(await fs.sync(), user, where)) : { uid: 0, gid: 0 };
-          missing.push({ type: 'dir', path: p, mode: 0o755, mtime: ctx.epoch, ...owner });
-        }
-        image = withConfig(image, (c) => ({ ...c, WorkingDir: dir }));
-        await entriesToLayer(missing, ins.text);
-        break;
-      }
-      case 'USER':
-        setConfig(ins.text, (c) => ({ ...c, User: x(ins.user) }));
-        break;
-      case 'EXPOSE':
-        setConfig(ins.text, (c) => {
-          const ports = { ...(c.ExposedPorts ?? {}) };
-          for (const p of expandWords(ins.ports.join(' '), vars(), plan.escape)) {
-            if (!/^\d+(-\d+)?(\/(tcp|udp|sctp))?$/i.test(p)) throw new HtvendError('INPUT', `${where}: EXPOSE ${p}: expected PORT[/tcp|udp|sctp]`);
-            ports[p.includes('/') ? p.toLowerCase() : `${p}/tcp`] = {};
+    try {
+      switch (ins.kind) {
+        case 'ARG':
+          for (const a of ins.args) {
+            const v = plan.buildArgs.get(a.name) ?? (a.default !== undefined ? x(a.default) : plan.globalArgs.get(a.name));
+            if (v !== undefined) args.set(a.name, v);
+            else args.delete(a.name);
           }
-          return { ...c, ExposedPorts: ports };
-        });
-        break;
-      case 'VOLUME':
-        setConfig(ins.text, (c) => {
-          const vols = { ...(c.Volumes ?? {}) };
-          for (const p of ins.paths) {
-            const v = x(p);
-            if (v === '') throw new HtvendError('INPUT', `${where}: VOLUME with an empty path`);
-            vols[v] = {};
+          break;
+        case 'ENV': {
+          // Every value sees the environment as it was BEFORE this instruction (Docker:
+          // `ENV a=bye b=$a` gives b the old a).
+          const before = vars();
+          let env = image.config.config.Env;
+          for (const [k, v] of ins.pairs) env = setEnv(env, expandWord(k, before, plan.escape), expandWord(v, before, plan.escape));
+          setConfig(ins.text, (c) => ({ ...c, Env: env }));
+          break;
+        }
+        case 'LABEL':
+          setConfig(ins.text, (c) => {
+            const labels = { ...(c.Labels ?? {}) };
+            for (const [k, v] of ins.pairs) labels[x(k)] = x(v);
+            return { ...c, Labels: labels };
+          });
+          break;
+        case 'MAINTAINER':
+          image = withHistory(withImageFields(image, { author: ins.name }), nop(ins.text));
+          break;
+        case 'WORKDIR': {
+          const dir = posix.resolve(image.config.config.WorkingDir || '/', x(ins.path));
+          // Through the image's symlinks, as BuildKit's Mkdir: a dangling link's target is created.
+          const parts = (await resolveSymlinks(dir, fs.readlink, true)).split('/').filter(Boolean);
+          const missing: LayerEntry[] = [];
+          let owner: { uid: number; gid: number } | undefined;
+          for (let i = 1; i <= parts.length; i++) {
+            const p = parts.slice(0, i).join('/');
+            if ((await fs.lookup(p)) === 'dir') continue;
+            // Like BuildKit, directories WORKDIR creates belong to the current USER.
+            const user = image.config.config.User;
+            owner ??= user ? (/^\d+(:\d+)?$/.test(user) ? { uid: Number(user.split(':')[0]), gid: Number(user.split(':')[1] ?? user.split(':')[0]) } : await resolveChown(await fs.sync(), user, where)) : { uid: 0, gid: 0 };
+            missing.push({ type: 'dir', path: p, mode: 0o755, mtime: ctx.epoch, ...owner });
           }
-          return { ...c, Volumes: vols };
-        });
-        break;
-      case 'STOPSIGNAL':
-        setConfig(ins.text, (c) => ({ ...c, StopSignal: x(ins.signal) }));
-        break;
-      case 'SHELL':
-        shell = ins.argv;
-        setConfig(ins.text, (c) => ({ ...c, Shell: ins.argv }));
-        break;
-      case 'CMD':
-        cmdSetHere = true;
-        setConfig(ins.text, (c) => ({ ...c, Cmd: cmdArgv(ins.cmd) }));
-        break;
-      case 'ENTRYPOINT':
-        setConfig(ins.text, (c) => ({ ...c, Entrypoint: cmdArgv(ins.cmd), ...(cmdSetHere ? {} : { Cmd: null }) }));
-        break;
-      case 'HEALTHCHECK':
-        setConfig(ins.text, (c) => {
-          if (!ins.check) return { ...c, Healthcheck: { Test: ['NONE'] } };
-          const h = ins.check;
-          const test = h.cmd.form === 'exec' ? ['CMD', ...h.cmd.argv] : ['CMD-SHELL', h.cmd.cmdline];
-          return {
-            ...c,
-            Healthcheck: {
-              Test: test,
-              ...(h.interval !== undefined ? { Interval: h.interval } : {}),
-              ...(h.timeout !== undefined ? { Timeout: h.timeout } : {}),
-              ...(h.startPeriod !== undefined ? { StartPeriod: h.startPeriod } : {}),
-              ...(h.startInterval !== undefined ? { StartInterval: h.startInterval } : {}),
-              ...(h.retries !== undefined ? { Retries: h.retries } : {}),
-            },
-          };
-        });
-        break;
-      case 'ONBUILD':
-        setConfig(ins.text, (c) => ({ ...c, OnBuild: [...(c.OnBuild ?? []), ins.trigger] }));
-        break;
-      case 'COPY':
-      case 'ADD': {
-        let from: SourceRoot = { dir: ctx.contextDir, isContext: true, ignore: ctx.dockerignore.ignore, hasExceptions: ctx.dockerignore.hasExceptions };
-        if (ins.from) {
-          const ref = x(ins.from);
-          const idx = plan.stages.find((s) => s.name === ref.toLowerCase() || String(s.index) === ref)?.index;
-          const dir = idx !== undefined ? await (await ctx.stage(idx)).fs.sync() : await ctx.imageRootfs(ref, where);
-          from = { dir, isContext: false };
+          image = withConfig(image, (c) => ({ ...c, WorkingDir: dir }));
+          await entriesToLayer(missing, ins.text);
+          break;
         }
-        if (ins.exclude.length && from.isContext) {
-          from = { ...from, ignore: newIgnore().add(ctx.dockerignore.ignore).add(ins.exclude.map(x)) };
+        case 'USER':
+          setConfig(ins.text, (c) => ({ ...c, User: x(ins.user) }));
+          break;
+        case 'EXPOSE':
+          setConfig(ins.text, (c) => {
+            const ports = { ...(c.ExposedPorts ?? {}) };
+            // Each word is expanded, then split (BuildKit's ProcessWords): `EXPOSE $PORTS` with PORTS="80 53/udp".
+            for (const p of ins.ports.flatMap((w) => x(w).split(/\s+/)).filter(Boolean)) {
+              if (!/^\d+(-\d+)?(\/(tcp|udp|sctp))?$/i.test(p)) throw new HtvendError('INPUT', `${where}: EXPOSE ${p}: expected PORT[/tcp|udp|sctp]`);
+              ports[p.includes('/') ? p.toLowerCase() : `${p}/tcp`] = {};
+            }
+            return { ...c, ExposedPorts: ports };
+          });
+          break;
+        case 'VOLUME':
+          setConfig(ins.text, (c) => {
+            const vols = { ...(c.Volumes ?? {}) };
+            for (const p of ins.paths) {
+              const v = x(p);
+              if (v === '') throw new HtvendError('INPUT', `${where}: VOLUME with an empty path`);
+              vols[v] = {};
+            }
+            return { ...c, Volumes: vols };
+          });
+          break;
+        case 'STOPSIGNAL':
+          setConfig(ins.text, (c) => ({ ...c, StopSignal: x(ins.signal) }));
+          break;
+        case 'SHELL':
+          shell = ins.argv;
+          setConfig(ins.text, (c) => ({ ...c, Shell: ins.argv }));
+          break;
+        case 'CMD':
+          cmdSetHere = true;
+          setConfig(ins.text, (c) => ({ ...c, Cmd: cmdArgv(ins.cmd) }));
+          break;
+        case 'ENTRYPOINT':
+          setConfig(ins.text, (c) => ({ ...c, Entrypoint: cmdArgv(ins.cmd), ...(cmdSetHere ? {} : { Cmd: null }) }));
+          break;
+        case 'HEALTHCHECK':
+          setConfig(ins.text, (c) => {
+            if (!ins.check) return { ...c, Healthcheck: { Test: ['NONE'] } };
+            const h = ins.check;
+            const test = h.cmd.form === 'exec' ? ['CMD', ...h.cmd.argv] : ['CMD-SHELL', h.cmd.cmdline];
+            return {
+              ...c,
+              Healthcheck: {
+                Test: test,
+                ...(h.interval !== undefined ? { Interval: h.interval } : {}),
+                ...(h.timeout !== undefined ? { Timeout: h.timeout } : {}),
+                ...(h.startPeriod !== undefined ? { StartPeriod: h.startPeriod } : {}),
+                ...(h.startInterval !== undefined ? { StartInterval: h.startInterval } : {}),
+                ...(h.retries !== undefined ? { Retries: h.retries } : {}),
+              },
+            };
+          });
+          break;
+        case 'ONBUILD':
+          setConfig(ins.text, (c) => ({ ...c, OnBuild: [...(c.OnBuild ?? []), ins.trigger] }));
+          break;
+        case 'COPY':
+        case 'ADD': {
+          let from: SourceRoot = { dir: ctx.contextDir, isContext: true, ignore: ctx.dockerignore.ignore, hasExceptions: ctx.dockerignore.hasExceptions };
+          if (ins.from) {
+            // Like buildah (BuildKit refuses variables here): ARGs/ENV of the stage, then the global ARGs.
+            const ref = expandWord(ins.from, varsFrom(envMap(image.config.config.Env), args, plan.globalArgs), plan.escape);
+            from = { dir: await sourceRootfs(ctx, st, ref, where), isContext: false };
+          }
+          if (ins.exclude.length && from.isContext) {
+            from = { ...from, ignore: newIgnore().add(ctx.dockerignore.ignore).add(ins.exclude.map(x)) };
+          }
+          if (ins.parents) throw new HtvendError('INPUT', `${where}: COPY --parents is not supported`);
+          const sources = ins.sources.map(x);
+          const entries = await copyEntries({
+            kind: ins.kind,
+            sources,
+            dest: x(ins.dest),
+            workdir: image.config.config.WorkingDir || '/',
+            from,
+            lookup: fs.lookup,
+            readlink: fs.readlink,
+            ...(ins.chown ? { chown: await resolveChown(await fs.sync(), x(ins.chown), where) } : {}),
+            ...(ins.chmod ? { chmod: parseChmod(x(ins.chmod), where) } : {}),
+            ...(ins.checksum ? { checksum: x(ins.checksum) } : {}),
+            heredocs: ins.heredocs,
+            expandHeredoc: (t) => expandHeredocBody(t, vars(), plan.escape),
+            epoch: ctx.epoch,
+            tmpDir: ctx.tmpDir,
+            dispatcher: ctx.dispatcher,
+            where,
+            signal,
+          });
+          await entriesToLayer(entries, ins.text);
+          break;
         }
-        if (ins.parents) throw new HtvendError('INPUT', `${where}: COPY --parents is not supported`);
-        const sources = ins.sources.map(x);
-        const entries = await copyEntries({
-          kind: ins.kind,
-          sources,
-          dest: x(ins.dest),
-          workdir: image.config.config.WorkingDir || '/',
-          from,
-          lookup: fs.lookup,
-          ...(ins.chown ? { chown: await resolveChown(await fs.sync(), x(ins.chown), where) } : {}),
-          ...(ins.chmod ? { chmod: parseChmod(x(ins.chmod), where) } : {}),
-          ...(ins.checksum ? { checksum: x(ins.checksum) } : {}),
-          heredocs: ins.heredocs,
-          expandHeredoc: (t) => t, // BuildKit expands only with an unquoted delimiter in RUN; COPY keeps text
-          epoch: ctx.epoch,
-          tmpDir: ctx.tmpDir,
-          dispatcher: ctx.dispatcher,
-          where,
-          signal,
-        });
-        await entriesToLayer(entries, ins.text);
-        break;
+        case 'RUN': {
+          const { layer, applied } = await runStep(ctx, st, ins, image, fs, args, shell, where);
+          if (!layer) image = withHistory(image, nop(ins.text));
+          else if (!applied) addLayer(layer, ins.text);
+          else {
+            image = appendLayer(image, layer, nop(ins.text));
+            fs.trackApplied(image);
+          }
+          break;
+        }
+        case 'FROM':
+          throw new HtvendError('INTERNAL', `${where}: FROM inside a stage`);
       }
-      case 'RUN': {
-        const { layer, applied } = await runStep(ctx, ins, image, fs, args, shell, where);
-        if (!layer) image = withHistory(image, nop(ins.text));
-        else if (!applied) addLayer(layer, ins.text);
-        else {
-          image = appendLayer(image, layer, nop(ins.text));
-          fs.trackApplied(image);
-        }
-        break;
-      }
-      case 'FROM':
-        throw new HtvendError('INTERNAL', `${where}: FROM inside a stage`);
+    } catch (e) {
+      throw located(e, where, file);
     }
   }
   image = withImageFields(image, { created: epochTime });
@@ -327,16 +348,46 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
   return { image, fs };
 }
 
-async function runStep(ctx: BuildContext, ins: RunInstr, image: Image, fs: StageFs, args: Map<string, string>, shell: string[], where: string) {
+/**
+ * An error of one instruction with its `Dockerfile:LINE` (lexer errors such as `${FOO:?msg}`
+ * or a bad quote are raised without one); errors that already name a location pass unchanged.
+ */
+export function located(e: unknown, where: string, file: string): unknown {
+  if (!(e instanceof HtvendError) || e.code === 'ABORTED' || e.message.startsWith(`${file}:`)) return e;
+  return new HtvendError(e.code, `${where}: ${e.message}`, { cause: e, ...(e.hint ? { hint: e.hint } : {}), exitCode: e.exitCode });
+}
+
+/** Rootfs of the stage `ref` names (built on demand), else of the image `ref`; never of `self`. */
+async function sourceRootfs(ctx: BuildContext, self: PlannedStage, ref: string, where: string): Promise<string> {
+  if (ref === '') throw new HtvendError('INPUT', `${where}: --from expands to an empty name`);
+  const s = stageByRef(ctx.plan, ref);
+  if (s?.index === self.index) throw new HtvendError('INPUT', `${where}: stage ${ref} refers to itself`);
+  if (s) return (await ctx.stage(s.index)).fs.sync();
+  if (/^\d+$/.test(ref)) throw new HtvendError('NOT_FOUND', `${where}: stage ${ref} does not exist (the Dockerfile has ${ctx.plan.allStages.length} stages)`);
+  return ctx.imageRootfs(ref, where);
+}
+
+async function runStep(ctx: BuildContext, st: PlannedStage, ins: RunInstr, image: Image, fs: StageFs, args: Map<string, string>, shell: string[], where: string) {
   const plan = ctx.plan;
   const c = image.config.config;
   const vars = varsFrom(envMap(c.Env), args);
   let argv: string[];
+  const heredocMounts: RunMount[] = [];
   if (ins.cmd.form === 'exec') argv = ins.cmd.argv;
-  else if (ins.heredocs.length === 1 && /^<<-?["']?[A-Za-z_][A-Za-z0-9_]*["']?$/.test(ins.cmd.cmdline.trim())) {
-    // `RUN <<EOF … EOF`: the heredoc is the script.
-    argv = [...shell, ins.heredocs[0]!.content];
+  else if (ins.heredocs.length === 1 && /^\d*<<-?[^<\s]+$/.test(ins.cmd.cmdline.trim())) {
+    // `RUN <<EOF … EOF` (BuildKit's dispatchRun): a body starting with `#!` is a script run
+    // by its own interpreter from /dev/pipes/ (the /dev tmpfs: never in a layer); any other
+    // body is given to the SHELL as its command string.
+    const h = ins.heredocs[0]!;
+    if (h.content.startsWith('#!')) {
+      const script = join(await mkdtemp(join(ctx.tmpDir, 'heredoc-')), 'script');
+      await writeFile(script, h.content, { mode: 0o755 });
+      heredocMounts.push({ type: 'bind', target: `/dev/pipes/${h.name}`, source: '', hostSource: script, readonly: true });
+      argv = [`/dev/pipes/${h.name}`];
+    } else argv = [...shell, h.content];
   } else {
+    // Anything else: the shell gets the line followed by every body and its delimiter, and
+    // runs the heredocs itself (so `cat <<A >a && cat <<B >b` writes both files).
     const bodies = ins.heredocs.map((h) => `${h.content}${h.name}\n`).join('');
     argv = [...shell, ins.heredocs.length ? `${ins.cmd.cmdline}\n${bodies}` : ins.cmd.cmdline];
   }
@@ -344,7 +395,7 @@ async function runStep(ctx: BuildContext, ins: RunInstr, image: Image, fs: Stage
   const envKeys = envMap(c.Env);
   const env = [...(c.Env ?? [])];
   for (const [k, v] of args) if (!envKeys.has(k)) env.push(`${k}=${v}`);
-  const mounts: RunMount[] = [...ins.mounts.map((m) => expandWord(m, vars, plan.escape)), ...ctx.globalMounts].map((m) => parseMount(m, where, ctx.secrets));
+  const mounts: RunMount[] = [...[...ins.mounts.map((m) => expandWord(m, vars, plan.escape)), ...ctx.globalMounts].map((m) => parseMount(m, where, ctx.secrets)), ...heredocMounts];
   const network = ins.network === 'none' ? 'none' : ins.network === 'host' ? 'host' : ctx.network;
   // As BuildKit: a Dockerfile alone cannot make a step privileged; the person building allows it.
   const privileged = ins.security === 'insecure';
@@ -367,10 +418,7 @@ async function runStep(ctx: BuildContext, ins: RunInstr, image: Image, fs: Stage
     contextDir: ctx.contextDir,
     cacheRoot: join(ctx.tmpDir, 'cache'),
     tmpDir: ctx.tmpDir,
-    stageRootfs: async (ref) => {
-      const idx = plan.stages.find((s) => s.name === ref.toLowerCase() || String(s.index) === ref)?.index;
-      return idx !== undefined ? (await ctx.stage(idx)).fs.sync() : ctx.imageRootfs(ref, where);
-    },
+    stageRootfs: (ref) => sourceRootfs(ctx, st, ref, where),
     signal: ctx.signal,
     dockerfileLine: where,
     output: process.stderr,

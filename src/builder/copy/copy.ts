@@ -9,7 +9,7 @@
  * - `ADD <local tar>` (plain or gzip) is extracted into the destination.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdtemp, open, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, open, readlink, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -34,6 +34,8 @@ export interface CopyRequest {
   from: SourceRoot;
   /** What already exists in the image at a path (symlinks followed): see `PathLookup`. */
   lookup: PathLookup;
+  /** Target of the symlink at a layer path of the image, if it is one (to write through links). */
+  readlink?: SymlinkReader;
   chown?: { uid: number; gid: number };
   chmod?: number;
   checksum?: string;
@@ -53,6 +55,47 @@ const URL_RE = /^https?:\/\//i;
 /** Kind of the thing at a layer path in the image so far (symlinks followed), or undefined. */
 export type PathLookup = (rel: string) => Promise<'dir' | 'other' | undefined>;
 
+/** The target of the symlink at a layer path (parents already resolved), or undefined. */
+export type SymlinkReader = (rel: string) => Promise<string | undefined>;
+
+/**
+ * `rel` with the symlinks of the image followed, as BuildKit resolves a destination inside the
+ * root (continuity's RootPath): links are followed even when their target does not exist yet
+ * (`COPY f /link/` with a dangling `/link -> /target` creates /target), never out of the root.
+ * The last component is followed only when `followLast`.
+ */
+export async function resolveSymlinks(rel: string, readlinkAt: SymlinkReader, followLast: boolean): Promise<string> {
+  const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
+  let cur: string[] = [];
+  let hops = 0;
+  while (parts.length > 0) {
+    const name = parts.shift()!;
+    if (name === '..') {
+      cur.pop();
+      continue;
+    }
+    const next = [...cur, name].join('/');
+    const target = parts.length > 0 || followLast ? await readlinkAt(next) : undefined;
+    if (target === undefined) {
+      cur.push(name);
+      continue;
+    }
+    if (++hops > 40) throw new HtvendError('INPUT', `too many symlinks resolving /${rel} in the image`);
+    if (target.startsWith('/')) cur = [];
+    parts.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
+  }
+  return cur.join('/');
+}
+
+/** A `SymlinkReader` over a materialised rootfs directory. */
+export function rootfsReadlink(rootfs: string): SymlinkReader {
+  return async (rel) => {
+    const host = join(rootfs, rel);
+    const st = await lstat(host).catch(() => undefined);
+    return st?.isSymbolicLink() ? readlink(host) : undefined;
+  };
+}
+
 /** A `PathLookup` over a materialised rootfs directory. */
 export function rootfsLookup(rootfs: string): PathLookup {
   const res = new RootResolver(rootfs);
@@ -63,9 +106,9 @@ export function rootfsLookup(rootfs: string): PathLookup {
   };
 }
 
-/** Parses `--chmod` (octal, e.g. 755 or 0644). */
+/** Parses `--chmod` (octal of any length as BuildKit's ParseUint(v, 8, 32): 755, 0644, 0). */
 export function parseChmod(v: string, where: string): number {
-  if (!/^[0-7]{3,4}$/.test(v)) throw new HtvendError('INPUT', `${where}: --chmod=${v}: expected an octal mode such as 755`);
+  if (!/^[0-7]{1,5}$/.test(v) || parseInt(v, 8) > 0o7777) throw new HtvendError('INPUT', `${where}: --chmod=${v}: expected an octal mode such as 755`);
   return parseInt(v, 8);
 }
 
@@ -94,8 +137,10 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
   const { where } = req;
   const dests = new Map<string, LayerEntry>();
   const put = (e: LayerEntry) => dests.set(e.path, e);
-  const destAbs = posix.resolve(req.workdir || '/', req.dest);
-  const destRel = destAbs.replace(/^\/+/, '');
+  // Entries go where the image's symlinks lead (parents always, the destination itself when it
+  // is a directory), so a link is written through instead of being replaced by a directory.
+  const written = posix.resolve(req.workdir || '/', req.dest).replace(/^\/+/, '');
+  let destRel = req.readlink ? await resolveSymlinks(written, req.readlink, false) : written;
   const existingKind = destRel === '' ? 'dir' : await req.lookup(destRel);
   const existingIsDir = existingKind === 'dir';
   const own = (st?: { uid: number; gid: number }) => req.chown ?? (req.from.isContext || !st ? { uid: 0, gid: 0 } : { uid: st.uid, gid: st.gid });
@@ -104,7 +149,8 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
   const urls: string[] = [];
   const heredocFiles: { name: string; path: string }[] = [];
   for (const s of req.sources) {
-    const hd = s.startsWith('<<') ? req.heredocs.find((h) => h.name === s.replace(/^<<-?["']?|["']$/g, '')) : undefined;
+    // Sources arrive expanded (quotes removed): `<<"EOF"` is `<<EOF` here.
+    const hd = /^\d*<</.test(s) ? req.heredocs.find((h) => h.name === s.replace(/^\d*<<-?/, '')) : undefined;
     if (hd) {
       const p = join(await mkdtemp(join(req.tmpDir, 'heredoc-')), hd.name);
       await writeFile(p, hd.expand ? req.expandHeredoc(hd.content) : hd.content, { mode: 0o644 });
@@ -117,20 +163,29 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
     } else paths.push(s);
   }
   const resolved = [];
+  const inWhat = req.from.isContext ? 'the build context' : 'the source stage/image';
   for (const src of paths) {
     const found = await resolveSource(req.from, src);
-    if (found.length === 0) {
-      const inWhat = req.from.isContext ? 'the build context' : 'the source stage/image';
+    // A wildcard matching nothing is fine while another source exists (BuildKit's AllowEmptyWildcard).
+    if (found.length === 0 && !GLOB_CHARS.test(src)) {
       const ignored = req.from.isContext && isIgnored(req.from, src.replace(/^\.?\/+/, ''));
       throw new HtvendError('NOT_FOUND', `${where}: ${req.kind} ${src}: no such file or directory in ${inWhat}${ignored ? ' (excluded by .dockerignore)' : ''}`);
     }
     resolved.push(...found);
   }
+  // ADD extracts local tar archives into the destination directory: they are not "files" for
+  // the one-source rule, so `ADD *.tar /dest` with two archives extracts both.
+  const archives = new Set<(typeof resolved)[number]>();
+  if (req.kind === 'ADD' && req.from.isContext) for (const r of resolved) if (r.st.isFile() && (await isTarArchive(r.abs))) archives.add(r);
   const total = resolved.length + urls.length + heredocFiles.length;
-  const destIsDir = req.dest.endsWith('/') || req.dest === '.' || total > 1 || existingIsDir || (total === 1 && resolved[0]?.st.isDirectory() === true);
-  if (total > 1 && !req.dest.endsWith('/') && !existingIsDir) {
+  if (total === 0) throw new HtvendError('NOT_FOUND', `${where}: ${req.kind} ${paths.join(' ')}: no source files matched in ${inWhat}`);
+  const items = total - archives.size;
+  const destIsDir = req.dest.endsWith('/') || req.dest === '.' || items > 1 || archives.size > 0 || existingIsDir || (total === 1 && resolved[0]?.st.isDirectory() === true);
+  if (items > 1 && !req.dest.endsWith('/') && !existingIsDir) {
     throw new HtvendError('INPUT', `${where}: when using ${req.kind} with more than one source file, the destination must be a directory and end with a /`);
   }
+  if (destIsDir && req.readlink) destRel = await resolveSymlinks(destRel, req.readlink, true);
+  const destAbs = `/${destRel}`;
 
   // Missing parents (and the destination dir itself when it is one) are created, 0755.
   const ensureDirs = async (rel: string) => {
@@ -146,24 +201,34 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
   if (destIsDir) await ensureDirs(destRel);
   else await ensureDirs(posix.dirname(destAbs).replace(/^\/+/, ''));
 
+  // Single files sharing an inode (hard links in the context) stay hard links in the layer.
+  const byInode = new Map<string, string>();
   for (const src of resolved) {
     if (src.st.isDirectory()) {
+      const contextPath = (p: string) => posix.join(src.rel, destRel === '' ? p : p.slice(destRel.length + 1));
       const entries = await walkTree(src.abs, {
         prefix: destRel,
         ...(req.chown ? { chown: req.chown } : req.from.isContext ? { chown: { uid: 0, gid: 0 } } : {}),
         ...(req.chmod !== undefined ? { chmod: req.chmod } : {}),
         // With `!` exceptions an ignored directory is still walked: it may hold re-included files.
-        exclude: (p, st) => !(st.isDirectory() && req.from.hasExceptions) && isIgnored(req.from, posix.join(src.rel, destRel === '' ? p : p.slice(destRel.length + 1))),
+        exclude: (p, st) => !(st.isDirectory() && req.from.hasExceptions) && isIgnored(req.from, contextPath(p)),
         signal: req.signal,
       });
-      for (const e of entries) put(e);
-    } else if (req.kind === 'ADD' && req.from.isContext && (await isTarArchive(src.abs))) {
+      for (const e of dropIgnoredDirs(entries, (p) => isIgnored(req.from, contextPath(p)))) put(e);
+    } else if (archives.has(src)) {
       const tmp = await mkdtemp(join(req.tmpDir, 'add-'));
       await applyTarStream(tmp, await openTar(src.abs, `${where}: ${src.rel}`, req.signal), `${where}: ${src.rel}`, { whiteouts: false, signal: req.signal });
       for (const e of await walkTree(tmp, { prefix: destRel, ...(req.chown ? { chown: req.chown } : {}), signal: req.signal })) put(e);
     } else {
       const name = posix.basename(src.rel) || posix.basename(src.abs);
-      put({ type: 'file', path: fileTarget(name), source: src.abs, size: src.st.size, mode: req.chmod ?? src.st.mode & 0o7777, ...own(src.st), mtime: Math.floor(src.st.mtimeMs / 1000) });
+      const path = fileTarget(name);
+      const inode = src.st.nlink > 1 ? `${src.st.dev}:${src.st.ino}` : undefined;
+      const first = inode === undefined ? undefined : byInode.get(inode);
+      if (first !== undefined && first !== path) put({ type: 'hardlink', path, target: first, ...own(src.st), mtime: Math.floor(src.st.mtimeMs / 1000) });
+      else {
+        if (inode !== undefined) byInode.set(inode, path);
+        put({ type: 'file', path, source: src.abs, size: src.st.size, mode: req.chmod ?? src.st.mode & 0o7777, ...own(src.st), mtime: Math.floor(src.st.mtimeMs / 1000) });
+      }
     }
   }
   for (const h of heredocFiles) put({ type: 'file', path: fileTarget(h.name), source: h.path, mode: req.chmod ?? 0o644, ...own(), mtime: req.epoch });
@@ -173,6 +238,25 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
     put({ type: 'file', path: fileTarget(name), source: file, mode: req.chmod ?? 0o600, ...own(), mtime: req.epoch });
   }
   return [...dests.values()];
+}
+
+const GLOB_CHARS = /[*?[]/;
+
+/**
+ * Drops directories excluded by `.dockerignore` that were only walked because of `!`
+ * exceptions and hold nothing re-included (BuildKit creates an excluded directory only as
+ * the parent of something it copies).
+ */
+function dropIgnoredDirs(entries: LayerEntry[], ignored: (layerPath: string) => boolean): LayerEntry[] {
+  const needed = new Set<string>();
+  const out: LayerEntry[] = [];
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const e = entries[i]!;
+    if (e.type === 'dir' && !needed.has(e.path) && ignored(e.path)) continue;
+    out.push(e);
+    for (let p = e.path; p.includes('/') && !needed.has((p = p.slice(0, p.lastIndexOf('/')))); ) needed.add(p);
+  }
+  return out.reverse();
 }
 
 /** Downloads `ADD <url>` into the temp dir through the environment's proxy; checks `--checksum`. */

@@ -65,12 +65,34 @@ export function expandWord(word: string, vars: Vars, escape = '\\'): string {
   return lexUntil(st, vars, escape, null);
 }
 
+/**
+ * Expands the body of an unquoted-delimiter COPY/ADD heredoc as BuildKit does: `$` forms are
+ * expanded and the escape char escapes the next character, but quotes are ordinary text
+ * (`Hello '${name}'` → `Hello 'world'`).
+ */
+export function expandHeredocBody(text: string, vars: Vars, escape = '\\'): string {
+  const st: LexState = { s: text, i: 0 };
+  let out = '';
+  while (st.i < st.s.length) {
+    const c = st.s[st.i]!;
+    if (c === escape) {
+      if (st.i + 1 < st.s.length) out += st.s[st.i + 1];
+      st.i += 2;
+    } else if (c === '$') out += lexDollar(st, vars, escape);
+    else {
+      out += c;
+      st.i++;
+    }
+  }
+  return out;
+}
+
 /** `splitWords` then `expandWord` on each. */
 export function expandWords(text: string, vars: Vars, escape = '\\'): string[] {
   return splitWords(text, escape).map((w) => expandWord(w, vars, escape));
 }
 
-function lexUntil(st: LexState, vars: Vars, escape: string, stop: '}' | null): string {
+function lexUntil(st: LexState, vars: Vars, escape: string, stop: '}' | '/' | null): string {
   let out = '';
   while (st.i < st.s.length) {
     const c = st.s[st.i]!;
@@ -106,8 +128,59 @@ function lexUntil(st: LexState, vars: Vars, escape: string, stop: '}' | null): s
       st.i++;
     }
   }
-  if (stop) throw new HtvendError('INPUT', `missing '}' in: ${st.s}`);
+  if (stop) throw new HtvendError('INPUT', `missing '${stop}' in: ${st.s}`);
   return out;
+}
+
+/** A shell glob (`*`, `?`, `[…]`, `\\x`) as a regular expression source, as BuildKit converts it. */
+function globToRegex(glob: string, greedy: boolean): string {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === '*') re += greedy ? '.*' : '.*?';
+    else if (c === '?') re += '.';
+    else if (c === '\\' && i + 1 < glob.length) re += glob[++i]!.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    else if (c === '[') {
+      const end = glob.indexOf(']', i + 2);
+      if (end < 0) re += '\\[';
+      else {
+        re += '[' + glob.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\') + ']';
+        i = end;
+      }
+    } else re += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  }
+  return re;
+}
+
+/**
+ * `${name#pat}` / `${name##pat}` (shortest / longest prefix removed), `${name%pat}` /
+ * `${name%%pat}` (suffix), `${name/pat/repl}` / `${name//pat/repl}` (first / every match
+ * replaced): BuildKit's shell lexer supports these on top of POSIX defaults.
+ */
+function lexPatternOp(st: LexState, vars: Vars, escape: string, name: string, op: '#' | '%' | '/'): string {
+  st.i++;
+  const twice = st.s[st.i] === op;
+  if (twice) st.i++;
+  const value = vars(name) ?? '';
+  if (op === '/') {
+    const pattern = lexUntil(st, vars, escape, '/');
+    if (st.s[st.i] !== '/') throw new HtvendError('INPUT', `missing '/' in \${${name}/…} in: ${st.s}`);
+    st.i++;
+    const replacement = lexUntil(st, vars, escape, '}');
+    st.i++;
+    if (pattern === '') return value;
+    return value.replace(new RegExp(globToRegex(pattern, true), twice ? 'gs' : 's'), () => replacement);
+  }
+  const pattern = lexUntil(st, vars, escape, '}');
+  st.i++;
+  const re = new RegExp(`^(?:${globToRegex(pattern, true)})$`, 's');
+  const n = value.length;
+  // Shortest match first unless doubled (greedy), like the shell.
+  for (let k = 0; k <= n; k++) {
+    const len = twice ? n - k : k;
+    if (op === '#' ? re.test(value.slice(0, len)) : re.test(value.slice(n - len))) return op === '#' ? value.slice(len) : value.slice(0, n - len);
+  }
+  return value;
 }
 
 const NAME_START = /[A-Za-z_]/;
@@ -127,6 +200,7 @@ function lexDollar(st: LexState, vars: Vars, escape: string): string {
       st.i++;
       return vars(name) ?? '';
     }
+    if (next === '#' || next === '%' || next === '/') return lexPatternOp(st, vars, escape, name, next);
     let op = '';
     if (next === ':') {
       op = ':';

@@ -5,7 +5,7 @@
  */
 import { DockerfileParser, type Instruction as AstInstruction, type Flag } from 'dockerfile-ast';
 import { HtvendError } from '../../util/errors.js';
-import { splitWords } from './lexer.js';
+import { expandWord, splitWords } from './lexer.js';
 import type { ArgInstr, CommandForm, FromInstr, Heredoc, Instruction, Loc, ParsedDockerfile, RawFlag } from './types.js';
 
 const FLAGS: Record<string, Set<string>> = {
@@ -37,34 +37,78 @@ function joinContinuations(raw: string, escape: string): string {
   return out;
 }
 
-const HEREDOC_RE = /<<(-?)(["']?)([A-Za-z_][A-Za-z0-9_]*)\2/g;
+/** A heredoc word as BuildKit's parser sees it: optional fd digits, `<<`, optional `-`, a delimiter word. */
+const HEREDOC_WORD = /^(\d*)<<(-?)([^<].*)$/s;
 
-/** Splits `cmd <<EOF …` raw text into the command line and its heredocs. */
-function parseHeredocs(raw: string, loc: Loc): { line: string; heredocs: Heredoc[] } | undefined {
-  const nl = raw.indexOf('\n');
-  const first = nl < 0 ? raw : raw.slice(0, nl);
-  const markers = [...first.matchAll(HEREDOC_RE)];
+/**
+ * The heredoc markers of an instruction's logical line (continuations joined), as BuildKit
+ * finds them: whole words (quotes kept) of the form `[n]<<[-]WORD`; a quoted delimiter (any
+ * quote in it) disables expansion. `cat<<EOF` or `"<<EOF"` are not heredocs, as in BuildKit.
+ */
+function heredocMarkers(line: string, escape: string): { name: string; strip: boolean; expand: boolean }[] {
+  let words: string[];
+  try {
+    words = splitWords(line, escape);
+  } catch {
+    return []; // an unterminated quote is reported by the instruction itself
+  }
+  const out: { name: string; strip: boolean; expand: boolean }[] = [];
+  for (const w of words) {
+    const m = HEREDOC_WORD.exec(w);
+    if (!m) continue;
+    const rest = m[3]!;
+    const name = expandWord(rest, () => undefined, escape);
+    if (name === '') continue;
+    out.push({ name, strip: m[2] === '-', expand: !/["']/.test(rest) });
+  }
+  return out;
+}
+
+/**
+ * Where an instruction with heredocs really ends. dockerfile-ast looks for markers on the
+ * first physical line only and not in `3<<EOF` forms, so for RUN/COPY/ADD (and ONBUILD of
+ * them) we read the raw lines ourselves: the logical line (escaped newlines joined, comment
+ * and blank lines inside it skipped, as Docker does), then one body per marker, in order,
+ * each up to the line equal to its delimiter (leading tabs stripped first for `<<-`).
+ * Returns undefined when the logical line has no heredoc.
+ */
+function scanHeredocs(lines: string[], ast: AstInstruction, escape: string, loc: Loc): { args: string; heredocs: Heredoc[]; lastLine: number } | undefined {
+  const start = ast.getArgumentsRange()?.start;
+  if (!start) return undefined;
+  const esc = new RegExp(`${escape === '\\' ? '\\\\' : '`'}\\s*$`);
+  let logical = '';
+  let i = start.line;
+  let text = lines[i]!.replace(/\r$/, '').slice(start.character);
+  for (;;) {
+    const m = esc.exec(text);
+    if (!m || i + 1 >= lines.length) {
+      logical += text;
+      break;
+    }
+    logical += text.slice(0, m.index);
+    i++;
+    while (i < lines.length - 1 && /^\s*(#.*)?$/.test(lines[i]!)) i++;
+    text = lines[i]!.replace(/\r$/, '');
+  }
+  const markers = heredocMarkers(logical, escape);
   if (markers.length === 0) return undefined;
-  const rest = nl < 0 ? [] : raw.slice(nl + 1).split('\n');
   const heredocs: Heredoc[] = [];
-  for (const m of markers) {
-    const strip = m[1] === '-';
-    const name = m[3]!;
+  for (const mk of markers) {
     const body: string[] = [];
     let closed = false;
-    while (rest.length > 0) {
-      let l = rest.shift()!.replace(/\r$/, '');
-      if (strip) l = l.replace(/^\t+/, '');
-      if (l === name) {
+    while (i + 1 < lines.length) {
+      let l = lines[++i]!.replace(/\r$/, '');
+      if (mk.strip) l = l.replace(/^\t+/, '');
+      if (l === mk.name) {
         closed = true;
         break;
       }
       body.push(l);
     }
-    if (!closed) fail(loc, `heredoc <<${name} is not terminated`);
-    heredocs.push({ name, content: body.length ? body.join('\n') + '\n' : '', expand: m[2] === '' });
+    if (!closed) fail(loc, `heredoc <<${mk.name} is not terminated`);
+    heredocs.push({ name: mk.name, content: body.length ? body.join('\n') + '\n' : '', expand: mk.expand });
   }
-  return { line: first, heredocs };
+  return { args: logical.trim(), heredocs, lastLine: i };
 }
 
 function parseJsonArray(text: string): string[] | undefined {
@@ -107,7 +151,7 @@ function keyValues(text: string, loc: Loc, kw: string, escape: string, allowLega
     // `ENV KEY value with spaces`: the rest of the line is the value.
     const key = words[0]!;
     const value = text.trim().slice(key.length).trim();
-    if (value === '' && kw === 'ENV') fail(loc, `ENV ${key} needs a value (ENV KEY=value or ENV KEY value)`);
+    if (value === '') fail(loc, `${kw} ${key} needs a value (${kw} KEY=value or ${kw} KEY value)`);
     return [[key, value]];
   }
   return words.map((w) => {
@@ -145,15 +189,22 @@ function bool(flags: RawFlag[], name: string, loc: Loc): boolean {
   return fail(loc, `--${name}: expected true or false, got ${JSON.stringify(f.value)}`);
 }
 
+/** An instruction's heredocs as found by `scanHeredocs`, with its raw text (bodies included). */
+interface HeredocScan {
+  args: string;
+  heredocs: Heredoc[];
+  raw: string;
+}
+
 /** Converts one dockerfile-ast instruction (also used for ONBUILD triggers). */
-export function convertInstruction(ast: AstInstruction, file: string, escape: string, lineOverride?: number): Instruction {
+export function convertInstruction(ast: AstInstruction, file: string, escape: string, lineOverride?: number, hd?: HeredocScan): Instruction {
   const kw = ast.getKeyword().toUpperCase();
   const loc: Loc = { file, line: lineOverride ?? ast.getRange().start.line + 1 };
-  const text = ast.getTextContent().replace(/\s*\\\r?\n\s*/g, ' ').trim();
+  const text = hd ? hd.raw.trim() : ast.getTextContent().replace(/\s*\\\r?\n\s*/g, ' ').trim();
   const rawArgs = ast.getRawArgumentsContent() ?? '';
   const flags = flagsOf(ast, kw, loc);
-  const hd = kw === 'RUN' || kw === 'COPY' || kw === 'ADD' ? parseHeredocs(rawArgs, loc) : undefined;
-  const args = hd ? hd.line : joinContinuations(rawArgs, escape).trim();
+  if (hd && kw !== 'RUN' && kw !== 'COPY' && kw !== 'ADD' && kw !== 'ONBUILD') fail(loc, `${kw} does not take heredocs`);
+  const args = hd ? hd.args : joinContinuations(rawArgs, escape).trim();
   const base = { loc, text };
   if (args === '' && kw !== 'HEALTHCHECK') fail(loc, `${kw} requires arguments`);
   switch (kw) {
@@ -216,7 +267,8 @@ export function convertInstruction(ast: AstInstruction, file: string, escape: st
     case 'ENV':
       return { ...base, kind: 'ENV', pairs: keyValues(args, loc, 'ENV', escape, true) };
     case 'LABEL':
-      return { ...base, kind: 'LABEL', pairs: keyValues(args, loc, 'LABEL', escape, false) };
+      // The legacy `LABEL key value` form too (BuildKit accepts it with a LegacyKeyValueFormat warning).
+      return { ...base, kind: 'LABEL', pairs: keyValues(args, loc, 'LABEL', escape, true) };
     case 'WORKDIR':
       return { ...base, kind: 'WORKDIR', path: args };
     case 'USER': {
@@ -264,7 +316,8 @@ export function convertInstruction(ast: AstInstruction, file: string, escape: st
       const trig = args.split(/\s+/)[0]!.toUpperCase();
       if (trig === 'ONBUILD' || trig === 'FROM' || trig === 'MAINTAINER') fail(loc, `ONBUILD ${trig} is not allowed`);
       if (!(trig in KNOWN)) fail(loc, `ONBUILD: unknown instruction ${trig}`);
-      return { ...base, kind: 'ONBUILD', trigger: args };
+      // A heredoc trigger keeps its bodies: it is parsed again when a build starts FROM this image.
+      return { ...base, kind: 'ONBUILD', trigger: hd ? hd.raw.trim().replace(/^ONBUILD\s+/i, '') : args };
     }
     case 'MAINTAINER':
       return { ...base, kind: 'MAINTAINER', name: args };
@@ -277,14 +330,40 @@ const KNOWN: Record<string, true> = Object.fromEntries(
   ['ADD', 'ARG', 'CMD', 'COPY', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'FROM', 'HEALTHCHECK', 'LABEL', 'MAINTAINER', 'ONBUILD', 'RUN', 'SHELL', 'STOPSIGNAL', 'USER', 'VOLUME', 'WORKDIR'].map((k) => [k, true]),
 );
 
-/** Parses a whole Dockerfile. `file` is the name used in error messages (e.g. `Dockerfile`). */
-export function parseDockerfile(content: string, file = 'Dockerfile'): ParsedDockerfile {
+/**
+ * The instructions of a Dockerfile text, heredoc bodies attached: instructions dockerfile-ast
+ * saw inside a body it did not recognise (e.g. after `3<<IN`) are skipped.
+ */
+function instructionsOf(content: string, file: string, lineOverride?: number): { escape: string; instructions: Instruction[] } {
   const ast = DockerfileParser.parse(content);
   const escape = ast.getEscapeCharacter();
+  const lines = content.split('\n');
+  const out: Instruction[] = [];
+  let consumed = -1;
+  for (const a of ast.getInstructions()) {
+    const first = a.getRange().start.line;
+    if (first <= consumed) continue;
+    const kw = a.getKeyword().toUpperCase();
+    const loc: Loc = { file, line: lineOverride ?? first + 1 };
+    let hd: HeredocScan | undefined;
+    if (['RUN', 'COPY', 'ADD', 'ONBUILD'].includes(kw)) {
+      const scan = scanHeredocs(lines, a, escape, loc);
+      if (scan) {
+        consumed = scan.lastLine;
+        hd = { args: scan.args, heredocs: scan.heredocs, raw: lines.slice(first, scan.lastLine + 1).join('\n') };
+      }
+    }
+    out.push(convertInstruction(a, file, escape, lineOverride, hd));
+  }
+  return { escape, instructions: out };
+}
+
+/** Parses a whole Dockerfile. `file` is the name used in error messages (e.g. `Dockerfile`). */
+export function parseDockerfile(content: string, file = 'Dockerfile'): ParsedDockerfile {
+  const { escape, instructions } = instructionsOf(content, file);
   const globalArgs: ArgInstr[] = [];
   const stages: ParsedDockerfile['stages'] = [];
-  for (const a of ast.getInstructions()) {
-    const ins = convertInstruction(a, file, escape);
+  for (const ins of instructions) {
     if (ins.kind === 'FROM') {
       stages.push({ from: ins as FromInstr, instructions: [] });
     } else if (stages.length === 0) {
@@ -300,8 +379,7 @@ export function parseDockerfile(content: string, file = 'Dockerfile'): ParsedDoc
 
 /** Parses an ONBUILD trigger text as an instruction (line = the line of the FROM that triggers it). */
 export function parseTrigger(trigger: string, file: string, line: number): Instruction {
-  const ast = DockerfileParser.parse(trigger);
-  const [a] = ast.getInstructions();
-  if (!a) throw new HtvendError('INPUT', `${file}:${line}: empty ONBUILD trigger`);
-  return convertInstruction(a, file, ast.getEscapeCharacter(), line);
+  const [ins] = instructionsOf(trigger, file, line).instructions;
+  if (!ins) throw new HtvendError('INPUT', `${file}:${line}: empty ONBUILD trigger`);
+  return ins;
 }

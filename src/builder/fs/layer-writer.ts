@@ -125,11 +125,13 @@ function headerFor(name: string, e: LayerEntry, epoch: number, size: number): He
   if (e.type === 'whiteout' || e.type === 'opaque') return { ...base, type: 'file', mode: 0o644, size: 0 };
   const own = { ...base, uid: e.uid ?? 0, gid: e.gid ?? 0 };
   switch (e.type) {
+    // The S_IFREG/S_IFDIR bits keep a mode of 0 (`COPY --chmod=0`) from reading as "unset" to
+    // tar-stream, which would write 0644/0755; it masks them off again (same bytes otherwise).
     case 'file':
-      return { ...own, type: 'file', mode: e.mode & 0o7777, size };
+      return { ...own, type: 'file', mode: (e.mode & 0o7777) | 0o100000, size };
     case 'dir':
       // Docker and GNU tar name directories with a trailing slash; tar-stream does not add one.
-      return { ...own, name: `${name}/`, type: 'directory', mode: e.mode & 0o7777 };
+      return { ...own, name: `${name}/`, type: 'directory', mode: (e.mode & 0o7777) | 0o40000 };
     case 'symlink':
       return { ...own, type: 'symlink', mode: 0o777, linkname: e.target };
     case 'hardlink':

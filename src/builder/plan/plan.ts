@@ -8,6 +8,7 @@ import { HtvendError } from '../../util/errors.js';
 import { formatPlatform, parsePlatform } from '../../registry/platform.js';
 import type { Platform } from '../../registry/types.js';
 import { expandWord, varsFrom } from '../dockerfile/lexer.js';
+import { parseTrigger } from '../dockerfile/parse.js';
 import type { FromInstr, Instruction, ParsedDockerfile } from '../dockerfile/types.js';
 
 export type StageBase = { kind: 'scratch' } | { kind: 'stage'; index: number } | { kind: 'image'; ref: string };
@@ -28,6 +29,11 @@ export interface BuildPlan {
   escape: string;
   /** Needed stages, in Dockerfile order; the last one is the target. */
   stages: PlannedStage[];
+  /**
+   * Every stage, for references only known while building (`COPY --from=$VAR` with a stage
+   * ARG): stages are built on demand, so naming one the static analysis missed still works.
+   */
+  allStages: PlannedStage[];
   target: number;
   /** Global scope: predefined platform ARGs + ARGs declared before the first FROM. */
   globalArgs: Map<string, string>;
@@ -75,11 +81,28 @@ function mountFrom(raw: string): string | undefined {
   return undefined;
 }
 
+/** The stage `ref` names (stage name, case-insensitive, or index), if any. */
+export function stageByRef(plan: BuildPlan, ref: string): PlannedStage | undefined {
+  const lower = ref.toLowerCase();
+  return plan.allStages.find((s) => s.name === lower) ?? (/^\d+$/.test(ref) ? plan.allStages[Number(ref)] : undefined);
+}
+
 export function makePlan(df: ParsedDockerfile, opts: PlanOptions): BuildPlan {
   const globalArgs = platformArgs(opts.platform, opts.buildPlatform);
+  // BuildKit's TARGETSTAGE: the --target stage, `default` without one.
+  globalArgs.set('TARGETSTAGE', opts.target ?? 'default');
+  // Lexer errors (`${A:?must be set}`, a bad quote) get the instruction's Dockerfile:LINE.
+  const at = <T>(line: number, f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof HtvendError && !e.message.startsWith(`${df.file}:`)) throw new HtvendError(e.code, `${df.file}:${line}: ${e.message}`, { cause: e });
+      throw e;
+    }
+  };
   for (const a of df.globalArgs) {
     for (const { name, default: def } of a.args) {
-      const v = opts.buildArgs.get(name) ?? (def === undefined ? undefined : expandWord(def, varsFrom(globalArgs), df.escape));
+      const v = opts.buildArgs.get(name) ?? (def === undefined ? undefined : at(a.loc.line, () => expandWord(def, varsFrom(globalArgs), df.escape)));
       if (v !== undefined) globalArgs.set(name, v);
       else if (!globalArgs.has(name)) globalArgs.delete(name);
     }
@@ -87,11 +110,12 @@ export function makePlan(df: ParsedDockerfile, opts: PlanOptions): BuildPlan {
   const vars = varsFrom(globalArgs);
   const all: PlannedStage[] = df.stages.map((s, index) => {
     const where = `${df.file}:${s.from.loc.line}`;
-    const image = expandWord(s.from.image, vars, df.escape);
+    const x = (w: string, line = s.from.loc.line) => at(line, () => expandWord(w, vars, df.escape));
+    const image = x(s.from.image);
     if (image === '') throw new HtvendError('INPUT', `${where}: FROM ${s.from.image} expands to an empty image name`);
     let platform = opts.platform;
     if (s.from.platform) {
-      const p = expandWord(s.from.platform, vars, df.escape);
+      const p = x(s.from.platform);
       try {
         platform = parsePlatform(p);
       } catch (e) {
@@ -102,14 +126,21 @@ export function makePlan(df: ParsedDockerfile, opts: PlanOptions): BuildPlan {
     const base: StageBase = image.toLowerCase() === 'scratch' ? { kind: 'scratch' } : stageIdx !== undefined ? { kind: 'stage', index: stageIdx } : { kind: 'image', ref: image };
     const deps = new Set<number>();
     if (base.kind === 'stage') deps.add(base.index);
-    for (const ins of s.instructions) {
-      const refs: string[] = [];
-      if ((ins.kind === 'COPY' || ins.kind === 'ADD') && ins.from) refs.push(expandWord(ins.from, vars, df.escape));
-      if (ins.kind === 'RUN') for (const m of ins.mounts) { const f = mountFrom(m); if (f) refs.push(expandWord(f, vars, df.escape)); }
-      for (const r of refs) {
-        // Like BuildKit, --from may name any stage (even a later one); cycles are caught below.
+    // The ONBUILD triggers of a base stage run in this stage: their --from stages are ours too.
+    const triggers = base.kind === 'stage' ? df.stages[base.index]!.instructions.flatMap((t) => (t.kind === 'ONBUILD' ? [parseTrigger(t.trigger, df.file, t.loc.line)] : [])) : [];
+    for (const ins of [...triggers, ...s.instructions]) {
+      const refs: { ref: string; copy: boolean }[] = [];
+      // Static view with the global ARGs only (stage ARGs are known when the stage runs, where
+      // a reference this misses is still built on demand, see stageByRef). Errors wait for then.
+      const quiet = (w: string) => { try { return expandWord(w, vars, df.escape); } catch { return ''; } };
+      if ((ins.kind === 'COPY' || ins.kind === 'ADD') && ins.from) refs.push({ ref: quiet(ins.from), copy: true });
+      if (ins.kind === 'RUN') for (const m of ins.mounts) { const f = mountFrom(m); if (f) refs.push({ ref: quiet(f), copy: false }); }
+      for (const { ref: r, copy } of refs) {
+        // A RUN --mount may name a later stage; cycles are caught below.
         const d = findStage(df.stages, r, df.stages.length);
         if (d === index) throw new HtvendError('INPUT', `${df.file}:${ins.loc.line}: stage ${r} refers to itself`);
+        // BuildKit: COPY --from must name a stage defined before the current one.
+        if (d !== undefined && d > index && copy) throw new HtvendError('INPUT', `${df.file}:${ins.loc.line}: cannot copy from stage "${r}", it needs to be defined before current stage "${s.from.stageName ?? index}"`);
         if (d !== undefined) deps.add(d);
         else if (/^\d+$/.test(r)) throw new HtvendError('NOT_FOUND', `${df.file}:${ins.loc.line}: stage ${r} does not exist (the Dockerfile has ${df.stages.length} stages)`);
       }
@@ -148,6 +179,7 @@ export function makePlan(df: ParsedDockerfile, opts: PlanOptions): BuildPlan {
     file: df.file,
     escape: df.escape,
     stages: all.filter((s) => needed.has(s.index)),
+    allStages: all,
     target,
     globalArgs,
     buildArgs: opts.buildArgs,

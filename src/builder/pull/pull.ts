@@ -84,8 +84,13 @@ export class Puller {
       const config = JSON.parse(await readFile(configPath, 'utf8')) as ImageConfig;
       const diffIds = config.rootfs?.diff_ids ?? [];
       if (diffIds.length !== manifest.layers.length) throw new HtvendError('UPSTREAM', `config lists ${diffIds.length} diff_ids for ${manifest.layers.length} layers`);
-      if (config.architecture !== platform.architecture || config.os !== platform.os) {
-        this.opts.log.warn(`${where}: image ${name} is ${config.os}/${config.architecture}, not ${formatPlatform(platform)}`);
+      // BuildKit only warns (InvalidBaseImagePlatform) and then labels the result with the
+      // target platform: an amd64 image called arm64. We refuse instead, naming what there is.
+      if ((config.architecture && config.architecture !== platform.architecture) || (config.os && config.os !== platform.os)) {
+        const has = formatPlatform({ os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) });
+        throw new HtvendError('NOT_FOUND', `no manifest for platform ${formatPlatform(platform)}: the image is ${has} only (a single-platform manifest, not an index)`, {
+          hint: `build with --platform ${has} (or PLATFORMS=${has}), or use a base image that offers ${formatPlatform(platform)}`,
+        });
       }
       // Up to 3 layers in flight: enough to fill a link, few enough to keep memory flat.
       const layers: ImageLayer[] = new Array(manifest.layers.length);

@@ -1,8 +1,8 @@
 /**
  * What every RUN gets so it goes through the htvend proxy and trusts its CA (SPEC §4, §7; the
  * original cli/scripts/build-img-with-proxy): proxy variables, the CA PEM bind-mounted
- * read-only at the SSL_CERT_FILE path with every CERT_FILE_VARS name (and the common CA
- * variables) pointing at it, the PKCS#12 truststore at each JKS_KEYSTORE_PATH, the Maven
+ * read-only under /run/htvend/ (proxy-env.ts picks `caTarget`) with every CERT_FILE_VARS name
+ * (and the common CA variables) pointing at it, the PKCS#12 truststore at each JKS_KEYSTORE_PATH, the Maven
  * settings at each MVN_SETTINGS_PATH, and SOURCE_DATE_EPOCH. All of it lives only in the
  * container's env and mounts, never in the rootfs, so none of it can reach a layer.
  */

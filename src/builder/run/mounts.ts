@@ -71,6 +71,7 @@ function absTarget(req: RunStepRequest, target: string, what: string): string {
 }
 
 async function bindMount(req: RunStepRequest, m: BindMount, stepDir: string): Promise<OciMount> {
+  if (m.hostSource !== undefined) return { destination: absTarget(req, m.target, 'bind'), type: 'bind', source: m.hostSource, options: ['rbind', 'ro'] };
   const root = m.from !== undefined ? await req.stageRootfs(m.from) : req.contextDir;
   const src = await resolveInRoot(root, m.source || '/');
   if (!src.exists) {

@@ -32,7 +32,7 @@ export async function mountOverlay(lowerdirs: string[], dir: string, signal?: Ab
     if (r.code === 0) return d;
     last = r.stderr;
   }
-  throw new HtvendError('IO', `cannot mount overlayfs for the RUN step: ${last}`);
+  throw new HtvendError('IO', `cannot mount overlayfs for the RUN step: ${last}`, { hint: '`htvend doctor` checks overlay mounts and the other prerequisites' });
 }
 
 /** Unmounts the overlay (lazily if something still holds it, so cleanup never hangs). */

@@ -24,7 +24,7 @@ export async function checkPlatform(platform: OciPlatform, where: string): Promi
   const status = await readFile(`/proc/sys/fs/binfmt_misc/qemu-${qemu}`, 'utf8').catch(() => '');
   if (!status.startsWith('enabled')) {
     throw new HtvendError('INPUT', `${where}: RUN for linux/${platform.architecture} needs qemu-${qemu} registered in binfmt_misc`, {
-      hint: 'bash scripts/setup.sh mounts binfmt_misc and enables qemu-aarch64 (package qemu-user-static)',
+      hint: '`htvend doctor` shows what is missing (packages qemu-user-static binfmt-support; binfmt_misc mounted and qemu enabled)',
     });
   }
 }

@@ -1,8 +1,9 @@
 /**
  * The builder's environment → what every RUN gets injected (`ProxyInjection`), with the
  * meaning the original cli/scripts/build-img-with-proxy gives these variables:
- * - `SSL_CERT_FILE`: the CA PEM, mounted read-only at the same (absolute) path inside the
- *   container; it must exist;
+ * - `SSL_CERT_FILE`: the CA PEM, mounted read-only at `/run/htvend/<its file name>` inside
+ *   the container (not at its host path, which is usually under /tmp, where a Dockerfile's
+ *   own `rm -rf /tmp/*` would hit the busy mountpoint); it must exist;
  * - `CERT_FILE_VARS` (space separated): variables pointing at it inside the container (we add
  *   the SPEC §4 CA variables too). Unset or empty means `SSL_CERT_FILE`, as the script's
  *   `${CERT_FILE_VARS:-SSL_CERT_FILE}` does: the CA is mounted whenever SSL_CERT_FILE is set;
@@ -15,9 +16,12 @@
  */
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { HtvendError } from '../../util/errors.js';
 import type { ProxyInjection } from './types.js';
+
+/** Where injected files (the CA) appear inside RUN containers: a place no Dockerfile cleans up. */
+export const INJECTED_DIR = '/run/htvend';
 
 const PROXY_VARS = ['HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy'];
 
@@ -30,7 +34,7 @@ export async function proxyInjectionFromEnv(env: NodeJS.ProcessEnv, tmpDir: stri
     const ca = resolve(env.SSL_CERT_FILE);
     if (!existsSync(ca)) throw new HtvendError('USAGE', `SSL_CERT_FILE=${env.SSL_CERT_FILE}: no such file (the CA every RUN step is given)`);
     out.caFile = ca;
-    out.caTarget = ca;
+    out.caTarget = `${INJECTED_DIR}/${basename(ca)}`;
     out.certFileVars = list(env.CERT_FILE_VARS || 'SSL_CERT_FILE');
   }
   const jksTargets = list(env.JKS_KEYSTORE_PATH);

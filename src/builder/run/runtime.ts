@@ -27,7 +27,7 @@ export async function pickRuntime(stateRoot: string, env: NodeJS.ProcessEnv = pr
     if (path) return { path, name: c.split('/').pop()!, stateRoot };
   }
   throw new HtvendError('NOT_FOUND', wanted ? `BUILD_IMG_RUNTIME=${wanted}: no such executable` : 'no OCI runtime found: install runc or crun', {
-    hint: 'bash scripts/setup.sh installs both',
+    hint: '`htvend doctor` checks every prerequisite and names the Debian package (apt-get install runc)',
   });
 }
 

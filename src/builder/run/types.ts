@@ -33,6 +33,11 @@ export interface BindMount {
   from?: string;
   /** Docker default for RUN bind mounts is read-only; `rw` makes writes visible but discarded. */
   readonly: boolean;
+  /**
+   * A file the builder made on the host (a RUN heredoc with a shebang, run as a script like
+   * BuildKit does from /dev/pipes/): bound as is; `source` and `from` are then ignored.
+   */
+  hostSource?: string;
 }
 
 /** `--mount=type=cache`: a directory kept for the duration of this build (not across builds). */
@@ -88,7 +93,10 @@ export type RunMount = BindMount | CacheMount | TmpfsMount | SecretMount;
 export interface ProxyInjection {
   /** Host path of the CA PEM (`SSL_CERT_FILE` of the builder's env); undefined = none. */
   caFile?: string;
-  /** Container path where the CA is mounted: the same path as on the host, like the original. */
+  /**
+   * Container path where the CA is mounted: `/run/htvend/<name>` (proxy-env.ts). Not the host
+   * path as the original did: that is under /tmp, and `rm -rf /tmp/*` in a RUN failed on it.
+   */
   caTarget?: string;
   /** Names of env vars set to `caTarget` inside the container (`CERT_FILE_VARS`, default `SSL_CERT_FILE`). */
   certFileVars: string[];

@@ -1,7 +1,7 @@
 /**
  * USER resolution against the image's own /etc/passwd and /etc/group (never the host's), like
- * Docker/buildah: `name`, `uid`, `name:group`, `uid:gid`; supplementary groups are the groups
- * that list the user by name.
+ * Docker/buildah: `name`, `uid`, `name:group`, `uid:gid`; supplementary groups are the primary
+ * group plus the groups that list the user by name.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -51,11 +51,11 @@ export async function resolveUser(root: string, user: string, where: string): Pr
     if (!g) throw new HtvendError('INPUT', `${where}: unable to find group ${groupPart}: no matching entries in the image's /etc/group`);
     gid = g.gid;
   }
-  // Docker adds supplementary groups only when USER names no explicit group.
-  const additionalGids =
-    groupPart === undefined && entry
-      ? [...new Set(groups.filter((g) => g.members.includes(entry.name) && g.gid !== gid).map((g) => g.gid))].sort((a, b) => a - b)
-      : [];
+  // Like BuildKit (containerd's WithAdditionalGIDs), the primary group is always in the list
+  // (`id` shows `groups=0(root)`); the groups naming the user are added only when USER names
+  // no explicit group.
+  const members = groupPart === undefined && entry ? groups.filter((g) => g.members.includes(entry.name) && g.gid !== gid).map((g) => g.gid) : [];
+  const additionalGids = [gid, ...[...new Set(members)].sort((a, b) => a - b)];
   return { uid, gid, additionalGids, home: entry?.home || '/' };
 }
 

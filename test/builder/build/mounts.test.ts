@@ -33,3 +33,16 @@ test('parses --secret from a file or from the environment', () => {
   assert.throws(() => parseSecret('id=c,type=env', {}), /--secret id=c: environment variable c is not set/);
   assert.throws(() => parseSecret('src=/x', {}), /needs id=/);
 });
+
+test('tmpfs size takes bytes or go-units sizes (k/m/g, b/ib suffixes, any case) as BuildKit; junk is refused (issue 9)', () => {
+  const none = new Map();
+  const size = (v: string) => (parseMount(`type=tmpfs,target=/t,size=${v}`, W, none) as { size?: number }).size;
+  assert.equal(size('128m'), 128 * 1024 * 1024);
+  assert.equal(size('64k'), 64 * 1024);
+  assert.equal(size('1G'), 1024 ** 3);
+  assert.equal(size('2MiB'), 2 * 1024 * 1024);
+  assert.equal(size('1.5k'), 1536);
+  assert.equal(size('4096'), 4096);
+  assert.throws(() => size('lots'), /Dockerfile:4: --mount size=lots: expected bytes or a size/);
+  assert.throws(() => size('12q'), /size=12q/);
+});

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer, request as httpRequest } from 'node:http';
 import { once } from 'node:events';
 import { connect, type AddressInfo } from 'node:net';
-import { mkdir, writeFile, symlink } from 'node:fs/promises';
+import { link, mkdir, writeFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { tempDir } from '../../helpers/tmp.js';
@@ -11,7 +11,7 @@ import { run as runWithStdin } from '../../helpers/cli.js';
 
 /** Commands here read no stdin; not opening it avoids EPIPE races with fast-exiting tools. */
 const run = (argv: string[]) => runWithStdin(argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-import { copyEntries, resolveChown, rootfsLookup, type CopyRequest } from '../../../src/builder/copy/copy.js';
+import { copyEntries, resolveChown, rootfsLookup, rootfsReadlink, type CopyRequest } from '../../../src/builder/copy/copy.js';
 import { newIgnore } from '../../../src/builder/copy/sources.js';
 import { createTransport } from '../../../src/registry/index.js';
 import type { LayerEntry } from '../../../src/builder/fs/types.js';
@@ -54,7 +54,7 @@ test('globs follow Docker semantics and several sources need a directory destina
   assert.deepEqual(paths(await copyEntries(base({ sources: ['*.txt'], dest: '/d/' }))), ['dir:d', 'file:d/a.txt', 'file:d/b.txt']);
   assert.deepEqual(paths(await copyEntries(base({ sources: ['src/*.js'], dest: '/d/' }))), ['dir:d', 'file:d/x.js']);
   await assert.rejects(copyEntries(base({ sources: ['a.txt', 'b.txt'], dest: '/notadir' })), /Dockerfile:3: .*destination must be a directory and end with a \//);
-  await assert.rejects(copyEntries(base({ sources: ['*.none'], dest: '/d/' })), /Dockerfile:3: COPY \*\.none: no such file/);
+  await assert.rejects(copyEntries(base({ sources: ['*.none'], dest: '/d/' })), /Dockerfile:3: COPY \*\.none: no source files matched in the build context/);
 });
 
 test('.dockerignore hides files from directory copies and from explicit sources', async (t) => {
@@ -141,4 +141,49 @@ test('ADD <url> goes through the HTTP proxy of the environment and checks --chec
   assert.ok(f && f.type === 'file');
   assert.deepEqual([f.mode, f.mtime], [0o600, 1234]);
   await assert.rejects(copyEntries(base({ kind: 'ADD', sources: [url], dest: '/x', checksum: `sha256:${'0'.repeat(64)}`, dispatcher: () => createTransport({ env }) })), /Dockerfile:3: ADD .*--checksum=.* does not match/);
+});
+
+test('issue 9: a wildcard matching nothing is fine next to another source; all sources matching nothing is an error', async (t) => {
+  const { base } = await setup(t);
+  assert.deepEqual(paths(await copyEntries(base({ sources: ['a.txt', 'nomatch*'], dest: '/' }))), ['file:a.txt']);
+  await assert.rejects(copyEntries(base({ sources: ['nomatch*', 'none?'], dest: '/' })), /Dockerfile:3: COPY nomatch\* none\?: no source files matched/);
+  await assert.rejects(copyEntries(base({ sources: ['a.txt', 'missing.txt'], dest: '/' })), /COPY missing\.txt: no such file/);
+});
+
+test('issue 9: ADD *.tar with two archives extracts both into the destination directory', async (t) => {
+  const { base, ctx, dir } = await setup(t);
+  for (const n of ['one', 'two']) {
+    await mkdir(join(dir, n));
+    await writeFile(join(dir, n, `${n}.txt`), n);
+    assert.equal((await run(['tar', '-cf', join(ctx, `${n}.tar`), '-C', join(dir, n), `${n}.txt`])).code, 0);
+  }
+  assert.deepEqual(paths(await copyEntries(base({ kind: 'ADD', sources: ['*.tar'], dest: '/dest' }))), ['dir:dest', 'file:dest/one.txt', 'file:dest/two.txt']);
+});
+
+test('issue 9: an ignored directory walked for a `!` exception is not created empty; one holding a re-included file is', async (t) => {
+  const { base, ctx } = await setup(t);
+  await mkdir(join(ctx, 'other', 'deep'), { recursive: true });
+  await writeFile(join(ctx, 'other', 'deep', 'z'), 'z');
+  const ignore = newIgnore().add(['src', 'other', '!src/sub/y.js']);
+  const es = paths(await copyEntries(base({ sources: ['.'], dest: '/w/', from: { dir: ctx, isContext: true, ignore, hasExceptions: true } })));
+  assert.ok(!es.some((p) => p.includes('w/other')), es.join(' '));
+  assert.ok(es.includes('dir:w/src') && es.includes('dir:w/src/sub') && es.includes('file:w/src/sub/y.js'));
+  assert.ok(!es.includes('file:w/src/x.js'));
+});
+
+test('issue 9: hard links among single-file sources stay hard links in the layer', async (t) => {
+  const { base, ctx } = await setup(t);
+  await link(join(ctx, 'a.txt'), join(ctx, 'a-link.txt'));
+  const es = await copyEntries(base({ sources: ['a.txt', 'a-link.txt'], dest: '/y/' }));
+  assert.deepEqual(es.find((e) => e.path === 'y/a-link.txt'), { type: 'hardlink', path: 'y/a-link.txt', target: 'y/a.txt', uid: 0, gid: 0, mtime: (es.find((e) => e.path === 'y/a-link.txt') as { mtime: number }).mtime });
+});
+
+test('issue 9: COPY into a dangling symlink follows it and creates the target; a file destination keeps its parent links', async (t) => {
+  const { base, rootfs } = await setup(t);
+  await symlink('/real/target', join(rootfs, 'dangling'));
+  const withLinks = (o: Partial<CopyRequest>) => base({ readlink: rootfsReadlink(rootfs), ...o });
+  assert.deepEqual(paths(await copyEntries(withLinks({ sources: ['a.txt'], dest: '/dangling/' }))), ['dir:real', 'dir:real/target', 'file:real/target/a.txt']);
+  assert.deepEqual(paths(await copyEntries(withLinks({ sources: ['src'], dest: '/dangling/in' }))), ['dir:real', 'dir:real/target', 'dir:real/target/in', 'dir:real/target/in/sub', 'file:real/target/in/sub/y.js', 'file:real/target/in/x.js']);
+  // through an existing link to a directory: entries land in the real directory
+  assert.deepEqual(paths(await copyEntries(withLinks({ sources: ['a.txt'], dest: '/linked/a' }))), ['file:existing/a']);
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseDockerfile } from '../../../src/builder/dockerfile/parse.js';
-import { expandWord, expandWords, varsFrom } from '../../../src/builder/dockerfile/lexer.js';
+import { expandHeredocBody, expandWord, expandWords, varsFrom } from '../../../src/builder/dockerfile/lexer.js';
 import { HtvendError } from '../../../src/util/errors.js';
 
 test('expands $a, ${a}, ${a:-b}, ${a-b}, ${a:+b} and honours quotes and escapes like Docker', () => {
@@ -89,4 +89,43 @@ test('honours the escape directive', () => {
   const c = df.stages[0]!.instructions[0]!;
   assert.ok(c.kind === 'COPY');
   assert.deepEqual(c.sources.map((s) => expandWord(s, varsFrom(), '`')), ['a b']);
+});
+
+test('heredocs: markers on continuation lines, fd forms, any delimiter word, and the lines after the bodies (issue 9)', () => {
+  const df = parseDockerfile([
+    'FROM scratch',
+    'RUN cat <<A > a; \\',
+    '  cat <<-"B" > b',
+    'one',
+    'A',
+    '\ttwo',
+    '\tB',
+    'RUN <<EOF 3<<IN awk -f -',
+    'prog',
+    'EOF',
+    'HELLO world',
+    'IN',
+    'COPY <<no-recommends <<EOF2 /etc/apt/',
+    'x',
+    'no-recommends',
+    'y',
+    'EOF2',
+    'RUN echo "<<NOT" cat<<NEITHER',
+    'ENV Z=1',
+  ].join('\n'));
+  const [r1, r2, c, r3, env] = df.stages[0]!.instructions;
+  assert.ok(r1?.kind === 'RUN' && r2?.kind === 'RUN' && c?.kind === 'COPY' && r3?.kind === 'RUN');
+  assert.deepEqual(r1.heredocs, [{ name: 'A', content: 'one\n', expand: true }, { name: 'B', content: 'two\n', expand: false }]);
+  assert.equal(r1.cmd.form === 'shell' && r1.cmd.cmdline, 'cat <<A > a;   cat <<-"B" > b');
+  assert.deepEqual(r2.heredocs.map((h) => [h.name, h.content]), [['EOF', 'prog\n'], ['IN', 'HELLO world\n']]);
+  assert.deepEqual(c.heredocs.map((h) => h.name), ['no-recommends', 'EOF2']);
+  assert.deepEqual(r3.heredocs, [], 'a quoted or glued << is no heredoc (BuildKit)');
+  assert.equal(env?.kind, 'ENV');
+  assert.equal(env!.loc.line, 19);
+  assert.throws(() => parseDockerfile('FROM scratch\nRUN <<EOF\nnever closed\n'), /Dockerfile:2: heredoc <<EOF is not terminated/);
+});
+
+test('COPY heredoc bodies expand variables and escapes but keep quotes (BuildKit testHeredocVarSubstitution)', () => {
+  const v = varsFrom({ name: 'world' });
+  assert.equal(expandHeredocBody(`Hello '\${name}' "$name" \\$ \\\\ \${unset:-d}\n`, v), `Hello 'world' "world" $ \\ d\n`);
 });

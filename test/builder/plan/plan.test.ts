@@ -37,5 +37,28 @@ test('a missing --target stage, a bad FROM --platform and a later-stage referenc
   assert.throws(() => makePlan(parseDockerfile(DF), { buildArgs: new Map(), target: 'nope', platform: amd64, buildPlatform: amd64 }), /--target nope: no stage/);
   assert.throws(() => makePlan(parseDockerfile('FROM --platform=linux scratch'), { buildArgs: new Map(), platform: amd64, buildPlatform: amd64 }), /^Error: Dockerfile:1: FROM --platform=linux: invalid platform|Dockerfile:1: FROM --platform=linux/);
   assert.throws(() => makePlan(parseDockerfile('FROM scratch\nCOPY --from=3 a b'), { buildArgs: new Map(), platform: amd64, buildPlatform: amd64 }), /Dockerfile:2: stage 3 does not exist/);
-  assert.throws(() => makePlan(parseDockerfile('FROM scratch AS a\nCOPY --from=b x y\nFROM scratch AS b\nCOPY --from=a x y'), { buildArgs: new Map(), platform: amd64, buildPlatform: amd64 }), /circular dependency/);
+  assert.throws(() => makePlan(parseDockerfile('FROM scratch AS a\nRUN --mount=from=b,target=/b true\nFROM scratch AS b\nCOPY --from=a x y'), { buildArgs: new Map(), platform: amd64, buildPlatform: amd64 }), /circular dependency/);
+});
+
+// buildkit: testOutOfOrderStage (also test/conformance: multistage-out-of-order-stage)
+test('COPY --from a stage defined later is refused, as BuildKit does', () => {
+  assert.throws(
+    () => makePlan(parseDockerfile('FROM busybox AS target\nCOPY --from=build /d2 /out\nFROM alpine AS build\nCOPY /Dockerfile /d2\nFROM target'), { buildArgs: new Map(), platform: amd64, buildPlatform: amd64 }),
+    /Dockerfile:2: cannot copy from stage "build", it needs to be defined before current stage "target"/,
+  );
+});
+
+// buildkit: testOnBuildInheritedStageWithFrom (also test/conformance: onbuild-inherited-stage-with-from)
+test('the --from stages of a base stage\'s ONBUILD triggers are dependencies of the child', () => {
+  const df = 'FROM busybox AS src\nFROM busybox AS base\nONBUILD COPY --from=src /in/file /out/foo\nFROM base AS mid\nFROM scratch\nCOPY --from=mid /out/bar /';
+  const p = makePlan(parseDockerfile(df), { buildArgs: new Map(), platform: amd64, buildPlatform: amd64 });
+  assert.deepEqual(p.stages.map((s) => s.name ?? s.index), ['src', 'base', 'mid', 3]);
+  assert.deepEqual(p.stages[2]!.deps, [0, 1]);
+});
+
+// buildkit: testTargetStageNameArg (also test/conformance: target-stage-name-arg)
+test('TARGETSTAGE is the --target stage, `default` without one', () => {
+  const df = parseDockerfile('FROM scratch AS foo\nFROM scratch');
+  assert.equal(makePlan(df, { buildArgs: new Map(), target: 'foo', platform: amd64, buildPlatform: amd64 }).globalArgs.get('TARGETSTAGE'), 'foo');
+  assert.equal(makePlan(df, { buildArgs: new Map(), platform: amd64, buildPlatform: amd64 }).globalArgs.get('TARGETSTAGE'), 'default');
 });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Puller } from '../../../src/builder/pull/pull.js';
+import { HtvendError } from '../../../src/util/errors.js';
 import { silentLogger } from '../../../src/util/log.js';
 import { startBusyboxRegistry } from '../../helpers/busybox-image.js';
 import { startFaultProxy } from '../../helpers/registry-server.js';
@@ -36,4 +37,17 @@ test('stages sharing a base image share one pull: one manifest request, each blo
   await assert.rejects(puller.pull(other, amd64, 'Dockerfile:7'), /Dockerfile:7: pulling/);
   await assert.rejects(puller.pull(other, amd64, 'Dockerfile:9'), /Dockerfile:9: pulling/);
   assert.equal(proxy.requests.filter((r) => r.startsWith('GET /v2/busybox/manifests/other')).length, 2);
+});
+
+test('issue 9: a base image without a manifest for the target platform is refused, naming the image and what it offers', async (t) => {
+  const bb = await startBusyboxRegistry(t); // one linux/amd64 manifest, no index
+  const puller = new Puller({ env: {}, tlsVerify: false, blobDir: join(await tempDir(t), 'blobs'), log: silentLogger });
+  t.after(() => puller.close());
+  await assert.rejects(puller.pull(bb.ref, { os: 'linux', architecture: 'arm64' }, 'Dockerfile:1'), (e: unknown) => {
+    assert.ok(e instanceof HtvendError, String(e));
+    assert.equal(e.message, `Dockerfile:1: pulling ${bb.ref}: no manifest for platform linux/arm64: the image is linux/amd64 only (a single-platform manifest, not an index)`);
+    assert.match(e.hint ?? '', /--platform linux\/amd64/);
+    return true;
+  });
+  assert.ok((await puller.pull(bb.ref, { os: 'linux', architecture: 'amd64' }, 'Dockerfile:1')).layers.length > 0);
 });

@@ -9,6 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { executeRun } from '../../../src/builder/run/execute.js';
 import { COMMON_CA_VARS } from '../../../src/builder/run/inject.js';
+import { proxyInjectionFromEnv } from '../../../src/builder/run/proxy-env.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { collector, makeBusyboxRootfs, names, readLayer, request } from './helpers.js';
 
@@ -22,7 +23,7 @@ for (const snapshot of ['overlay', 'copy'] as const) {
     await writeFile(ca, '-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n');
     await writeFile(jks, 'p12');
     await writeFile(mvn, '<settings/>');
-    const caTarget = '/tmp/htvend-1234/ca.pem'; // like htvend's private temp dir: missing in the image
+    const caTarget = '/run/htvend/ca.pem'; // what proxy-env.ts picks: missing in the image
     const script = [
       `cat ${caTarget}`,
       ...['SSL_CERT_FILE', 'MY_CA', ...COMMON_CA_VARS].map((v) => `echo ${v}=$${v}`),
@@ -72,4 +73,18 @@ test('a step that only ran with injected mounts (CA, /etc/resolv.conf, /etc/host
   );
   assert.equal(out.text(), 'pem');
   assert.equal(r.layer, null);
+});
+
+test('the CA of SSL_CERT_FILE (host path under /tmp) sits under /run/htvend/: `rm -rf /tmp/* /var/tmp/*` works and no /run stub reaches the layer', async (t) => {
+  const tmp = await tempDir(t, 'htvend-run-');
+  const rootfs = await makeBusyboxRootfs(join(tmp, 'rootfs'));
+  await writeFile(join(rootfs, 'tmp', 'junk'), 'x');
+  const ca = join(tmp, 'cacerts.pem');
+  await writeFile(ca, 'pem');
+  const proxyEnv = await proxyInjectionFromEnv({ SSL_CERT_FILE: ca, CERT_FILE_VARS: 'SSL_CERT_FILE MY_CA' }, tmp);
+  const out = collector();
+  const r = await executeRun(request(rootfs, tmp, ['/bin/sh', '-c', 'rm -rf /tmp/* /var/tmp/* && echo "$SSL_CERT_FILE $MY_CA" && cat "$MY_CA"'], { proxyEnv, output: out.stream }));
+  assert.equal(out.text(), '/run/htvend/cacerts.pem /run/htvend/cacerts.pem\npem');
+  const layer = await readLayer(r.layer!);
+  assert.deepEqual(names(layer), ['tmp', 'tmp/.wh.junk']);
 });

@@ -32,7 +32,9 @@ test('nothing the builder injects into RUN steps reaches any layer or the image 
       'USER app',
       'RUN test -n "$HTTP_PROXY" && test -n "$https_proxy" && grep -q "BEGIN CERTIFICATE" "$SSL_CERT_FILE" \\',
       '    && test "$NODE_EXTRA_CA_CERTS" = "$SSL_CERT_FILE" && test "$CURL_CA_BUNDLE" = "$SSL_CERT_FILE" \\',
-      '    && test "$SOURCE_DATE_EPOCH" = 0 && touch /tmp/proxy-and-ca-seen',
+      '    && test "$SOURCE_DATE_EPOCH" = 0 && case "$SSL_CERT_FILE" in /run/htvend/*) ;; *) exit 3;; esac \\',
+      // The CA's host path is under /tmp: the image's own cleanup of /tmp must not hit it (issue 9).
+      '    && rm -rf /tmp/* /var/tmp/* && touch /tmp/proxy-and-ca-seen',
       'USER root',
       'RUN --mount=type=secret,id=tok,required --mount=type=secret,id=tok,env=TOK --mount=type=cache,target=/var/cache/c \\',
       '    --mount=type=tmpfs,target=/scratch --mount=type=bind,target=/ctx \\',

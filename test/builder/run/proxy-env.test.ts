@@ -7,12 +7,12 @@ import { HtvendError } from '../../../src/util/errors.js';
 import { mavenSettingsXml, proxyInjectionFromEnv } from '../../../src/builder/run/proxy-env.js';
 import { tempDir } from '../../helpers/tmp.js';
 
-test('SSL_CERT_FILE is mounted at its own path with CERT_FILE_VARS (default SSL_CERT_FILE) and proxy vars passed through, blank NO_PROXY included', async (t) => {
+test('SSL_CERT_FILE is mounted under /run/htvend/ (never its host path under /tmp) with CERT_FILE_VARS (default SSL_CERT_FILE) and proxy vars passed through, blank NO_PROXY included', async (t) => {
   const dir = await tempDir(t);
   const ca = join(dir, 'ca.pem');
   await writeFile(ca, 'pem');
   const inj = await proxyInjectionFromEnv({ SSL_CERT_FILE: ca, HTTPS_PROXY: 'http://127.0.0.1:1234', NO_PROXY: '', ALL_PROXY: 'socks5://x', PATH: '/bin' }, dir);
-  assert.deepEqual(inj, { caFile: ca, caTarget: ca, certFileVars: ['SSL_CERT_FILE'], env: { HTTPS_PROXY: 'http://127.0.0.1:1234', NO_PROXY: '' } });
+  assert.deepEqual(inj, { caFile: ca, caTarget: '/run/htvend/ca.pem', certFileVars: ['SSL_CERT_FILE'], env: { HTTPS_PROXY: 'http://127.0.0.1:1234', NO_PROXY: '' } });
 });
 
 test('an empty CERT_FILE_VARS still mounts the CA under SSL_CERT_FILE (the script\'s ${CERT_FILE_VARS:-SSL_CERT_FILE}); a list names every variable', async (t) => {
@@ -32,7 +32,7 @@ test('a relative SSL_CERT_FILE is made absolute and a missing one is a usage err
   const cwd = process.cwd();
   process.chdir(dir);
   try {
-    assert.equal((await proxyInjectionFromEnv({ SSL_CERT_FILE: 'ca.pem' }, dir)).caTarget, join(dir, 'ca.pem'));
+    assert.equal((await proxyInjectionFromEnv({ SSL_CERT_FILE: 'ca.pem' }, dir)).caFile, join(dir, 'ca.pem'));
   } finally {
     process.chdir(cwd);
   }

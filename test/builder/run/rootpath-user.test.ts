@@ -29,10 +29,10 @@ test('USER forms: name:group, uid:group name, unknown group, uid not in passwd',
   await mkdir(join(root, 'etc'));
   await writeFile(join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nsvc:x:100:101:svc:/srv:/bin/false\n');
   await writeFile(join(root, 'etc', 'group'), 'root:x:0:\nsvc:x:101:\nweb:x:200:svc\nextra:x:300:svc\n');
-  assert.deepEqual(await resolveUser(root, 'svc', 'D:1'), { uid: 100, gid: 101, additionalGids: [200, 300], home: '/srv' });
-  assert.deepEqual(await resolveUser(root, 'svc:web', 'D:1'), { uid: 100, gid: 200, additionalGids: [], home: '/srv' });
-  assert.deepEqual(await resolveUser(root, '100:extra', 'D:1'), { uid: 100, gid: 300, additionalGids: [], home: '/srv' });
-  assert.deepEqual(await resolveUser(root, '4000', 'D:1'), { uid: 4000, gid: 0, additionalGids: [], home: '/' });
-  assert.deepEqual(await resolveUser(root, '', 'D:1'), { uid: 0, gid: 0, additionalGids: [], home: '/root' });
+  assert.deepEqual(await resolveUser(root, 'svc', 'D:1'), { uid: 100, gid: 101, additionalGids: [101, 200, 300], home: '/srv' });
+  assert.deepEqual(await resolveUser(root, 'svc:web', 'D:1'), { uid: 100, gid: 200, additionalGids: [200], home: '/srv' });
+  assert.deepEqual(await resolveUser(root, '100:extra', 'D:1'), { uid: 100, gid: 300, additionalGids: [300], home: '/srv' });
+  assert.deepEqual(await resolveUser(root, '4000', 'D:1'), { uid: 4000, gid: 0, additionalGids: [0], home: '/' });
+  assert.deepEqual(await resolveUser(root, '', 'D:1'), { uid: 0, gid: 0, additionalGids: [0], home: '/root' });
   await assert.rejects(resolveUser(root, 'svc:nogroup', 'D:1'), /D:1: unable to find group nogroup/);
 });
