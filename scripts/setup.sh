@@ -13,6 +13,7 @@ APT_PACKAGES=(
   nginx mitmproxy buildah
   # opens htvend report's HTML in tests (driven by puppeteer-core)
   chromium
+  containerd  # htvend mirror tests: a private instance pulls through the mirror
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -12,6 +12,10 @@ import { HtvendError, describeError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { StoreConfig } from '../store/store.js';
 import type { ListenerOptions } from '../commands/listen.js';
+import { registerMirror } from './mirror.js';
+import { registerDiff } from './diff.js';
+import { registerGc } from './gc.js';
+import { registerOutdated } from './outdated.js';
 import { registerSupplyChain } from './supply-chain.js';
 import { withVersion } from './version.js';
 import { registerDoctor } from './doctor.js';
@@ -32,7 +36,7 @@ export const DEFAULTS = {
   dummyOkResponse: ['^http.*/v2/$'],
 } as const;
 
-type Opts = Record<string, unknown>;
+export type Opts = Record<string, unknown>;
 
 function listOption(flags: string, description: string, defaults: readonly string[]): Option {
   const l = listFlag(defaults);
@@ -40,7 +44,7 @@ function listOption(flags: string, description: string, defaults: readonly strin
 }
 
 /** Global flags; also accepted after the command name, as go-flags does. */
-function addGlobals(c: Command): Command {
+export function addGlobals(c: Command): Command {
   return c
     .option('-C, --chdir <dir>', 'Directory to change to before running.', '.')
     .option('-v, --verbose', 'Set for verbose output. Equivalent to setting LOG_LEVEL=debug (wins over LOG_LEVEL)')
@@ -48,7 +52,7 @@ function addGlobals(c: Command): Command {
     .option('--github-output-path <file>', 'Append every htvend_* counter as name=value lines to this file on exit (e.g. $GITHUB_OUTPUT); a relative path is relative to -C');
 }
 
-function addStoreFlags(c: Command, prefix = ''): Command {
+export function addStoreFlags(c: Command, prefix = ''): Command {
   const p = prefix ? `${prefix}.` : '';
   return c
     .addOption(new Option(`--${p}blobs-backend <type>`, 'Type of blob store').choices(['filesystem', 'registry', 's3']).default('filesystem'))
@@ -58,7 +62,7 @@ function addStoreFlags(c: Command, prefix = ''): Command {
     .option(`--${p}blobs-prefix <prefix>`, 'Prefix to prepend keys before uploading to S3 bucket');
 }
 
-function addManifestFlags(c: Command): Command {
+export function addManifestFlags(c: Command): Command {
   return addStoreFlags(c).option('-m, --manifest <file>', 'File to put manifest data in', DEFAULTS.manifest);
 }
 
@@ -81,7 +85,7 @@ function addListenerFlags(c: Command): Command {
     .argument('[command...]', 'Sub-process to run (after --). If not specified an interactive shell is opened');
 }
 
-function storeConfig(o: Opts, env: NodeJS.ProcessEnv, prefix = ''): StoreConfig {
+export function storeConfig(o: Opts, env: NodeJS.ProcessEnv, prefix = ''): StoreConfig {
   const k = (n: string) => o[prefix ? `${prefix}.${n}` : n] as string | undefined;
   const backend = k('blobsBackend') as StoreConfig['backend'];
   const need = (n: string, flag: string) => {
@@ -126,7 +130,7 @@ function listenerOptions(o: Opts, command: string[]): ListenerOptions {
   };
 }
 
-interface Run {
+export interface Run {
   /** Set by the action: what to do once parsing has finished. */
   action?: (log: Logger) => Promise<number>;
   globals: Opts;
@@ -134,6 +138,19 @@ interface Run {
   reported?: boolean;
   /** The command being run (for "run 'htvend build --help'" hints). */
   command?: string;
+}
+
+/**
+ * What a subcommand registered from its own file (src/cli/<name>.ts, `registerX(kit)`) needs:
+ * `add` attaches it to the program, `withGlobals` records the global flags given after the
+ * command name, `counters` is the `--github-output-path` reporter.
+ */
+export interface CommandKit {
+  env: NodeJS.ProcessEnv;
+  run: Run;
+  add(c: Command): void;
+  withGlobals(c: Command, o: Opts): void;
+  counters(): ((c: Record<string, number>) => Promise<void>) | undefined;
 }
 
 /** Builds the commander program; actions only record what to run (see `main`). */
@@ -265,10 +282,16 @@ export function program(env: NodeJS.ProcessEnv, run: Run): Command {
     ]),
   );
   const supplyCmds = registerSupplyChain({ env, withManifestFlags: (c) => addManifestFlags(addGlobals(c)), storeConfig, setAction: (c, o, a) => (withGlobals(c, o), (run.action = a)) });
-  for (const c of [buildCmd, offlineCmd, verifyCmd, exportCmd, ...supplyCmds]) {
+  const add = (c: Command) => {
     c.exitOverride().configureOutput(commanderOutput('htvend', `htvend ${c.name()}`));
     root.addCommand(c);
-  }
+  };
+  for (const c of [buildCmd, offlineCmd, verifyCmd, exportCmd, ...supplyCmds]) add(c);
+  const kit: CommandKit = { env, run, add, withGlobals, counters };
+  registerMirror(kit);
+  registerDiff(kit);
+  registerGc(kit);
+  registerOutdated(kit);
   registerDoctor(root, env, run);
   return root;
 }
@@ -335,7 +358,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     if (!run.action) {
       prog.outputHelp({ error: true });
-      throw new HtvendError('USAGE', 'please specify one command of: build, doctor, export, offline, report, sbom or verify', { hint: "run 'htvend --help' for usage and examples" });
+      throw new HtvendError('USAGE', 'please specify one command of: build, diff, doctor, export, gc, mirror, offline, outdated, report, sbom or verify', { hint: "run 'htvend --help' for usage and examples" });
     }
     log = makeLogger(Boolean(run.globals['verbose']), envSnapshot, 'htvend', Boolean(run.globals['quiet']));
     const dir = run.globals['chdir'] as string | undefined;

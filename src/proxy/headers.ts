@@ -9,12 +9,21 @@ export function canonicalHeaderName(name: string): string {
 }
 
 /**
- * The headers recorded in assets.json: only the `--cache-header` names, canonicalised, first
- * value. Credentials are never recorded, even if someone lists them.
+ * Validators recorded with every new entry, whatever `--cache-header` says, so that `htvend
+ * outdated` can ask upstream with a conditional request. The `--cache-header` default stays
+ * the Go tool's list: files are only ever loaded and saved unchanged (byte-identical), and the
+ * Go tool reads extra header names like any other (docs/lifecycle.md). Not replayed to
+ * clients (recordedHeaders() in replay.ts): replay answers are always full 200s.
+ */
+export const VALIDATOR_HEADERS = ['ETag', 'Last-Modified'] as const;
+
+/**
+ * The headers recorded in assets.json: the `--cache-header` names plus the validators,
+ * canonicalised, first value. Credentials are never recorded, even if someone lists them.
  */
 export function pickRecordedHeaders(upstream: HeaderMap, cacheHeaders: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const name of cacheHeaders) {
+  for (const name of [...cacheHeaders, ...VALIDATOR_HEADERS]) {
     const lower = name.toLowerCase();
     if (SECRET_HEADERS.has(lower)) continue;
     const v = upstream[lower];

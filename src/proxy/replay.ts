@@ -102,10 +102,13 @@ function ifRangeMatches(req: IncomingMessage, entry: AssetEntry): boolean {
   return v === entry.Headers['Etag'] || v === entry.Headers['ETag'] || v === entry.Headers['Last-Modified'];
 }
 
+/** Validators are recorded for `htvend outdated` only (headers.ts VALIDATOR_HEADERS). */
+const NOT_REPLAYED = new Set(['content-length', 'etag', 'last-modified']);
+
 function recordedHeaders(entry: AssetEntry): OutgoingHttpHeaders {
   const h: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(entry.Headers)) {
-    if (k.toLowerCase() !== 'content-length') h[k] = v;
+    if (!NOT_REPLAYED.has(k.toLowerCase())) h[k] = v;
   }
   return h;
 }

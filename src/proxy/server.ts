@@ -5,8 +5,7 @@
  * matching rule (rules.ts) picks an action, and the action streams the response.
  */
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
-import { TLSSocket } from 'node:tls';
-import { createServer as createNetServer, type Server as NetServer, type Socket, type AddressInfo } from 'node:net';
+import { type Server as NetServer, type Socket, type AddressInfo } from 'node:net';
 import { HtvendError, describeError } from '../util/errors.js';
 import { redactUrl } from '../util/redact.js';
 import { assetKey } from '../manifest/key.js';
@@ -19,6 +18,7 @@ import { interceptConnect, tunnelOf } from './connect.js';
 import { identify, newSessionSecret, type Credentials } from './attribution/identity.js';
 import { AttributionLedger, type AttributedAsset } from './attribution/ledger.js';
 import { CONTROL_PREFIX, isControlRequest, serveControl } from './attribution/control.js';
+import { tlsFrontFor } from '../tls/listener.js';
 import type { ProxyOptions, RunningProxy, RequestFacts, ActionName } from './types.js';
 
 export type { ProxyOptions, RunningProxy } from './types.js';
@@ -39,7 +39,7 @@ export function parseListenAddr(addr: string, flag: string): { host: string; por
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
 }
 
-function listen(server: Server | NetServer, addr: string, flag: string): Promise<AddressInfo> {
+export function listen(server: Server | NetServer, addr: string, flag: string): Promise<AddressInfo> {
   const { host, port } = parseListenAddr(addr, flag);
   return new Promise((resolve, reject) => {
     const onError = (e: Error) => reject(new HtvendError('IO', `${flag}: cannot listen on ${addr}: ${describeError(e)}`, { cause: e }));
@@ -53,7 +53,7 @@ function listen(server: Server | NetServer, addr: string, flag: string): Promise
   });
 }
 
-function hostPortOf(a: AddressInfo): string {
+export function hostPortOf(a: AddressInfo): string {
   return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
@@ -201,23 +201,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   if (opts.tlsListenAddr) {
     // The proxy itself over TLS: decrypted sockets are parsed by the same HTTP server.
     const { host } = parseListenAddr(opts.tlsListenAddr, '--tls-listen-addr');
-    // A net server wrapping sockets itself: tls.Server ignores a `secureContext` option, and
-    // clients send no SNI for an IP, so the default leaf must come from the CA.
-    const defaultContext = await opts.ca.secureContextFor(host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
-    // allowHalfOpen: the TLS socket inherits it from `raw` (see httpAllowHalfOpen above).
-    tlsServer = createNetServer({ noDelay: true, allowHalfOpen: true }, (raw) => {
-      const tlsSocket = new TLSSocket(raw, {
-        isServer: true,
-        secureContext: defaultContext,
-        ALPNProtocols: ['http/1.1'],
-        SNICallback: (name, cb) => opts.ca.secureContextFor(name).then((c) => cb(null, c), (e: Error) => cb(e)),
-      });
-      tlsSocket.on('error', (e) => {
-        log.debug(`TLS listener: ${describeError(e)}`);
-        tlsSocket.destroy();
-      });
-      server.emit('connection', tlsSocket);
-    });
+    tlsServer = await tlsFrontFor(server, opts.ca, host, log, 'TLS listener');
     const taddr = await listen(tlsServer, opts.tlsListenAddr, '--tls-listen-addr');
     tlsUrl = `https://${hostPortOf(taddr)}`;
   }

@@ -204,6 +204,33 @@ export class RegistryClient {
     return pipeline(res.body, sliceStream(start, end), () => {});
   }
 
+  /** Every tag of the repository (`tags/list`, following `Link` pages); none for an unknown repository. */
+  async listTags(opts: CallOptions = {}): Promise<string[]> {
+    const tags: string[] = [];
+    let url: URL | undefined = this.url('tags/list?n=1000');
+    for (let page = 0; url && page < 10_000; page++) {
+      const res = await this.send('GET', url, { ...opts, access: 'pull' });
+      if (res.statusCode === 404) {
+        await res.body.dump();
+        return tags;
+      }
+      if (res.statusCode !== 200) throw await this.httpError(res, 'GET tags/list');
+      const body = (await res.body.json()) as { tags?: string[] | null };
+      tags.push(...(body.tags ?? []));
+      // RFC 8288 Link: </v2/<repo>/tags/list?last=x&n=1000>; rel="next"
+      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res, 'link') ?? '')?.[1];
+      url = next ? new URL(next, url) : undefined;
+    }
+    return tags;
+  }
+
+  /** Deletes a manifest by digest (and with it the tags pointing at it). Absent is fine. */
+  async deleteManifest(digest: string, opts: CallOptions = {}): Promise<void> {
+    const res = await this.send('DELETE', this.url(`manifests/${digest}`), { ...opts, access: 'delete' });
+    if (res.statusCode !== 202 && res.statusCode !== 404 && res.statusCode !== 200) throw await this.httpError(res, `DELETE manifest ${digest}`);
+    await res.body.dump();
+  }
+
   /** Deletes a blob (registries may refuse: deletion is often disabled). Absent is fine. */
   async deleteBlob(digest: Digest, opts: CallOptions = {}): Promise<void> {
     const res = await this.send('DELETE', this.url(`blobs/${digestRef(digest)}`), { ...opts, access: 'delete' });

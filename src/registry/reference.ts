@@ -26,6 +26,21 @@ export interface ImageReference {
   digest?: Digest | undefined;
 }
 
+/** A registry host as given by a client (`docker.io`, `index.docker.io`…) → its API host. */
+export function normalizeRegistryHost(host: string): string {
+  return DOCKER_HUB_ALIASES.has(host.toLowerCase()) ? DOCKER_HUB_HOST : host;
+}
+
+/** Whether `s` is a valid repository path (`library/alpine`, `a/b/c`). */
+export function isRepositoryName(s: string): boolean {
+  return s.split('/').every((p) => COMPONENT.test(p));
+}
+
+/** Whether `s` is a valid tag. */
+export function isTag(s: string): boolean {
+  return TAG.test(s);
+}
+
 /** Parses an image reference; a malformed one is an INPUT error naming it. */
 export function parseImageReference(ref: string): ImageReference {
   const bad = (why: string) => new HtvendError('INPUT', `invalid image reference ${JSON.stringify(ref)}: ${why}`);

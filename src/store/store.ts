@@ -109,3 +109,41 @@ export interface ExportFinalizingStore extends BlobStore {
 export function canFinalizeExport(s: BlobStore): s is ExportFinalizingStore {
   return typeof (s as Partial<ExportFinalizingStore>).finalizeExport === 'function';
 }
+
+/** One blob as a listing store reports it (`htvend gc`). */
+export interface ListedBlob {
+  digest: Digest;
+  size: number;
+  /**
+   * Milliseconds since the epoch: when the blob was written (filesystem mtime, S3
+   * LastModified), or, where the store keeps no time (registry), when gc first saw it.
+   */
+  since: number;
+}
+
+/**
+ * Optional ability (`htvend gc`): enumerate every blob, streamed (a filesystem store of
+ * 100,000 blobs is never held as one array of names), and delete them.
+ */
+export interface ListOptions extends IoOptions {
+  /**
+   * Which blobs need `size` and `since`: for the others a backend may skip the per-blob
+   * lookup (filesystem: one stat each) and report 0 for both. Default: all.
+   */
+  details?: ((digest: Digest) => boolean) | undefined;
+}
+
+export interface ListableStore extends DeletableStore {
+  list(opts?: ListOptions): AsyncIterable<ListedBlob>;
+  /** Deletes many blobs in as few requests as the backend allows (S3: 1,000 per request). */
+  deleteMany?(digests: readonly Digest[], opts?: IoOptions): Promise<void>;
+  /**
+   * After a sweep, with every listed blob that was not deleted (registry: push a fresh listing
+   * manifest of what remains and drop the old ones). Returns a description for the log.
+   */
+  finishGc?(remaining: readonly ListedBlob[], opts?: IoOptions): Promise<string | void>;
+}
+
+export function canList(s: BlobStore): s is ListableStore {
+  return canDelete(s) && typeof (s as Partial<ListableStore>).list === 'function';
+}

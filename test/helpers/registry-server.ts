@@ -22,6 +22,8 @@ const exec = promisify(execFile);
 
 export interface RegistryServerOptions {
   tls?: boolean;
+  /** Extra DNS names in the TLS certificate (reached through a name-mapping proxy, test/helpers/name-proxy.ts). */
+  tlsNames?: string[];
   auth?: 'none' | 'basic' | 'token';
   /** Accounts for basic/token auth. Default `{ alice: 'wonderland-secret' }`. */
   users?: Record<string, string>;
@@ -59,11 +61,11 @@ export async function freePort(): Promise<number> {
 }
 
 /** A self-signed certificate for 127.0.0.1/localhost (RSA for the token signer, EC for TLS). */
-export async function makeCert(dir: string, name: string, kind: 'rsa' | 'ec' = 'ec'): Promise<{ cert: string; key: string; certPem: string; keyPem: string }> {
+export async function makeCert(dir: string, name: string, kind: 'rsa' | 'ec' = 'ec', dnsNames: readonly string[] = []): Promise<{ cert: string; key: string; certPem: string; keyPem: string }> {
   const cert = join(dir, `${name}.crt`);
   const key = join(dir, `${name}.key`);
   const keyArgs = kind === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
-  await exec('openssl', ['req', '-x509', ...keyArgs, '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost']);
+  await exec('openssl', ['req', '-x509', ...keyArgs, '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${name}`, '-addext', `subjectAltName=IP:127.0.0.1,DNS:localhost${dnsNames.map((n) => `,DNS:${n}`).join('')}`]);
   return { cert, key, certPem: await readFile(cert, 'utf8'), keyPem: await readFile(key, 'utf8') };
 }
 
@@ -147,7 +149,7 @@ export async function startRegistry(t: Pick<TestContext, 'after'>, opts: Registr
   const users = opts.users ?? { alice: 'wonderland-secret' };
   const storage = join(dir, 'storage');
   let tlsCert: Awaited<ReturnType<typeof makeCert>> | undefined;
-  if (opts.tls) tlsCert = await makeCert(dir, 'registry');
+  if (opts.tls) tlsCert = await makeCert(dir, 'registry', 'ec', opts.tlsNames);
   let token: TokenServer | undefined;
   const authLines: string[] = [];
   if (opts.auth === 'basic') {

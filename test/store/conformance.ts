@@ -21,6 +21,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { EMPTY_DIGEST, sha256Hex, type Digest } from '../../src/util/digest.js';
 import { HtvendError } from '../../src/util/errors.js';
 import { putBytes, readAll } from '../helpers/store.js';
+import { gcConformance } from './gc-conformance.js';
 
 export interface ConformanceOptions {
   /**
@@ -230,5 +231,7 @@ export function runConformance(name: string, makeStore: (t: TestContext) => Prom
       await assert.rejects(pipeline(r, sink), (e: unknown) => e instanceof Error && e.name === 'AbortError');
       assert.ok(n < 8 * MiB);
     });
+
+    gcConformance(makeStore);
   });
 }

@@ -9,14 +9,16 @@
  * from authenticated sources).
  */
 import { createReadStream } from 'node:fs';
-import { access, constants, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { access, constants, lstat, mkdir, open, opendir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Readable, Writable, addAbortSignal, pipeline } from 'node:stream';
 import { HtvendError, describeError } from '../../util/errors.js';
 import { OffThreadHash, VerifyingStream, parseDigest, sha256Hex, writerSha256, type Digest, type Sha256 } from '../../util/digest.js';
-import type { BlobStat, BlobStore, BlobWriter, DeletableStore, IoOptions, PutOptions, RangeReadableStore } from '../store.js';
+import type { BlobStat, BlobStore, BlobWriter, IoOptions, ListableStore, ListedBlob, ListOptions, PutOptions, RangeReadableStore } from '../store.js';
+
+const HEX64 = /^[0-9a-f]{64}$/;
 
 /** Read chunk size: large chunks keep sha256 hashing, not syscalls, the bottleneck. */
 const READ_HIGH_WATER_MARK = 1024 * 1024;
@@ -172,7 +174,7 @@ export interface DirStoreOptions extends IoOptions {
 }
 
 /** Filesystem BlobStore; open with `DirStore.open()`. */
-export class DirStore implements BlobStore, RangeReadableStore, DeletableStore {
+export class DirStore implements BlobStore, RangeReadableStore, ListableStore {
   readonly description: string;
   private readonly small = new SmallBlobCache();
   /** Streaming reads open now (see READ_SMALL_HIGH_WATER_MARK). */
@@ -289,6 +291,39 @@ export class DirStore implements BlobStore, RangeReadableStore, DeletableStore {
     } catch (e) {
       throw this.ioError(`cannot delete blob ${digest}`, e);
     }
+  }
+
+  /**
+   * Every `<sha256 hex>` file, read with opendir (one directory block at a time, never the
+   * whole name list), with its size and mtime. Temp files of uploads in progress are skipped.
+   * The stats run 64 at a time (libuv's pool overlaps them): one by one, 100,000 take ~3x longer.
+   */
+  async *list(opts: ListOptions = {}): AsyncGenerator<ListedBlob> {
+    const dir = await opendir(this.dir, { bufferSize: 256 });
+    let names: string[] = [];
+    const flush = async (): Promise<ListedBlob[]> => {
+      const batch = names;
+      names = [];
+      const out = await Promise.all(
+        batch.map(async (name): Promise<ListedBlob | undefined> => {
+          if (opts.details && !opts.details(name as Digest)) return { digest: name as Digest, size: 0, since: 0 };
+          try {
+            const st = await lstat(join(this.dir, name));
+            return st.isFile() ? { digest: name as Digest, size: st.size, since: st.mtimeMs } : undefined;
+          } catch {
+            return undefined; // deleted meanwhile
+          }
+        }),
+      );
+      return out.filter((b): b is ListedBlob => b !== undefined);
+    };
+    for await (const ent of dir) {
+      opts.signal?.throwIfAborted();
+      if (!HEX64.test(ent.name) || !(ent.isFile() || ent.isSymbolicLink())) continue;
+      names.push(ent.name);
+      if (names.length >= 64) yield* await flush();
+    }
+    yield* await flush();
   }
 
   async put(opts: PutOptions = {}): Promise<BlobWriter> {

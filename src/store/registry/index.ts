@@ -12,14 +12,12 @@ import { HtvendError } from '../../util/errors.js';
 import { sha256Hex, type Digest } from '../../util/digest.js';
 import { silentLogger, type Logger } from '../../util/log.js';
 import { RegistryClient, type RegistryClientOptions } from '../../registry/client.js';
-import { EMPTY_JSON, MEDIA_TYPES, type Descriptor, type ImageIndex, type ImageManifest } from '../../registry/types.js';
+import type { Descriptor } from '../../registry/types.js';
+import { GC_TAG, listingLayers, pushListing, readListings } from './listing.js';
 import type { Env } from '../../registry/transport.js';
-import type { BlobStat, BlobWriter, DeletableStore, ExportFinalizingStore, IoOptions, PutOptions, RangeReadableStore } from '../store.js';
+import type { BlobStat, BlobWriter, ExportFinalizingStore, IoOptions, ListableStore, ListedBlob, PutOptions, RangeReadableStore } from '../store.js';
 
-/** `artifactType` of the manifest that lists exported blobs. */
-export const BLOBS_ARTIFACT_TYPE = 'application/vnd.htvend.blobs.v1+json';
-/** Keeps each listing manifest near 1.5 MB, well under registries' 4 MiB manifest limit. */
-const LAYERS_PER_MANIFEST = 10_000;
+export { BLOBS_ARTIFACT_TYPE } from './listing.js';
 
 export interface RegistryStoreOptions {
   env?: Env | undefined;
@@ -67,7 +65,9 @@ export function parseRegistryStoreUrl(raw: string): ParsedRegistryUrl {
   return { scheme: u.protocol === 'https:' ? 'https' : 'http', host: u.host, pathPrefix: m[1] ?? '', repository, credentials, display, exportTag };
 }
 
-export class RegistryStore implements RangeReadableStore, DeletableStore, ExportFinalizingStore {
+export class RegistryStore implements RangeReadableStore, ListableStore, ExportFinalizingStore {
+  /** Listing manifests read by the last list(): what finishGc() replaces. */
+  private listed = new Set<string>();
   readonly description: string;
 
   constructor(
@@ -133,33 +133,33 @@ export class RegistryStore implements RangeReadableStore, DeletableStore, Export
       }
       layers.push({ mediaType: 'application/octet-stream', digest: `sha256:${d}`, size });
     }
-    if (!(await this.client.statBlob(EMPTY_JSON.digest.slice(7) as Digest, opts))) await this.client.putBlob(Buffer.from(EMPTY_JSON.bytes), opts);
-    const config: Descriptor = { mediaType: MEDIA_TYPES.ociEmpty, digest: EMPTY_JSON.digest, size: EMPTY_JSON.size };
-    const manifests: { body: string; desc: Descriptor }[] = [];
-    for (let i = 0; i < Math.max(1, layers.length); i += LAYERS_PER_MANIFEST) {
-      const m: ImageManifest = {
-        schemaVersion: 2,
-        mediaType: MEDIA_TYPES.ociManifest,
-        artifactType: BLOBS_ARTIFACT_TYPE,
-        config,
-        layers: layers.slice(i, i + LAYERS_PER_MANIFEST),
-        annotations: { 'dev.htvend.blobs.count': String(Math.min(LAYERS_PER_MANIFEST, layers.length - i)) },
-      };
-      const body = JSON.stringify(m);
-      manifests.push({ body, desc: { mediaType: MEDIA_TYPES.ociManifest, artifactType: BLOBS_ARTIFACT_TYPE, digest: `sha256:${sha256Hex(body)}`, size: Buffer.byteLength(body) } });
-    }
-    let digest: string;
-    if (manifests.length === 1) {
-      digest = await this.client.putManifest(tag, manifests[0]!.body, MEDIA_TYPES.ociManifest, opts);
-    } else {
-      // Too many blobs for one manifest: push each part by digest, then a tagged index of them.
-      for (const m of manifests) await this.client.putManifest(m.desc.digest, m.body, MEDIA_TYPES.ociManifest, opts);
-      const index: ImageIndex = { schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, artifactType: BLOBS_ARTIFACT_TYPE, manifests: manifests.map((m) => m.desc) };
-      digest = await this.client.putManifest(tag, JSON.stringify(index), MEDIA_TYPES.ociIndex, opts);
-    }
+    const { digest } = await pushListing(this.client, tag, layers, opts);
     const ref = `${this.client.registry}/${this.client.repository}:${tag}@${digest}`;
     (opts.log ?? this.log).info(`export: ${digests.length} blob(s) listed in OCI artifact ${ref} (keeps them from registry garbage collection)`);
     return ref;
+  }
+
+  /**
+   * The blobs the store's listing manifests name (listing.ts): blobs a build put but no
+   * export or gc listed are not known, and so never collected.
+   */
+  async *list(opts: IoOptions = {}): AsyncGenerator<ListedBlob> {
+    const l = await readListings(this.client, opts);
+    this.listed = l.manifests;
+    for (const [digest, b] of l.blobs) yield { digest, size: b.size, since: b.since };
+  }
+
+  /** Pushes one listing of what remains, tagged `htvend-gc`, then deletes the listings it replaces. */
+  async finishGc(remaining: readonly ListedBlob[], opts: IoOptions = {}): Promise<string> {
+    const pushed = await pushListing(this.client, GC_TAG, listingLayers(remaining), opts);
+    const keep = new Set(pushed.manifests);
+    let dropped = 0;
+    for (const m of this.listed) {
+      if (keep.has(m)) continue;
+      await this.client.deleteManifest(m, opts);
+      dropped++;
+    }
+    return `${remaining.length} remaining blob(s) listed in ${this.client.registry}/${this.client.repository}:${GC_TAG}@${pushed.digest}; ${dropped} old listing manifest(s) deleted`;
   }
 
   async close(): Promise<void> {

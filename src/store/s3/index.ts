@@ -34,6 +34,8 @@ import {
   PutObjectCommand,
   CopyObjectCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
+  ListObjectsV2Command,
   HeadBucketCommand,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
@@ -43,7 +45,7 @@ import { VerifyingStream, parseDigest, writerSha256, type Digest, type Sha256 } 
 import { silentLogger, type Logger } from '../../util/log.js';
 import { loadTrustedRoots, pemCertificates } from '../../upstream/roots.js';
 import { Slots } from '../../registry/slots.js';
-import type { BlobStat, BlobWriter, DeletableStore, IoOptions, PutOptions, RangeReadableStore } from '../store.js';
+import type { BlobStat, BlobWriter, IoOptions, ListableStore, ListedBlob, PutOptions, RangeReadableStore } from '../store.js';
 import { readFile } from 'node:fs/promises';
 
 /** Part size: ≥ 8 MiB as S3 wants few large parts; also the small-blob threshold. */
@@ -89,7 +91,7 @@ function awsStatus(e: unknown): number | undefined {
   return (e as AwsError)?.$metadata?.httpStatusCode;
 }
 
-export class S3Store implements RangeReadableStore, DeletableStore {
+export class S3Store implements RangeReadableStore, ListableStore {
   readonly description: string;
   private bucketChecked = false;
   /** @internal bounds concurrent multipart uploads (memory). */
@@ -140,6 +142,44 @@ export class S3Store implements RangeReadableStore, DeletableStore {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.keyOf(digest) }), { abortSignal: opts.signal });
     } catch (e) {
       throw this.wrap(e, `delete blob ${digest}`);
+    }
+  }
+
+  /** Every `<prefix><sha256 hex>` object, one ListObjectsV2 page (≤ 1,000 keys) at a time. */
+  async *list(opts: IoOptions = {}): AsyncGenerator<ListedBlob> {
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, ContinuationToken: token }), { abortSignal: opts.signal });
+      } catch (e) {
+        throw this.wrap(e, 'list blobs');
+      }
+      for (const o of page.Contents ?? []) {
+        const hex = o.Key?.slice(this.prefix.length) ?? '';
+        if (/^[0-9a-f]{64}$/.test(hex)) yield { digest: hex as Digest, size: o.Size ?? 0, since: o.LastModified?.getTime() ?? Date.now() };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  /** DeleteObjects in batches of 1,000 keys (the API's limit); any per-key error fails the call. */
+  async deleteMany(digests: readonly Digest[], opts: IoOptions = {}): Promise<void> {
+    for (let i = 0; i < digests.length; i += 1000) {
+      const batch = digests.slice(i, i + 1000);
+      let res;
+      try {
+        res = await this.client.send(
+          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((d) => ({ Key: this.keyOf(d) })), Quiet: true } }),
+          { abortSignal: opts.signal },
+        );
+      } catch (e) {
+        throw this.wrap(e, `delete ${batch.length} blobs`);
+      }
+      const failed = res.Errors ?? [];
+      if (failed.length) {
+        throw new HtvendError('STORE', `${this.description}: ${failed.length} of ${batch.length} deletes failed, e.g. ${failed[0]!.Key}: ${failed[0]!.Code ?? ''} ${failed[0]!.Message ?? ''}`.trim());
+      }
     }
   }
 
