@@ -80,14 +80,14 @@ test('the progress bar draws only on a terminal', async () => {
     return { s, out: () => out };
   };
   const plain = capture();
-  const p1 = createProgress({ label: 'verify', total: 3, stream: plain.s });
+  const p1 = createProgress({ label: 'verify', total: 3, stream: plain.s, env: {} });
   p1.itemDone();
   p1.stop();
   assert.equal(plain.out(), '');
 
   const tty = capture();
   Object.assign(tty.s, { isTTY: true, columns: 120, cursorTo: () => true, clearLine: () => true, moveCursor: () => true });
-  const p2 = createProgress({ label: 'verify', total: 3, stream: tty.s });
+  const p2 = createProgress({ label: 'verify', total: 3, stream: tty.s, env: {} });
   p2.addBytes(3 * 1024 * 1024);
   p2.itemDone();
   p2.stop();
