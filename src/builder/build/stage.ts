@@ -7,11 +7,14 @@
  */
 import type { BuildFacts } from './facts.js';
 import { assetKey } from '../../manifest/key.js';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, readlink, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { HtvendError } from '../../util/errors.js';
+import { HtvendError, describeError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { applyLayer } from '../fs/apply.js';
+import { applyCopied, canApplyCopied } from '../fs/apply-copied.js';
+import { LayerIndex, listingFromEntries, listLayerBlob, pathState, type LayerListing, type PathState } from '../fs/listing.js';
+import type { CacheStore } from '../cache/store.js';
 import { writeLayer } from '../fs/layer-writer.js';
 import type { LayerEntry, LayerInfo } from '../fs/types.js';
 import { expandHeredocBody, expandWord, varsFrom, type Vars } from '../dockerfile/lexer.js';
@@ -20,7 +23,7 @@ import type { CommandForm, Instruction, RunInstr } from '../dockerfile/types.js'
 import { appendLayer, scratchImage, withConfig, withHistory, withImageFields, type ContainerConfig, type HistoryEntry, type Image } from '../image/image.js';
 import { stageByRef, type BuildPlan, type PlannedStage } from '../plan/plan.js';
 import type { ProxyInjection, RunExecutor, RunMount, RunStepRequest, SecretSource } from '../run/types.js';
-import { copyEntries, parseChmod, resolveChown, resolveSymlinks, rootfsLookup, rootfsReadlink, type PathLookup, type SymlinkReader } from '../copy/copy.js';
+import { copyEntries, parseChmod, resolveChown, resolveSymlinks, type PathLookup, type SymlinkReader } from '../copy/copy.js';
 import { newIgnore, type SourceRoot } from '../copy/sources.js';
 import type { Ignore } from '@balena/dockerignore';
 import { parseMount } from './mounts.js';
@@ -29,27 +32,70 @@ import type { Dispatcher } from 'undici';
 import { formatPlatform } from '../../registry/index.js';
 import { BuildCache, copyStepKey, layerFields, runStepKey, type StepOutcome } from '../cache/hooks.js';
 
+/** The index of a layer's listing (fs/listing.ts): from the step cache, else by reading its tar once. */
+export type LayerLister = (layer: { digest: string; path: string }) => Promise<LayerIndex>;
+
+/** Listings are the same for the same layer digest, so stages and builds in one process share them. */
+const indexMemo = new Map<string, Promise<LayerIndex>>();
+
+/** A lister that keeps listings in `store` (the step cache), when there is one. */
+export function layerLister(store: CacheStore | undefined, signal?: AbortSignal): LayerLister {
+  return (l) => {
+    let p = indexMemo.get(l.digest);
+    if (!p) {
+      p = (async () => {
+        let listing = await store?.getListing(l.digest);
+        if (!listing) {
+          listing = await listLayerBlob(l.path, `layer sha256:${l.digest}`, signal);
+          await store?.putListing(l.digest, listing);
+        }
+        return new LayerIndex(listing);
+      })();
+      indexMemo.set(l.digest, p);
+      p.catch(() => indexMemo.delete(l.digest));
+    }
+    return p;
+  };
+}
+
 /**
  * A stage's working rootfs directory, brought up to date with its image on demand.
  *
- * Layers this build wrote from COPY/ADD/WORKDIR come with their entry lists (`track(img,
- * entries)`); while only such layers are pending, `lookup()` answers "what is at this path"
- * from those lists plus the rootfs as far as it is applied, so a COPY-only Dockerfile never
- * extracts its own layers again (10,000 small files: ~5 s saved). Anything that needs real
- * files (RUN, COPY --from this stage, --chown names) calls `sync()`.
+ * Every layer not extracted yet has a listing (paths, types, link targets: fs/listing.ts):
+ * from the entries of a step this build ran (COPY/ADD/WORKDIR, RUN), from the step cache for
+ * a cached step, or read from the layer's tar once (base layers). `lookup()`/`readlink()`
+ * answer from those listings top-down (whiteouts and opaque dirs honoured) and then from the
+ * directory as far as it is applied, so nothing is extracted until a step needs real files
+ * (RUN, COPY --from this stage, --chown names) and calls `sync()`. A warm rebuild whose cached
+ * RUN layers hold 10,000 files and 200 MiB adds its COPY without unpacking them.
+ *
+ * `sync()` applies a COPY/ADD/WORKDIR layer from its entries (files copied from their
+ * sources, fs/apply-copied.ts) rather than from the tar just written; other layers through
+ * the tar.
  */
 export class StageFs {
   private applied = 0;
   private img: Image;
-  /** Entry lists of pending (unapplied) layers we wrote, by layer digest. */
+  /** Entry lists (with host sources) of pending layers this build wrote from COPY/ADD/WORKDIR, by digest. */
   private readonly known = new Map<string, LayerEntry[]>();
-  constructor(readonly dir: string, img: Image, private readonly log: Logger, private readonly signal?: AbortSignal) {
+  /** Listings of pending layers, by digest. */
+  private readonly indexes = new Map<string, LayerIndex>();
+  constructor(
+    readonly dir: string,
+    img: Image,
+    private readonly log: Logger,
+    private readonly signal?: AbortSignal,
+    private readonly opts: { lister?: LayerLister; epoch?: number } = {},
+  ) {
     this.img = img;
   }
   /** Records the image's new state (cheap); files follow on the next `sync()`. */
-  track(img: Image, entries?: { digest: string; entries: LayerEntry[] }): void {
+  track(img: Image, layer?: { digest: string; entries?: LayerEntry[]; listing?: LayerListing }): void {
     this.img = img;
-    if (entries) this.known.set(entries.digest, entries.entries);
+    if (layer?.entries) {
+      this.known.set(layer.digest, layer.entries);
+      this.indexes.set(layer.digest, new LayerIndex(listingFromEntries(layer.entries)));
+    } else if (layer?.listing) this.indexes.set(layer.digest, new LayerIndex(layer.listing));
   }
   /**
    * Records that the image's new top layer is already in the directory (a RUN executor moved
@@ -64,38 +110,73 @@ export class StageFs {
   async sync(): Promise<string> {
     while (this.applied < this.img.layers.length) {
       const l = this.img.layers[this.applied]!;
-      await applyLayer(this.dir, l.path, `layer sha256:${l.digest}`, { signal: this.signal, log: this.log });
+      const entries = this.known.get(l.digest);
+      let done = false;
+      if (entries && this.opts.epoch !== undefined && canApplyCopied(entries)) {
+        try {
+          await applyCopied(this.dir, entries, this.opts.epoch, this.signal);
+          done = true;
+        } catch (e) {
+          this.signal?.throwIfAborted();
+          // A source gone or changed since the layer was written: the tar is the truth.
+          this.log.debug(`layer sha256:${l.digest}: applying from its entries failed (${describeError(e)}); extracting the layer`);
+        }
+      }
+      if (!done) await applyLayer(this.dir, l.path, `layer sha256:${l.digest}`, { signal: this.signal, log: this.log });
       this.known.delete(l.digest);
+      this.indexes.delete(l.digest);
       this.applied++;
     }
     return this.dir;
   }
+  /** Indexes of the pending layers (bottom first), or undefined when one cannot be listed. */
+  private async pending(): Promise<LayerIndex[] | undefined> {
+    const out: LayerIndex[] = [];
+    for (const l of this.img.layers.slice(this.applied)) {
+      let ix = this.indexes.get(l.digest);
+      if (!ix) {
+        if (!this.opts.lister) return undefined;
+        try {
+          ix = await this.opts.lister(l);
+        } catch (e) {
+          this.signal?.throwIfAborted();
+          this.log.debug(`layer sha256:${l.digest}: cannot list it (${describeError(e)}); extracting instead`);
+          return undefined;
+        }
+        this.indexes.set(l.digest, ix);
+      }
+      out.push(ix);
+    }
+    return out;
+  }
+  /** What `rel` is (parents resolved, last component not followed) in the image so far. */
+  private async state(rel: string): Promise<PathState> {
+    const layers = await this.pending();
+    if (!layers) return diskState(await this.sync(), rel);
+    return pathState(layers, rel, (r) => diskState(this.dir, r));
+  }
   /** What is at `rel` in the image so far (symlinks followed). */
   readonly lookup: PathLookup = async (rel) => {
-    const pending = this.img.layers.slice(this.applied);
-    const lists = pending.map((l) => this.known.get(l.digest));
-    // Only plain files/dirs in pending lists can be answered without extracting them.
-    const simple = lists.every((es) => es?.every((e) => e.type === 'file' || e.type === 'dir' || e.type === 'hardlink'));
-    if (!simple) return rootfsLookup(await this.sync())(rel);
-    for (let i = lists.length - 1; i >= 0; i--) {
-      const hit = lists[i]!.find((e) => e.path === rel);
-      if (hit) return hit.type === 'dir' ? 'dir' : 'other';
-      // A pending entry below `rel` means `rel` is a directory (we always emit parents).
-      if (lists[i]!.some((e) => e.path.startsWith(rel + '/'))) return 'dir';
-    }
-    return rootfsLookup(this.dir)(rel);
+    const r = await resolveSymlinks(rel, this.readlink, true);
+    if (r === '') return 'dir';
+    const s = await this.state(r);
+    return s ? (s.kind === 'dir' ? 'dir' : 'other') : undefined;
   };
   /** Target of the symlink at `rel` (parents already resolved) in the image so far, if it is one. */
   readonly readlink: SymlinkReader = async (rel) => {
-    const lists = this.img.layers.slice(this.applied).map((l) => this.known.get(l.digest));
-    if (!lists.every((es) => es?.every((e) => e.type !== 'whiteout' && e.type !== 'opaque'))) return rootfsReadlink(await this.sync())(rel);
-    for (let i = lists.length - 1; i >= 0; i--) {
-      const hit = lists[i]!.find((e) => e.path === rel);
-      if (hit) return hit.type === 'symlink' ? hit.target : undefined;
-      if (lists[i]!.some((e) => e.path.startsWith(rel + '/'))) return undefined;
-    }
-    return rootfsReadlink(this.dir)(rel);
+    const s = await this.state(rel);
+    return s?.kind === 'symlink' ? s.target : undefined;
   };
+}
+
+/** `rel` in a materialised rootfs, the last component not followed. */
+async function diskState(dir: string, rel: string): Promise<PathState> {
+  const host = join(dir, rel);
+  const st = await lstat(host).catch(() => undefined);
+  if (!st) return undefined;
+  if (st.isDirectory()) return { kind: 'dir' };
+  if (st.isSymbolicLink()) return { kind: 'symlink', target: await readlink(host) };
+  return { kind: 'other' };
 }
 
 /** Everything a stage needs from the build around it. */
@@ -164,7 +245,7 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
   // BuildKit gives every stage a PATH (FROM scratch, or a base without one) before its first
   // instruction, so RUN sees it and the image's Env starts with it.
   if (!envMap(image.config.config.Env).has('PATH')) image = withConfig(image, (c) => ({ ...c, Env: [...(c.Env ?? []), `PATH=${DEFAULT_PATH}`] }));
-  const fs = new StageFs(await mkdtemp(join(ctx.tmpDir, `rootfs-${st.index}-`)), image, log, signal);
+  const fs = new StageFs(await mkdtemp(join(ctx.tmpDir, `rootfs-${st.index}-`)), image, log, signal, { lister: layerLister(ctx.cache?.store, signal), epoch: ctx.epoch });
   const args = new Map<string, string>();
   let shell = image.config.config.Shell ? [...image.config.config.Shell] : DEFAULT_SHELL;
   let cmdSetHere = false;
@@ -358,10 +439,13 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
           break;
         }
         case 'RUN': {
-          const { layer, applied } = await runStep(ctx, st, ins, image, fs, args, shell, where, outcome);
+          const { layer, applied, listing } = await runStep(ctx, st, ins, image, fs, args, shell, where, outcome);
           if (!layer) image = withHistory(image, nop(ins.text));
-          else if (!applied) addLayer(layer, ins.text);
-          else {
+          else if (!applied) {
+            image = appendLayer(image, layer, nop(ins.text));
+            // A cached layer's listing comes from the cache (via the lister), a fresh one's from its entries.
+            fs.track(image, listing ? { digest: layer.digest, listing } : undefined);
+          } else {
             image = appendLayer(image, layer, nop(ins.text));
             fs.trackApplied(image);
           }
@@ -474,7 +558,7 @@ async function runStep(ctx: BuildContext, st: PlannedStage, ins: RunInstr, image
     if (hit) {
       outcome.status = 'cached';
       outcome.assets = hit.entry.assets.map((a) => ({ url: a.key, sha256: a.sha256, size: a.size }));
-      return { layer: hit.layer, applied: false };
+      return { layer: hit.layer, applied: false, listing: undefined };
     }
   }
   const id = cache?.channel ? cache.newStepId('run') : undefined;
@@ -493,7 +577,7 @@ async function runStep(ctx: BuildContext, st: PlannedStage, ins: RunInstr, image
       const ok = cache.runStorable(report, after !== undefined && before !== undefined ? after - before : undefined, network);
       if (ok.ok) {
         const assets = (report?.assets ?? []).map((a) => ({ key: a.key, sha256: a.sha256, size: a.size }));
-        cache.save({ key, kind: 'RUN', text: ins.text, layer: layerFields(res.layer), assets, other: (report?.other ?? []).map((o) => ({ method: o.method, key: o.key })) }, res.layer);
+        cache.save({ key, kind: 'RUN', text: ins.text, layer: layerFields(res.layer), assets, other: (report?.other ?? []).map((o) => ({ method: o.method, key: o.key })) }, res.layer, res.listing);
       } else {
         outcome.note = ok.why;
         // Without attribution the build already said why, once.
@@ -501,5 +585,5 @@ async function runStep(ctx: BuildContext, st: PlannedStage, ins: RunInstr, image
       }
     }
   }
-  return { layer: res.layer, applied: res.layer !== null && res.appliedTo === root };
+  return { layer: res.layer, applied: res.layer !== null && res.appliedTo === root, listing: res.listing };
 }

@@ -15,6 +15,7 @@ import { createTransport, formatImageReference, formatPlatform, parseImageRefere
 import { describeError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import type { LayerInfo } from '../fs/types.js';
+import type { LayerListing } from '../fs/listing.js';
 import type { ProxyInjection } from '../run/types.js';
 import { SessionChannel, type StepReport } from './channel.js';
 import { probeAssets } from './probe.js';
@@ -227,10 +228,12 @@ export class BuildCache {
   }
 
   /** Stores a step that ran (in the background). */
-  save(entry: Omit<CacheEntry, 'version' | 'created'>, layer: LayerInfo | null): void {
+  save(entry: Omit<CacheEntry, 'version' | 'created'>, layer: LayerInfo | null, listing?: LayerListing): void {
     const store = this.store;
     if (!store) return;
     const full: CacheEntry = { version: 1, created: new Date().toISOString(), ...entry };
+    // The layer's listing (by layer digest) lets a later hit be looked into without extracting it.
+    if (layer && listing) this.saves.push(store.putListing(layer.digest, listing));
     this.saves.push(store.put(full, layer?.path).then((ok) => ok && this.used.add(entry.key)));
   }
 

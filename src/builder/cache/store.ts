@@ -4,6 +4,8 @@
  *     <dir>/v1/entries/<key>.json   {"entry": {...}, "digest": sha256(canonical JSON of entry)}
  *     <dir>/v1/blobs/<sha256>       layer blobs (gzip tars, as in the image)
  *     <dir>/v1/blobs/<sha256>.ok    stamp: (size, inode, mtime) of the blob when last hashed
+ *     <dir>/v1/listings/<sha256>.json  {"listing": [...], "digest": ...}: a layer's paths
+ *                                   (fs/listing.ts), by layer digest, for cached and base layers
  *     <dir>/v1/tmp/                 temp files, renamed into place (atomic)
  *
  * Everything is written to a temp file and renamed, blob before entry, so a crash or a full disk
@@ -22,6 +24,7 @@ import { describeError } from '../../util/errors.js';
 import { isDigest, type Digest } from '../../util/digest.js';
 import type { Logger } from '../../util/log.js';
 import type { LayerInfo, LayerMediaType } from '../fs/types.js';
+import type { LayerListing } from '../fs/listing.js';
 
 export interface CachedAsset {
   /** assets.json key. */
@@ -241,6 +244,7 @@ export class CacheStore {
         if (left === 0 && blobSize.has(e.blob)) {
           await rm(join(blobsDir, e.blob), { force: true });
           await rm(join(blobsDir, `${e.blob}.ok`), { force: true });
+          await rm(this.listingPath(e.blob), { force: true });
           total -= blobSize.get(e.blob)!;
           blobSize.delete(e.blob);
         }
@@ -250,12 +254,53 @@ export class CacheStore {
       if ((refs.get(b) ?? 0) === 0 && (blobMtime.get(b) ?? 0) < hourAgo) {
         await rm(join(blobsDir, b), { force: true });
         await rm(join(blobsDir, `${b}.ok`), { force: true });
+        await rm(this.listingPath(b), { force: true });
       }
     }
     for (const t of await readdir(join(this.root, 'tmp')).catch(() => [] as string[])) {
       const p = join(this.root, 'tmp', t);
       const st = await stat(p).catch(() => undefined);
       if (st && st.mtimeMs < hourAgo) await rm(p, { force: true });
+    }
+  }
+
+  private listingPath(digest: string): string {
+    return join(this.root, 'listings', `${digest}.json`);
+  }
+
+  /**
+   * The listing of layer `digest` (path, type, link target), checked against its own digest;
+   * undefined when absent or damaged (the builder then lists the blob again and stores that).
+   */
+  async getListing(digest: string): Promise<LayerListing | undefined> {
+    if (!isDigest(digest)) return undefined;
+    const text = await readFile(this.listingPath(digest), 'utf8').catch(() => undefined);
+    if (text === undefined) return undefined;
+    try {
+      const file = JSON.parse(text) as { layer?: string; listing?: LayerListing; digest?: string };
+      if (file.layer !== digest || !Array.isArray(file.listing)) throw new Error('malformed');
+      if (createHash('sha256').update(JSON.stringify(file.listing)).digest('hex') !== file.digest) throw new Error('digest mismatch');
+      return file.listing;
+    } catch {
+      this.log.warn(`build cache: listing of layer sha256:${digest.slice(0, 12)} thrown away (corrupt or truncated); it is read from the layer again`);
+      await rm(this.listingPath(digest), { force: true }).catch(() => undefined);
+      return undefined;
+    }
+  }
+
+  /** Stores a layer's listing (atomically; a failure is only logged: it can be listed again). */
+  async putListing(digest: string, listing: LayerListing): Promise<void> {
+    if (!isDigest(digest)) return;
+    let tmp: string | undefined;
+    try {
+      await mkdir(join(this.root, 'listings'), { recursive: true, mode: 0o700 });
+      tmp = await this.tmpPath();
+      const body = JSON.stringify(listing);
+      await writeFile(tmp, `{"layer":"${digest}","digest":"${createHash('sha256').update(body).digest('hex')}","listing":${body}}`, { mode: 0o600 });
+      await rename(tmp, this.listingPath(digest));
+    } catch (e) {
+      this.log.debug(`build cache: could not store the listing of layer sha256:${digest.slice(0, 12)}: ${describeError(e)}`);
+      if (tmp) await rm(tmp, { force: true }).catch(() => undefined);
     }
   }
 }

@@ -7,6 +7,7 @@ import { copyFile, lstat, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:f
 import { join } from 'node:path';
 import { HtvendError } from '../../util/errors.js';
 import { writeLayer } from '../fs/layer-writer.js';
+import { listingFromEntries } from '../fs/listing.js';
 import type { LayerEntry } from '../fs/types.js';
 import { applyEntries } from './apply-entries.js';
 import { proxyInjection } from './inject.js';
@@ -103,7 +104,7 @@ async function runOnCopy(req: RunStepRequest, stepDir: string, rt: Rt): Promise<
 /** Must run before stepDir (which holds the entries' sources) is removed; the blob goes to tmpDir. */
 async function layerFrom(req: RunStepRequest, entries: LayerEntry[]): Promise<RunStepResult> {
   if (entries.length === 0) return { layer: null };
-  return { layer: await writeLayer(entries, { epoch: req.epoch, dir: req.tmpDir, signal: req.signal }) };
+  return { layer: await writeLayer(entries, { epoch: req.epoch, dir: req.tmpDir, signal: req.signal }), listing: listingFromEntries(entries) };
 }
 
 /** Builds the bundle on `rootfs`, runs it, and returns the mountpoint stubs to drop. */

@@ -20,6 +20,7 @@
  * Nothing the executor injects (CA file, proxy env, JKS/Maven files, secrets, mount targets,
  * /etc/resolv.conf, /etc/hosts …) may appear in the returned layer (SPEC §7).
  */
+import type { LayerListing } from '../fs/listing.js';
 import type { LayerInfo } from '../fs/types.js';
 
 /** `--mount=type=bind` (RUN flag or global `--mount`). */
@@ -154,6 +155,8 @@ export interface RunStepResult {
   layer: LayerInfo | null;
   /** Set to `opts.applyTo` when the executor applied the step's changes there itself. */
   appliedTo?: string;
+  /** The layer's paths (fs/listing.ts), kept with a cache entry so a hit needs no extraction to be looked into. */
+  listing?: LayerListing;
 }
 
 /** What the builder asks of the executor beyond the step itself. */
