@@ -1,14 +1,15 @@
 /**
  * Applying a layer this build wrote from COPY/ADD/WORKDIR to the stage's working rootfs from
  * its entry list, instead of decompressing and parsing the tar just written: each file is
- * copied from its source (a reflink where the filesystem has them), with synchronous calls
+ * copied from its source (small ones read and written through one descriptor, big ones by
+ * the kernel, a reflink where the filesystem has them), with synchronous calls
  * (their inodes are hot, each call is a few µs; one await per call was most of the 5.5 s a
  * 5,000-file COPY cost before a RUN). Same tree as `applyLayer(root, layer)`: parents are
  * resolved inside the root exactly as there (RootResolver), times are clamped to the epoch
  * as the layer writer clamps them. Layers with whiteouts, opaque dirs or xattrs are not
  * handled here (`canApplyCopied`): they go through the tar.
  */
-import { chmodSync, chownSync, constants, copyFileSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, rmSync, symlinkSync, unlinkSync, utimesSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, openSync, readFileSync, writeSync, linkSync, lstatSync, lutimesSync, mkdirSync, rmSync, symlinkSync, unlinkSync, utimesSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HtvendError } from '../../util/errors.js';
@@ -66,11 +67,27 @@ export async function applyCopied(root: string, entries: readonly LayerEntry[], 
       lutimesSync(host, t, t);
       continue;
     }
-    if ((e.size ?? 0) > BIG) await copyFile(e.source, host, constants.COPYFILE_FICLONE);
-    else copyFileSync(e.source, host, constants.COPYFILE_FICLONE);
-    chownSync(host, uid, gid);
-    chmodSync(host, e.mode & 0o7777);
-    utimesSync(host, t, t);
+    if ((e.size ?? 0) > BIG) {
+      // Big files: in the kernel (a reflink where the filesystem has them), off the event loop.
+      await copyFile(e.source, host, constants.COPYFILE_FICLONE);
+      chownSync(host, uid, gid);
+      chmodSync(host, e.mode & 0o7777);
+      utimesSync(host, t, t);
+      continue;
+    }
+    // Small files: one read, and one descriptor for data, owner, mode and times (copyFileSync
+    // cost 0.5 ms a file here, this 0.1 ms).
+    const data = readFileSync(e.source);
+    if (e.size !== undefined && data.length !== e.size) throw new HtvendError('IO', `${e.source}: changed since the layer was written (${e.size} -> ${data.length} bytes)`);
+    const fd = openSync(host, 'wx', 0o600);
+    try {
+      if (data.length) writeSync(fd, data);
+      fchownSync(fd, uid, gid);
+      fchmodSync(fd, e.mode & 0o7777);
+      futimesSync(fd, t, t);
+    } finally {
+      closeSync(fd);
+    }
   }
   for (const l of links) {
     const host = (await res.path(l.path, true))!;
