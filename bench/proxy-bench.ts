@@ -139,6 +139,8 @@ async function serveProxy(mode: 'build' | 'offline', blobs: string, assets: stri
     stop: async () => {
       c.kill('SIGTERM');
       await new Promise((r) => c.once('close', r));
+      // BENCH_PROXY_OUT=file keeps the proxy's whole stdout (e.g. with BENCH_NODE_ARGS=--trace-gc).
+      if (process.env.BENCH_PROXY_OUT) await writeFile(`${process.env.BENCH_PROXY_OUT}.${mode}`, out);
       return JSON.parse(out.trim().split('\n').pop()!);
     },
   };
