@@ -51,13 +51,10 @@ const BATCH_BYTES = 1024 * 1024;
 const BATCHES_IN_FLIGHT = 4;
 /** Bodies smaller than this (when the upstream says so) skip batching: a 1 MiB buffer would be waste. */
 const BATCH_MIN_BODY = 4 * BATCH_BYTES;
-/** Batch buffers kept for the next recording, so sequential recordings reuse memory. */
-const FREE_BATCHES_KEPT = 8;
-const freeBatches: Buffer[] = [];
 
 /**
  * Gathers a body into BATCH_BYTES buffers and writes each to the store and the client, reusing
- * a buffer once both are done with it. `take()` waits while BATCHES_IN_FLIGHT are out: that is
+ * no buffer (a store may keep it). `add()` waits while BATCHES_IN_FLIGHT are out: that is
  * the recording's backpressure.
  */
 class Batcher {
@@ -81,7 +78,7 @@ class Batcher {
     for (let off = 0; off < chunk.length; ) {
       if (!this.cur) {
         await this.room();
-        this.cur = freeBatches.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
+        this.cur = Buffer.allocUnsafeSlow(BATCH_BYTES);
       }
       const k = chunk.copy(this.cur, this.len, off);
       this.len += k;
@@ -102,7 +99,6 @@ class Batcher {
 
   /** Gives back the unsent batch buffer (the recording ended). */
   dispose(): void {
-    if (this.cur && freeBatches.length < FREE_BATCHES_KEPT) freeBatches.push(this.cur);
     this.cur = undefined;
     this.len = 0;
   }
@@ -122,7 +118,10 @@ class Batcher {
     const finishOne = () => {
       if (--pending > 0) return;
       this.out--;
-      if (pooled && whole && freeBatches.length < FREE_BATCHES_KEPT) freeBatches.push(whole);
+      // Never reused: a store may keep the chunk after its write callback (an S3 part buffer,
+      // the memory store), so each batch is a new buffer that the GC frees.
+      void pooled;
+      void whole;
       const w = this.wake;
       this.wake = undefined;
       w?.();
