@@ -40,114 +40,6 @@ interface JobResult {
 
 /** Bytes a recording may queue towards the store or the client before it waits for them. */
 const TEE_QUEUE_BYTES = 4 * 1024 * 1024;
-/**
- * A large body goes to the client and the store in batches of this size rather than in the
- * 16 KiB pieces the upstream TLS socket delivers (docs/proxy.md, profile): one TLS write and
- * one file write per MiB instead of 64, no concatenation copy in the client's TLS writev, and
- * the small pieces die young instead of being promoted while they wait in two queues.
- */
-const BATCH_BYTES = 1024 * 1024;
-/** Batches one recording may have in flight (memory stays flat: at most this many MiB). */
-const BATCHES_IN_FLIGHT = 4;
-/** Bodies smaller than this (when the upstream says so) skip batching: a 1 MiB buffer would be waste. */
-const BATCH_MIN_BODY = 4 * BATCH_BYTES;
-
-/**
- * Gathers a body into BATCH_BYTES buffers and writes each to the store and the client, reusing
- * no buffer (a store may keep it). `add()` waits while BATCHES_IN_FLIGHT are out: that is
- * the recording's backpressure.
- */
-class Batcher {
-  private cur: Buffer | undefined;
-  private len = 0;
-  private out = 0;
-  private wake: (() => void) | undefined;
-  /** Sides still holding a batch: released all at once when that side is dropped or gone. */
-  private readonly held = { store: new Set<{ done(): void }>(), client: new Set<{ done(): void }>() };
-
-  constructor(private readonly sinks: { store(): Writable | undefined; client(): Writable | undefined }) {}
-
-  /** Copies `chunk` into batches, sending each full one; resolves once it may be called again. */
-  async add(chunk: Buffer): Promise<void> {
-    if (this.len === 0 && chunk.length >= BATCH_BYTES) {
-      // Already big (the upstream stream joined pieces): send as it is, no copy.
-      await this.room();
-      this.send(chunk, false);
-      return;
-    }
-    for (let off = 0; off < chunk.length; ) {
-      if (!this.cur) {
-        await this.room();
-        this.cur = Buffer.allocUnsafeSlow(BATCH_BYTES);
-      }
-      const k = chunk.copy(this.cur, this.len, off);
-      this.len += k;
-      off += k;
-      if (this.len === BATCH_BYTES) this.flush();
-    }
-  }
-
-  /** Sends the partly filled batch, if any. */
-  flush(): void {
-    if (!this.cur || this.len === 0) return;
-    const buf = this.cur;
-    const len = this.len;
-    this.cur = undefined;
-    this.len = 0;
-    this.send(len === BATCH_BYTES ? buf : buf.subarray(0, len), true, buf);
-  }
-
-  /** Gives back the unsent batch buffer (the recording ended). */
-  dispose(): void {
-    this.cur = undefined;
-    this.len = 0;
-  }
-
-  /** A side will write no more (store dropped, client gone): its pending batches no longer hold memory. */
-  release(side: 'store' | 'client'): void {
-    for (const h of [...this.held[side]]) h.done();
-  }
-
-  private async room(): Promise<void> {
-    while (this.out >= BATCHES_IN_FLIGHT) await new Promise<void>((r) => (this.wake = r));
-  }
-
-  private send(data: Buffer, pooled: boolean, whole?: Buffer): void {
-    let pending = 0;
-    this.out++;
-    const finishOne = () => {
-      if (--pending > 0) return;
-      this.out--;
-      // Never reused: a store may keep the chunk after its write callback (an S3 part buffer,
-      // the memory store), so each batch is a new buffer that the GC frees.
-      void pooled;
-      void whole;
-      const w = this.wake;
-      this.wake = undefined;
-      w?.();
-    };
-    for (const side of ['store', 'client'] as const) {
-      const sink = side === 'store' ? this.sinks.store() : this.sinks.client();
-      if (!sink) continue;
-      pending++;
-      let settled = false;
-      const h = {
-        done: () => {
-          if (settled) return;
-          settled = true;
-          this.held[side].delete(h);
-          finishOne();
-        },
-      };
-      this.held[side].add(h);
-      sink.write(data, () => h.done());
-    }
-    if (pending === 0) {
-      pending = 1;
-      finishOne();
-    }
-  }
-}
 
 /** Resolves when `w` can take more data, or is gone (errors are observed elsewhere). */
 function drained(w: Writable): Promise<void> {
@@ -270,38 +162,28 @@ export class Recorder {
     writer?.stream.on('error', (e) => (storeError ??= e));
     let n = 0;
     let clientEnded = false;
-    const batcher =
-      size === undefined || size >= BATCH_MIN_BODY ? new Batcher({ store: () => writer?.stream, client: () => (clientGone ? undefined : res) }) : undefined;
     const dropWriter = async (e: unknown) => {
       const w = writer;
       writer = undefined;
-      batcher?.release('store');
       await w?.abort(e);
       this.storeFailed(f.key, e);
     };
     try {
       if (tee) {
         res.on('error', () => {}); // a vanished client is handled by 'close' below
-        res.once('close', () => {
-          clientGone = true;
-          batcher?.release('client');
-        });
+        res.once('close', () => (clientGone = true));
         res.writeHead(200, responseHeadersForClient(up.headers));
       }
       for await (const chunk of up.body as AsyncIterable<Buffer>) {
         n += chunk.length;
-        if (batcher) {
-          await batcher.add(chunk);
-        } else {
-          writer?.stream.write(chunk);
-          if (!clientGone) res.write(chunk);
-          // Wait only once a side has TEE_QUEUE_BYTES queued, not whenever it is past its
-          // highWaterMark: the upstream read, the file write and the client's TLS send then
-          // overlap instead of taking turns (each waited ~1 MiB step cost ~2.7 ms per MiB).
-          const storeFull = writer !== undefined && writer.stream.writableLength > TEE_QUEUE_BYTES;
-          const clientFull = !clientGone && res.writableLength > TEE_QUEUE_BYTES;
-          if (storeFull || clientFull) await Promise.all([storeFull && drained(writer!.stream), clientFull && drained(res)]);
-        }
+        writer?.stream.write(chunk);
+        if (!clientGone) res.write(chunk);
+        // Wait only once a side has TEE_QUEUE_BYTES queued, not whenever it is past its
+        // highWaterMark: the upstream read, the file write and the client's TLS send then
+        // overlap instead of taking turns (each waited ~1 MiB step cost ~2.7 ms per MiB).
+        const storeFull = writer !== undefined && writer.stream.writableLength > TEE_QUEUE_BYTES;
+        const clientFull = !clientGone && res.writableLength > TEE_QUEUE_BYTES;
+        if (storeFull || clientFull) await Promise.all([storeFull && drained(writer!.stream), clientFull && drained(res)]);
         if (storeError && writer) {
           // A store failure is htvend's (SPEC §11): the recording is dropped and the run will
           // fail, but a client already receiving the body gets the rest of it.
@@ -310,7 +192,6 @@ export class Recorder {
         }
         if (clientGone && !writer) throw new StoreFailed();
       }
-      batcher?.flush();
       // The client has every byte and they were the upstream's: end its response now rather
       // than after the store's fsync (close() still waits for the commit).
       if (tee && !clientGone) {
@@ -330,7 +211,6 @@ export class Recorder {
       ctx.counters.add('htvend_upstream_bytes_total', n);
       ctx.counters.add('htvend_record_failed_total');
       up.body.destroy();
-      batcher?.dispose();
       await writer?.abort(e);
       if (!(e instanceof StoreFailed)) ctx.log.warn(`GET ${f.key}: not recorded, transfer failed after ${n} bytes: ${describeError(e)}`);
       // An upstream failure must not look like a complete response to the client.
