@@ -116,7 +116,10 @@ async function serveProxy(mode: 'build' | 'offline', blobs: string, assets: stri
   const entry = import.meta.url.endsWith('.ts') ? ['--import', 'tsx', join(here, 'proxy-serve.ts')] : [join(here, 'proxy-serve.js')];
   // BENCH_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, for investigating a run.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const c = spawn(process.execPath, [...nodeArgs, ...entry, mode, blobs, assets, caOut, upstreamCa], {
+  // BENCH_WRAP, e.g. `perf record -g -o /tmp/perf.data --`: runs the proxy under a profiler (its CPU figures then include the wrapper).
+  const wrap = (process.env.BENCH_WRAP ?? '').split(' ').filter(Boolean);
+  const argv = [...wrap, process.execPath, ...nodeArgs, ...entry, mode, blobs, assets, caOut, upstreamCa];
+  const c = spawn(argv[0]!, argv.slice(1), {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
@@ -136,6 +139,8 @@ async function serveProxy(mode: 'build' | 'offline', blobs: string, assets: stri
     stop: async () => {
       c.kill('SIGTERM');
       await new Promise((r) => c.once('close', r));
+      // BENCH_PROXY_OUT=file keeps the proxy's whole stdout (e.g. with BENCH_NODE_ARGS=--trace-gc).
+      if (process.env.BENCH_PROXY_OUT) await writeFile(`${process.env.BENCH_PROXY_OUT}.${mode}`, out);
       return JSON.parse(out.trim().split('\n').pop()!);
     },
   };

@@ -55,6 +55,21 @@ if (process.env.BENCH_MEM === '1') {
   }, 50).unref();
 }
 
+/** CPU seconds (user+system) of each thread of this process, by name (BENCH_THREADS=1): main, hash worker, libuv pool. */
+async function threadCpu(): Promise<string> {
+  const { readdir } = await import('node:fs/promises');
+  const parts: string[] = [];
+  for (const tid of await readdir('/proc/self/task')) {
+    const stat = await readFile(`/proc/self/task/${tid}/stat`, 'utf8').catch(() => '');
+    if (!stat) continue;
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const s = (Number(f[11]) + Number(f[12])) / 100;
+    if (s >= 0.02) parts.push(`${name}${tid === String(process.pid) ? '(main)' : ''} ${s.toFixed(2)}`);
+  }
+  return parts.join(', ');
+}
+
 process.once('SIGTERM', () => {
   void (async () => {
     await proxy.close();
@@ -62,6 +77,7 @@ process.once('SIGTERM', () => {
     if (mode === 'build') await writeFile(assetsPath, JSON.stringify(Object.fromEntries(entries)));
     const status = await readFile('/proc/self/status', 'utf8');
     const hwmKb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    if (process.env.BENCH_THREADS === '1') process.stderr.write(`htvend-bench ${mode}: CPU s per thread: ${await threadCpu()}\n`);
     if (process.env.BENCH_MEM === '1') process.stderr.write(`htvend-bench ${mode}: peak heap ${memPeak.heapMiB} MiB, peak external ${memPeak.externalMiB} MiB\n`);
     process.stdout.write(JSON.stringify({ counters: proxy.counters(), peakRssMiB: Math.round(hwmKb / 1024) }) + '\n');
     process.exit(0);

@@ -168,10 +168,13 @@ const HASH_WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const jobs = new Map();
+let slots = [];
 parentPort.on('message', (m) => {
+  if (m.slots) { slots = m.slots.map((s) => new Uint8Array(s)); return; }
   if (m.cancel) { jobs.delete(m.id); return; }
   let h = jobs.get(m.id);
   if (!h) { h = createHash('sha256'); jobs.set(m.id, h); }
+  if (m.slot !== undefined) { h.update(slots[m.slot].subarray(0, m.len)); parentPort.postMessage({ id: m.id, slot: m.slot }); }
   if (m.buf) { h.update(new Uint8Array(m.buf, 0, m.len)); parentPort.postMessage({ id: m.id, buf: m.buf }, [m.buf]); }
   if (m.end) { jobs.delete(m.id); parentPort.postMessage({ id: m.id, hex: h.digest('hex') }); }
 });`;
@@ -182,6 +185,13 @@ const HASH_PIECE_BYTES = 1024 * 1024;
 const HASH_MAX_IN_FLIGHT = 4;
 /** Pieces kept for reuse once the worker gives them back (freed buffers would wait for GC). */
 const HASH_MAX_FREE = 4;
+/**
+ * Shared pieces per worker, handed to it once at start: a message then names a slot instead of
+ * transferring a buffer. Each transferred ArrayBuffer is new external memory to V8 on both
+ * sides, and a recording of 1 GiB triggered ~25 extra full GCs that way (docs/proxy.md).
+ * When every slot is taken (several jobs on one worker), update() falls back to transfers.
+ */
+const HASH_SHARED_SLOTS = 5;
 
 interface HashJob {
   onPieceDone(): void;
@@ -194,6 +204,9 @@ interface HashWorkerState {
   jobs: Map<number, HashJob>;
   nextId: number;
   free: ArrayBuffer[];
+  /** Shared pieces (the worker has them too) and the indexes of those not in use. */
+  slots: Uint8Array[];
+  freeSlots: number[];
 }
 
 /**
@@ -222,13 +235,23 @@ function hashWorkerForNewJob(): HashWorkerState {
 /** Starts a hashing worker; it keeps the process alive only while a job is open. */
 function startHashWorker(): HashWorkerState {
   const worker = new Worker(HASH_WORKER_SOURCE, { eval: true });
-  const state: HashWorkerState = { worker, jobs: new Map(), nextId: 1, free: [] };
+  const shared = Array.from({ length: HASH_SHARED_SLOTS }, () => new SharedArrayBuffer(HASH_PIECE_BYTES));
+  const state: HashWorkerState = {
+    worker,
+    jobs: new Map(),
+    nextId: 1,
+    free: [],
+    slots: shared.map((b) => new Uint8Array(b)),
+    freeSlots: shared.map((_, i) => i),
+  };
+  worker.postMessage({ slots: shared });
   worker.unref();
-  worker.on('message', (m: { id: number; buf?: ArrayBuffer; hex?: string }) => {
+  worker.on('message', (m: { id: number; buf?: ArrayBuffer; slot?: number; hex?: string }) => {
     if (m.buf && state.free.length < HASH_MAX_FREE) state.free.push(m.buf);
+    if (m.slot !== undefined) state.freeSlots.push(m.slot);
     const job = state.jobs.get(m.id);
     if (!job) return;
-    if (m.buf) job.onPieceDone();
+    if (m.buf || m.slot !== undefined) job.onPieceDone();
     if (m.hex !== undefined) job.onDigest(m.hex);
   });
   const fail = (e: Error) => {
@@ -253,6 +276,8 @@ export class OffThreadHash {
   private readonly w = hashWorkerForNewJob();
   private readonly id = this.w.nextId++;
   private piece: Uint8Array | undefined;
+  /** The shared slot `piece` is, or undefined for a transferable buffer of its own. */
+  private pieceSlot: number | undefined;
   private pieceLen = 0;
   private inFlight = 0;
   private wake: (() => void) | undefined;
@@ -285,7 +310,10 @@ export class OffThreadHash {
   update(chunk: Uint8Array): Promise<void> | undefined {
     if (this.error) throw this.error;
     for (let off = 0; off < chunk.length; ) {
-      this.piece ??= new Uint8Array(this.w.free.pop() ?? new ArrayBuffer(HASH_PIECE_BYTES));
+      if (!this.piece) {
+        this.pieceSlot = this.w.freeSlots.pop();
+        this.piece = this.pieceSlot !== undefined ? this.w.slots[this.pieceSlot]! : new Uint8Array(this.w.free.pop() ?? new ArrayBuffer(HASH_PIECE_BYTES));
+      }
       const n = Math.min(chunk.length - off, HASH_PIECE_BYTES - this.pieceLen);
       this.piece.set(chunk.subarray(off, off + n), this.pieceLen);
       this.pieceLen += n;
@@ -312,14 +340,24 @@ export class OffThreadHash {
   cancel(): void {
     if (!this.w.jobs.has(this.id)) return;
     this.w.worker.postMessage({ id: this.id, cancel: true });
+    // An unsent shared piece goes back to the worker's pool (sent ones come back on their own).
+    if (this.pieceSlot !== undefined) this.w.freeSlots.push(this.pieceSlot);
+    this.piece = undefined;
+    this.pieceSlot = undefined;
+    this.pieceLen = 0;
     this.close();
   }
 
   private send(): void {
-    const buf = this.piece!.buffer as ArrayBuffer;
-    this.w.worker.postMessage({ id: this.id, buf, len: this.pieceLen }, [buf]);
+    if (this.pieceSlot !== undefined) {
+      this.w.worker.postMessage({ id: this.id, slot: this.pieceSlot, len: this.pieceLen });
+    } else {
+      const buf = this.piece!.buffer as ArrayBuffer;
+      this.w.worker.postMessage({ id: this.id, buf, len: this.pieceLen }, [buf]);
+    }
     this.inFlight++;
     this.piece = undefined;
+    this.pieceSlot = undefined;
     this.pieceLen = 0;
   }
 

@@ -164,3 +164,26 @@ test('keeps connections alive on both sides: one tunnel from curl, one upstream 
   assert.equal((r.stderr.match(/^> CONNECT /gm) ?? []).length, 1, 'one CONNECT for three requests');
   assert.equal(b.up.connections(), 1, 'the upstream connection was reused');
 });
+
+test('a large chunked body is recorded and passed on byte-exact in 1 MiB batches (odd piece sizes, one piece over a batch)', async (t) => {
+  const b = await startBench(t);
+  const data = randomBytes(6 * 1024 * 1024 + 12345);
+  b.up.route('/big.bin', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' }); // no length: chunked, so the batcher is used
+    const sizes = [1, 16384, 1_500_000, 70_000, 3];
+    let off = 0;
+    for (let i = 0; off < data.length; i++) {
+      const n = Math.min(sizes[i % sizes.length]!, data.length - off);
+      res.write(data.subarray(off, off + n));
+      off += n;
+    }
+    res.end();
+  });
+  const url = b.up.https + '/big.bin';
+  const r = await b.get(url);
+  assert.equal(r.status, 200);
+  assert.ok(r.body.equals(data), 'the client got the upstream bytes');
+  const entry = await b.entry(url);
+  assert.equal(entry.Sha256, sha256Hex(data));
+  assert.ok(b.store.blobs.get(sha256Hex(data))!.equals(data), 'the store got the same bytes');
+});
