@@ -26,6 +26,7 @@ import { splitWords, expandWord, varsFrom } from '../builder/dockerfile/lexer.js
 import { executeRun } from '../builder/run/execute.js';
 import { proxyInjectionFromEnv } from '../builder/run/proxy-env.js';
 import type { SecretSource } from '../builder/run/types.js';
+import { needsRootless, reexecRootless } from '../builder/rootless/enter.js';
 import { attestationsFor } from '../supply/attest/attach.js';
 import { addCacheOptions, finishBuildCache, openBuildCache, type CacheCliOptions } from './build-cache-options.js';
 
@@ -358,6 +359,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       throw e;
     }
     const opts = program.opts<CliOptions>();
+    // Not root: build as root of a user namespace mapped from /etc/subuid (docs/rootless.md).
+    if (needsRootless()) return await reexecRootless(env, ac.signal);
     log = makeLogger(!!opts.verbose, env, PROG, !!opts.quiet);
     const digests = await buildCommand(program.args[0], opts, env, log, ac.signal);
     writeStdout(`${digests[0]}\n`);

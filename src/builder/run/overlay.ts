@@ -8,6 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HtvendError } from '../../util/errors.js';
 import { mustRunTool, runTool } from './exec.js';
+import { inUserNamespace } from '../rootless/enter.js';
 
 export interface OverlayDirs {
   upper: string;
@@ -26,8 +27,11 @@ export async function mountOverlay(lowerdirs: string[], dir: string, signal?: Ab
   // Older kernels reject unknown options: retry with fewer (they default to off there anyway).
   // `volatile` (Linux ≥ 5.10): no syncs to the upper fs — neither the step's fsyncs nor the
   // syncfs at unmount (0.3 s after a 500 MiB write). The upper dir is scratch: a crash fails the build anyway.
+  // In a user namespace (rootless) overlayfs needs `userxattr`: its markers go to user.overlay.*.
+  const ns = inUserNamespace() ? ',userxattr' : '';
   let last = '';
-  for (const extra of [',redirect_dir=off,metacopy=off,index=off,volatile', ',redirect_dir=off,metacopy=off,index=off', ',redirect_dir=off,index=off', '']) {
+  for (const extra0 of [',redirect_dir=off,metacopy=off,index=off,volatile', ',redirect_dir=off,metacopy=off,index=off', ',redirect_dir=off,index=off', '']) {
+    const extra = ns + extra0;
     const r = await runTool(['mount', '-t', 'overlay', 'overlay', '-o', base + extra, d.merged], signal);
     if (r.code === 0) return d;
     last = r.stderr;

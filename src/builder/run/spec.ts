@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { ResolvedUser } from './user.js';
+import { inUserNamespace } from '../rootless/enter.js';
 
 export interface OciMount {
   destination: string;
@@ -77,15 +78,22 @@ function builderCapabilities(): string[] {
   return CAPABILITY_NAMES.filter((_, i) => (bits >> BigInt(i)) & 1n);
 }
 
-/** What every container gets before the step's own mounts (same as `runc spec`, /sys read-only). */
-export function standardMounts(): OciMount[] {
+/**
+ * What every container gets before the step's own mounts (same as `runc spec`, /sys read-only).
+ * In a user namespace (rootless, docs/rootless.md) sysfs cannot be mounted with the host's
+ * network namespace, so /sys is bind-mounted read-only instead, as `runc spec --rootless` does.
+ */
+export function standardMounts(rootless = inUserNamespace()): OciMount[] {
+  const sys: OciMount = rootless
+    ? { destination: '/sys', type: 'none', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] }
+    : { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] };
   return [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
     { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    sys,
   ];
 }
 

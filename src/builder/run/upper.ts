@@ -10,7 +10,7 @@ import { lstatSync, readdirSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import type { LayerEntry } from '../fs/types.js';
 import { comparePaths } from '../fs/layer-writer.js';
-import { isLayerXattr, readXattrsRecursive } from './xattrs.js';
+import { OVERLAY_XATTR_PREFIX, isLayerXattr, readXattrsRecursive } from './xattrs.js';
 
 /** Paths (relative to the root, no leading slash) the runtime may create as mountpoints. */
 export interface MountStubs {
@@ -69,7 +69,7 @@ export async function upperToEntries(upper: string, stubs: MountStubs, signal?: 
       if (excluded.has(rel)) return;
       const e = await toEntry(upper, node, firstLink);
       if (e) entries.push(e);
-      if (node.st.isDirectory() && node.xattrs?.get('trusted.overlay.opaque')?.toString() === 'y') entries.push({ type: 'opaque', path: rel });
+      if (node.st.isDirectory() && node.xattrs?.get(`${OVERLAY_XATTR_PREFIX}opaque`)?.toString() === 'y') entries.push({ type: 'opaque', path: rel });
     }
     for (const c of node.children) await emit(c);
   };
@@ -107,7 +107,7 @@ function excludedStubs(nodes: Map<string, Node>, stubs: MountStubs): Set<string>
     const node = nodes.get(rel);
     if (!node) continue;
     const { st } = node;
-    const emptyDir = st.isDirectory() && node.children.every((c) => excluded.has(c)) && node.xattrs?.get('trusted.overlay.opaque') === undefined;
+    const emptyDir = st.isDirectory() && node.children.every((c) => excluded.has(c)) && node.xattrs?.get(`${OVERLAY_XATTR_PREFIX}opaque`) === undefined;
     if (stubs.created.has(rel)) {
       if ((st.isFile() && st.size === 0) || emptyDir) excluded.add(rel);
     } else {

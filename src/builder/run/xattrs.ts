@@ -4,6 +4,7 @@
  */
 import { HtvendError } from '../../util/errors.js';
 import { runTool } from './exec.js';
+import { inUserNamespace } from '../rootless/enter.js';
 
 /** Absolute host path → attribute name → value, for every file under `dir` that has any. */
 export type XattrMap = Map<string, Map<string, Buffer>>;
@@ -53,7 +54,14 @@ function unescapeName(latin1: string): string {
   return Buffer.from(bytes).toString('utf8');
 }
 
+/**
+ * The namespace overlayfs keeps its own xattrs in (opaque markers …): `trusted.overlay.` as
+ * root; `user.overlay.` in a user namespace (rootless, mounted with `userxattr`, Linux ≥ 5.11),
+ * where trusted.* is out of reach.
+ */
+export const OVERLAY_XATTR_PREFIX = inUserNamespace() ? 'user.overlay.' : 'trusted.overlay.';
+
 /** Attributes that belong to the filesystem or host, never to an image layer. */
 export function isLayerXattr(name: string): boolean {
-  return !name.startsWith('trusted.overlay.') && name !== 'security.selinux';
+  return !name.startsWith(OVERLAY_XATTR_PREFIX) && !name.startsWith('trusted.overlay.') && name !== 'security.selinux';
 }
