@@ -24,12 +24,24 @@ export function varsFrom(...maps: (Map<string, string> | Record<string, string> 
 
 const isSpace = (c: string) => c === ' ' || c === '\t' || c === '\n' || c === '\r';
 
-/** Splits on unquoted whitespace, keeping quotes and escapes in the words (expand them with `expandWord`). */
+/**
+ * Splits on unquoted whitespace, keeping quotes and escapes in the words (expand them with
+ * `expandWord`). Whitespace inside an unquoted `${…}` does not split, so
+ * `ENV A=${X:?need X set}` is one word. (BuildKit splits there first and then fails with
+ * "missing '}'", so this only accepts what it refuses; a `${` that is never closed splits as
+ * if braces were ordinary, and the expansion reports it.)
+ */
 export function splitWords(text: string, escape = '\\'): string[] {
+  return splitWordsImpl(text, escape, true) ?? splitWordsImpl(text, escape, false)!;
+}
+
+function splitWordsImpl(text: string, escape: string, braces: boolean): string[] | undefined {
   const words: string[] = [];
   let cur = '';
   let inWord = false;
   let quote: '"' | "'" | null = null;
+  // Open `${` of the current word (quotes inside them still count as quotes).
+  let depth = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
     if (quote) {
@@ -38,7 +50,7 @@ export function splitWords(text: string, escape = '\\'): string[] {
       else if (c === quote) quote = null;
       continue;
     }
-    if (isSpace(c)) {
+    if (isSpace(c) && depth === 0) {
       if (inWord) words.push(cur);
       cur = '';
       inWord = false;
@@ -48,8 +60,13 @@ export function splitWords(text: string, escape = '\\'): string[] {
     cur += c;
     if (c === escape && i + 1 < text.length) cur += text[++i];
     else if (c === '"' || c === "'") quote = c;
+    else if (braces && c === '$' && text[i + 1] === '{') {
+      cur += text[++i];
+      depth++;
+    } else if (c === '}' && depth > 0) depth--;
   }
   if (quote) throw new HtvendError('INPUT', `unterminated ${quote} quote in: ${text}`);
+  if (depth > 0) return undefined;
   if (inWord) words.push(cur);
   return words;
 }
@@ -215,7 +232,8 @@ function lexDollar(st: LexState, vars: Vars, escape: string): string {
     const set = op === ':' ? v !== undefined && v !== '' : v !== undefined;
     if (kind === '-') return set ? v! : word;
     if (kind === '+') return set ? word : '';
-    if (!set) throw new HtvendError('INPUT', `${name}: ${word || 'is not allowed to be unset'}`);
+    // BuildKit's messages: unset and (with ':') empty are told apart when no message is given.
+    if (!set) throw new HtvendError('INPUT', `${name}: ${word || (v === undefined ? 'is not allowed to be unset' : 'is not allowed to be empty')}`);
     return v!;
   }
   if (NAME_START.test(c)) {
