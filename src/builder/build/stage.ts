@@ -317,8 +317,9 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
             const ref = expandWord(ins.from, varsFrom(envMap(image.config.config.Env), args, plan.globalArgs), plan.escape);
             from = { dir: await sourceRootfs(ctx, st, ref, where), isContext: false };
           }
-          if (ins.exclude.length && from.isContext) {
-            from = { ...from, ignore: newIgnore().add(ctx.dockerignore.ignore).add(ins.exclude.map(x)) };
+          // --exclude applies to every source, a stage or image too (BuildKit's WithExcludePatterns).
+          if (ins.exclude.length) {
+            from = from.isContext ? { ...from, ignore: newIgnore().add(ctx.dockerignore.ignore).add(ins.exclude.map(x)) } : { ...from, ignore: newIgnore().add(ins.exclude.map(x)) };
           }
           if (ins.parents) throw new HtvendError('INPUT', `${where}: COPY --parents is not supported`);
           const sources = ins.sources.map(x);
