@@ -109,12 +109,17 @@ export function expandWords(text: string, vars: Vars, escape = '\\'): string[] {
   return splitWords(text, escape).map((w) => expandWord(w, vars, escape));
 }
 
-function lexUntil(st: LexState, vars: Vars, escape: string, stop: '}' | '/' | null): string {
+/**
+ * `raw`: keep the escape char with the character it escapes (BuildKit's rawEscapes, used for
+ * the pattern and replacement of `${a#p}`, `${a%p}`, `${a/p/r}`, so `\*` stays a literal `*`).
+ */
+function lexUntil(st: LexState, vars: Vars, escape: string, stop: '}' | '/' | null, raw = false): string {
   let out = '';
   while (st.i < st.s.length) {
     const c = st.s[st.i]!;
     if (stop && c === stop) return out;
     if (c === escape) {
+      if (raw) out += c;
       if (st.i + 1 < st.s.length) out += st.s[st.i + 1];
       st.i += 2;
     } else if (c === "'") {
@@ -149,21 +154,24 @@ function lexUntil(st: LexState, vars: Vars, escape: string, stop: '}' | '/' | nu
   return out;
 }
 
-/** A shell glob (`*`, `?`, `[…]`, `\\x`) as a regular expression source, as BuildKit converts it. */
+/**
+ * A pattern of `${a#p}` & co. as a regular expression source, as BuildKit's
+ * convertShellPatternToRegex: `*` and `?` are wildcards, `\*`, `\?`, `\\` literals, `\}` and
+ * `\/` the characters themselves; every other character, `[` included, is literal (no
+ * bracket expressions); any other escape is an error.
+ */
 function globToRegex(glob: string, greedy: boolean): string {
   let re = '';
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i]!;
     if (c === '*') re += greedy ? '.*' : '.*?';
     else if (c === '?') re += '.';
-    else if (c === '\\' && i + 1 < glob.length) re += glob[++i]!.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-    else if (c === '[') {
-      const end = glob.indexOf(']', i + 2);
-      if (end < 0) re += '\\[';
-      else {
-        re += '[' + glob.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\') + ']';
-        i = end;
-      }
+    else if (c === '\\') {
+      const n = glob[i + 1];
+      if (n === '}' || n === '/') continue;
+      if (n !== '*' && n !== '?' && n !== '\\') throw new HtvendError('INPUT', `invalid escape '\\${n ?? ''}' in the pattern ${JSON.stringify(glob)}`);
+      re += '\\' + n;
+      i++;
     } else re += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
   }
   return re;
@@ -180,15 +188,15 @@ function lexPatternOp(st: LexState, vars: Vars, escape: string, name: string, op
   if (twice) st.i++;
   const value = vars(name) ?? '';
   if (op === '/') {
-    const pattern = lexUntil(st, vars, escape, '/');
+    const pattern = lexUntil(st, vars, escape, '/', true);
     if (st.s[st.i] !== '/') throw new HtvendError('INPUT', `missing '/' in \${${name}/…} in: ${st.s}`);
     st.i++;
-    const replacement = lexUntil(st, vars, escape, '}');
+    const replacement = lexUntil(st, vars, escape, '}', true);
     st.i++;
     if (pattern === '') return value;
     return value.replace(new RegExp(globToRegex(pattern, true), twice ? 'gs' : 's'), () => replacement);
   }
-  const pattern = lexUntil(st, vars, escape, '}');
+  const pattern = lexUntil(st, vars, escape, '}', true);
   st.i++;
   const re = new RegExp(`^(?:${globToRegex(pattern, true)})$`, 's');
   const n = value.length;
@@ -211,8 +219,10 @@ function lexDollar(st: LexState, vars: Vars, escape: string): string {
     st.i++;
     let name = '';
     while (st.i < st.s.length && NAME_CHAR.test(st.s[st.i]!)) name += st.s[st.i++];
-    if (name === '') throw new HtvendError('INPUT', `bad substitution in: ${st.s}`);
     const next = st.s[st.i];
+    // BuildKit's messages: the word ends inside `${…}`, or no name follows `${`.
+    if (next === undefined) throw new HtvendError('INPUT', `missing '}' in: ${st.s}`);
+    if (name === '') throw new HtvendError('INPUT', `bad substitution in: ${st.s}`);
     if (next === '}') {
       st.i++;
       return vars(name) ?? '';
