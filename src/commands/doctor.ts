@@ -9,10 +9,11 @@
  * PATH of the environment given, so hiding one from PATH shows as missing.
  */
 import { spawn } from 'node:child_process';
-import { access, constants, mkdtemp, mkdir, readFile, rm, statfs } from 'node:fs/promises';
+import { access, mkdtemp, mkdir, readFile, rm, statfs } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { hostArchitecture } from '../builder/run/platform.js';
+import { findExecutable, findRuntime } from '../builder/run/runtime.js';
 
 /** `missing`: something the builder needs (exit non-zero); `warn`: an optional ability is off. */
 export type CheckStatus = 'ok' | 'warn' | 'missing';
@@ -44,18 +45,8 @@ const DEFAULT_ARCHES = ['arm64', 'amd64'];
 const QEMU: Record<string, string> = { amd64: 'x86_64', arm64: 'aarch64', arm: 'arm', '386': 'i386', ppc64le: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
 
 /** Absolute path of `name` on the env's PATH, or undefined. */
-export async function findOnPath(name: string, env: Readonly<Record<string, string | undefined>>): Promise<string | undefined> {
-  const dirs = name.includes('/') ? [''] : (env['PATH'] ?? '').split(delimiter).filter(Boolean);
-  for (const d of dirs) {
-    const p = d ? join(d, name) : name;
-    try {
-      await access(p, constants.X_OK);
-      return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
+export function findOnPath(name: string, env: Readonly<Record<string, string | undefined>>): Promise<string | undefined> {
+  return findExecutable(name, env['PATH'] ?? '');
 }
 
 interface Probe {
@@ -80,13 +71,12 @@ const gib = (n: number) => `${(n / 1024 ** 3).toFixed(1)} GiB`;
 const isRoot = () => process.getuid?.() === 0;
 
 async function checkRuntime(o: DoctorOptions): Promise<CheckResult> {
-  const wanted = o.env['BUILD_IMG_RUNTIME']?.trim();
-  for (const name of wanted ? [wanted] : ['runc', 'crun']) {
-    const path = await findOnPath(name, o.env);
-    if (!path) continue;
-    const v = await probe([path, '--version'], o.env, o.signal);
-    if (v.code !== 0) return { name: 'runtime', status: 'missing', detail: `${path} --version failed: ${firstLine(v.out)}`, fix: 'apt-get install --reinstall runc' };
-    return { name: 'runtime', status: 'ok', detail: `${firstLine(v.out)} (${path})` };
+  // The builder's own lookup, so doctor judges the runtime a build would use.
+  const { wanted, found } = await findRuntime(o.env);
+  if (found) {
+    const v = await probe([found.path, '--version'], o.env, o.signal);
+    if (v.code !== 0) return { name: 'runtime', status: 'missing', detail: `${found.path} --version failed: ${firstLine(v.out)}`, fix: `apt-get install --reinstall ${found.name === 'crun' ? 'crun' : 'runc'}` };
+    return { name: 'runtime', status: 'ok', detail: `${firstLine(v.out)} (${found.path})` };
   }
   return wanted
     ? { name: 'runtime', status: 'missing', detail: `BUILD_IMG_RUNTIME=${wanted}: no such executable`, fix: 'unset BUILD_IMG_RUNTIME, or apt-get install runc (or crun)' }

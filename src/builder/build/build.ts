@@ -17,6 +17,9 @@ import { loadDockerignore } from '../copy/sources.js';
 import type { ProxyInjection, RunExecutor, SecretSource } from '../run/types.js';
 import { buildStage, StageFs, type BuildContext } from './stage.js';
 import { BuildFacts, type BaseImageFact, type StepFact } from './facts.js';
+
+/** BuildKit's predefined ARGs (usable without an ARG line, kept out of history). */
+const PREDEFINED_PROXY_ARGS = new Set(['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy']);
 import type { BuildCache } from '../cache/hooks.js';
 
 export interface BuildOptions {
@@ -130,7 +133,12 @@ export async function buildImages(opts: BuildOptions): Promise<BuiltImage[]> {
       };
       let { image } = await ctx.stage(plan.target);
       const unused = [...opts.buildArgs.keys()].filter((k) => !df.globalArgs.some((a) => a.args.some((x) => x.name === k)) && !df.stages.some((s) => s.instructions.some((i) => i.kind === 'ARG' && i.args.some((x) => x.name === k))));
-      if (unused.length) opts.log.warn(`--build-arg ${unused.join(', ')}: not consumed by any ARG`);
+      // BuildKit's predefined proxy ARGs reach RUN without an ARG line; here RUN always gets
+      // htvend's proxy (SPEC §7), so say that rather than "not consumed".
+      const proxyArgs = unused.filter((k) => PREDEFINED_PROXY_ARGS.has(k));
+      const other = unused.filter((k) => !PREDEFINED_PROXY_ARGS.has(k));
+      if (other.length) opts.log.warn(`--build-arg ${other.join(', ')}: not consumed by any ARG`);
+      if (proxyArgs.length) opts.log.warn(`--build-arg ${proxyArgs.join(', ')}: ignored, RUN steps always use the proxy build-img-with-proxy was started with`);
       if (opts.labels.size) image = withConfig(image, (c) => ({ ...c, Labels: { ...(c.Labels ?? {}), ...Object.fromEntries(opts.labels) } }));
       for (const b of puller.resolved) facts.addBase(b);
       out.push({ platform, image, facts: facts.forPlatform(formatPlatform(platform)) });

@@ -398,8 +398,9 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
             const ref = expandWord(ins.from, varsFrom(envMap(image.config.config.Env), args, plan.globalArgs), plan.escape);
             from = { dir: await sourceRootfs(ctx, st, ref, where), isContext: false };
           }
-          if (ins.exclude.length && from.isContext) {
-            from = { ...from, ignore: newIgnore().add(ctx.dockerignore.ignore).add(ins.exclude.map(x)) };
+          // --exclude applies to every source, a stage or image too (BuildKit's WithExcludePatterns).
+          if (ins.exclude.length) {
+            from = from.isContext ? { ...from, ignore: newIgnore().add(ctx.dockerignore.ignore).add(ins.exclude.map(x)) } : { ...from, ignore: newIgnore().add(ins.exclude.map(x)) };
           }
           if (ins.parents) throw new HtvendError('INPUT', `${where}: COPY --parents is not supported`);
           const sources = ins.sources.map(x);
@@ -480,11 +481,20 @@ export function located(e: unknown, where: string, file: string): unknown {
   return new HtvendError(e.code, `${where}: ${e.message}`, { cause: e, ...(e.hint ? { hint: e.hint } : {}), exitCode: e.exitCode });
 }
 
-/** Rootfs of the stage `ref` names (built on demand), else of the image `ref`; never of `self`. */
-async function sourceRootfs(ctx: BuildContext, self: PlannedStage, ref: string, where: string): Promise<string> {
+/**
+ * Rootfs of the stage `ref` names (an earlier one, built on demand), else of the image `ref`.
+ * As in BuildKit, which dispatches stages in Dockerfile order, the stage itself or a later one
+ * is refused, also when the name only appears after expansion (`COPY --from=$VAR`).
+ */
+async function sourceRootfs(ctx: BuildContext, self: PlannedStage, ref: string, where: string, use: 'copy' | 'mount' = 'copy'): Promise<string> {
   if (ref === '') throw new HtvendError('INPUT', `${where}: --from expands to an empty name`);
   const s = stageByRef(ctx.plan, ref);
   if (s?.index === self.index) throw new HtvendError('INPUT', `${where}: stage ${ref} refers to itself`);
+  if (s && s.index > self.index) {
+    throw new HtvendError('INPUT', use === 'copy'
+      ? `${where}: cannot copy from stage "${ref}", it needs to be defined before current stage "${self.name ?? self.index}"`
+      : `${where}: cannot mount from stage "${ref}", stage needs to be defined before current command`);
+  }
   if (s) return (await ctx.stage(s.index)).fs.sync();
   if (/^\d+$/.test(ref)) throw new HtvendError('NOT_FOUND', `${where}: stage ${ref} does not exist (the Dockerfile has ${ctx.plan.allStages.length} stages)`);
   return ctx.imageRootfs(ref, where);
@@ -564,7 +574,7 @@ async function runStep(ctx: BuildContext, st: PlannedStage, ins: RunInstr, image
   const id = cache?.channel ? cache.newStepId('run') : undefined;
   const before = id ? await cache!.unattributedCount() : undefined;
   const root = await fs.sync();
-  const req: RunStepRequest = { ...step, rootfsLayers: [root], stageRootfs: (ref) => sourceRootfs(ctx, st, ref, where), proxyEnv: id ? cache!.proxyFor(ctx.proxy, id) : ctx.proxy };
+  const req: RunStepRequest = { ...step, rootfsLayers: [root], stageRootfs: (ref) => sourceRootfs(ctx, st, ref, where, 'mount'), proxyEnv: id ? cache!.proxyFor(ctx.proxy, id) : ctx.proxy };
   // The executor moves the step's files into the working rootfs (1.5 s instead of 8 s to
   // extract a 10,000-file layer again); one that does not leaves it to sync().
   const res = await ctx.runExecutor(req, { applyTo: root });

@@ -19,6 +19,7 @@ import { HtvendError, describeError } from '../../util/errors.js';
 import { redactUrl } from '../../util/redact.js';
 import { RootResolver, applyTarStream, openTar } from '../fs/apply.js';
 import type { LayerEntry } from '../fs/types.js';
+import { applyChmod, parseSymbolicMode, type Chmod } from '../fs/chmod.js';
 import { walkTree } from '../fs/walk.js';
 import type { Heredoc } from '../dockerfile/types.js';
 import { isIgnored, resolveSource, type SourceRoot } from './sources.js';
@@ -36,7 +37,7 @@ export interface CopyRequest {
   /** Target of the symlink at a layer path of the image, if it is one (to write through links). */
   readlink?: SymlinkReader;
   chown?: { uid: number; gid: number };
-  chmod?: number;
+  chmod?: Chmod;
   checksum?: string;
   /** ADD --unpack: false keeps local archives as files, true also extracts downloaded ones; default: local only. */
   unpack?: boolean;
@@ -117,10 +118,18 @@ export function rootfsLookup(rootfs: string): PathLookup {
   };
 }
 
-/** Parses `--chmod` (octal of any length as BuildKit's ParseUint(v, 8, 32): 755, 0644, 0). */
-export function parseChmod(v: string, where: string): number {
-  if (!/^[0-7]{1,5}$/.test(v) || parseInt(v, 8) > 0o7777) throw new HtvendError('INPUT', `${where}: --chmod=${v}: expected an octal mode such as 755`);
-  return parseInt(v, 8);
+/**
+ * Parses `--chmod`: octal of any length as BuildKit's ParseUint(v, 8, 32) (755, 0644, 0), or
+ * chmod(1) symbolic notation (`+x`, `u=rwX,go=rX`; Dockerfile 1.14).
+ */
+export function parseChmod(v: string, where: string): Chmod {
+  if (/^[0-9]+$/.test(v)) {
+    if (!/^[0-7]{1,5}$/.test(v) || parseInt(v, 8) > 0o7777) throw new HtvendError('INPUT', `${where}: --chmod=${v}: invalid chmod parameter, it should be an octal string between 0 and 07777`);
+    return parseInt(v, 8);
+  }
+  const fn = parseSymbolicMode(v);
+  if (!fn) throw new HtvendError('INPUT', `${where}: --chmod=${v}: expected an octal mode such as 755 or a symbolic one such as u=rwX,go=rX`);
+  return fn;
 }
 
 /** Is `path` a tar, plain or compressed in a format `openTar` reads (judged by content, not name)? */
@@ -177,6 +186,14 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
       if (req.kind === 'COPY') throw new HtvendError('INPUT', `${where}: COPY cannot fetch URLs (${redactUrl(s)}); use ADD`);
       urls.push(s);
     } else paths.push(s);
+  }
+  if (req.checksum !== undefined) {
+    // BuildKit's rules (dispatchCopy): one source, a URL, and a `sha256:` digest.
+    if (req.sources.length !== 1) throw new HtvendError('INPUT', `${where}: ADD --checksum can't be specified for multiple sources`);
+    if (urls.length !== 1) throw new HtvendError('INPUT', `${where}: ADD --checksum requires an HTTP(S) source`);
+    if (!/^sha256:[0-9a-f]{64}$/.test(req.checksum)) {
+      throw new HtvendError('INPUT', `${where}: ADD --checksum=${req.checksum}: expected sha256:<64 hex digits>`, { hint: 'SHA-256 is the only algorithm ADD --checksum supports (sha256sum FILE gives the hex digits)' });
+    }
   }
   const resolved = [];
   const inWhat = req.from.isContext ? 'the build context' : 'the source stage/image';
@@ -243,11 +260,11 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
       if (first !== undefined && first !== path) put({ type: 'hardlink', path, target: first, ...own(src.st), mtime: Math.floor(src.st.mtimeMs / 1000) });
       else {
         if (inode !== undefined) byInode.set(inode, path);
-        put({ type: 'file', path, source: src.abs, size: src.st.size, mode: req.chmod ?? src.st.mode & 0o7777, ...own(src.st), mtime: Math.floor(src.st.mtimeMs / 1000) });
+        put({ type: 'file', path, source: src.abs, size: src.st.size, mode: req.chmod === undefined ? src.st.mode & 0o7777 : applyChmod(req.chmod, src.st.mode, false), ...own(src.st), mtime: Math.floor(src.st.mtimeMs / 1000) });
       }
     }
   }
-  for (const h of heredocFiles) put({ type: 'file', path: fileTarget(h.name), source: h.path, mode: req.chmod ?? 0o644, ...own(), mtime: req.epoch });
+  for (const h of heredocFiles) put({ type: 'file', path: fileTarget(h.name), source: h.path, mode: req.chmod === undefined ? 0o644 : applyChmod(req.chmod, 0o644, false), ...own(), mtime: req.epoch });
   for (const u of urls) {
     const file = await fetchUrl(u, req);
     if (req.unpack === true && (await isTarArchive(file))) {
@@ -257,8 +274,9 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
       for (const e of await walkTree(tmp, { prefix: destRel, ...(req.chown ? { chown: req.chown } : {}), signal: req.signal })) put(e);
       continue;
     }
-    const name = posix.basename(new URL(u).pathname) || 'index.html';
-    put({ type: 'file', path: fileTarget(name), source: file, mode: req.chmod ?? 0o600, ...own(), mtime: req.epoch });
+    // BuildKit's name for a URL without a last path segment (`ADD http://host/ /d/`).
+    const name = posix.basename(new URL(u).pathname) || '__unnamed__';
+    put({ type: 'file', path: fileTarget(name), source: file, mode: req.chmod === undefined ? 0o600 : applyChmod(req.chmod, 0o600, false), ...own(), mtime: req.epoch });
   }
   return [...dests.values()];
 }
@@ -297,8 +315,7 @@ async function fetchUrl(url: string, req: CopyRequest): Promise<string> {
     throw new HtvendError('UPSTREAM', `${req.where}: ADD ${shown}: ${describeError(e)}`, { cause: e });
   }
   if (req.checksum) {
-    const want = req.checksum.replace(/^sha256:/, '');
-    if (hash.digest() !== want) throw new HtvendError('DIGEST_MISMATCH', `${req.where}: ADD ${shown}: --checksum=${req.checksum} does not match the download (sha256:${hash.digest()})`);
+    if (`sha256:${hash.digest()}` !== req.checksum) throw new HtvendError('DIGEST_MISMATCH', `${req.where}: ADD ${shown}: --checksum=${req.checksum} does not match the download (sha256:${hash.digest()})`);
   }
   req.onFetched?.(url, hash.digest(), hash.size);
   return path;

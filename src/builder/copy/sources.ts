@@ -57,7 +57,8 @@ function clean(p: string): string {
 
 /** Is `rel` excluded by the root's ignore rules? (always false outside the context) */
 export function isIgnored(root: SourceRoot, rel: string): boolean {
-  return root.isContext && !!root.ignore && rel !== '' && root.ignore.ignores(rel);
+  // A stage/image root has a matcher only for `--exclude`.
+  return !!root.ignore && rel !== '' && root.ignore.ignores(rel);
 }
 
 /** Expands one COPY source (may contain globs) into existing paths; [] if nothing matches. */

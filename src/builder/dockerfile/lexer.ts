@@ -24,12 +24,24 @@ export function varsFrom(...maps: (Map<string, string> | Record<string, string> 
 
 const isSpace = (c: string) => c === ' ' || c === '\t' || c === '\n' || c === '\r';
 
-/** Splits on unquoted whitespace, keeping quotes and escapes in the words (expand them with `expandWord`). */
+/**
+ * Splits on unquoted whitespace, keeping quotes and escapes in the words (expand them with
+ * `expandWord`). Whitespace inside an unquoted `${…}` does not split, so
+ * `ENV A=${X:?need X set}` is one word. (BuildKit splits there first and then fails with
+ * "missing '}'", so this only accepts what it refuses; a `${` that is never closed splits as
+ * if braces were ordinary, and the expansion reports it.)
+ */
 export function splitWords(text: string, escape = '\\'): string[] {
+  return splitWordsImpl(text, escape, true) ?? splitWordsImpl(text, escape, false)!;
+}
+
+function splitWordsImpl(text: string, escape: string, braces: boolean): string[] | undefined {
   const words: string[] = [];
   let cur = '';
   let inWord = false;
   let quote: '"' | "'" | null = null;
+  // Open `${` of the current word (quotes inside them still count as quotes).
+  let depth = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
     if (quote) {
@@ -38,7 +50,7 @@ export function splitWords(text: string, escape = '\\'): string[] {
       else if (c === quote) quote = null;
       continue;
     }
-    if (isSpace(c)) {
+    if (isSpace(c) && depth === 0) {
       if (inWord) words.push(cur);
       cur = '';
       inWord = false;
@@ -48,8 +60,13 @@ export function splitWords(text: string, escape = '\\'): string[] {
     cur += c;
     if (c === escape && i + 1 < text.length) cur += text[++i];
     else if (c === '"' || c === "'") quote = c;
+    else if (braces && c === '$' && text[i + 1] === '{') {
+      cur += text[++i];
+      depth++;
+    } else if (c === '}' && depth > 0) depth--;
   }
   if (quote) throw new HtvendError('INPUT', `unterminated ${quote} quote in: ${text}`);
+  if (depth > 0) return undefined;
   if (inWord) words.push(cur);
   return words;
 }
@@ -92,12 +109,17 @@ export function expandWords(text: string, vars: Vars, escape = '\\'): string[] {
   return splitWords(text, escape).map((w) => expandWord(w, vars, escape));
 }
 
-function lexUntil(st: LexState, vars: Vars, escape: string, stop: '}' | '/' | null): string {
+/**
+ * `raw`: keep the escape char with the character it escapes (BuildKit's rawEscapes, used for
+ * the pattern and replacement of `${a#p}`, `${a%p}`, `${a/p/r}`, so `\*` stays a literal `*`).
+ */
+function lexUntil(st: LexState, vars: Vars, escape: string, stop: '}' | '/' | null, raw = false): string {
   let out = '';
   while (st.i < st.s.length) {
     const c = st.s[st.i]!;
     if (stop && c === stop) return out;
     if (c === escape) {
+      if (raw) out += c;
       if (st.i + 1 < st.s.length) out += st.s[st.i + 1];
       st.i += 2;
     } else if (c === "'") {
@@ -132,21 +154,24 @@ function lexUntil(st: LexState, vars: Vars, escape: string, stop: '}' | '/' | nu
   return out;
 }
 
-/** A shell glob (`*`, `?`, `[…]`, `\\x`) as a regular expression source, as BuildKit converts it. */
+/**
+ * A pattern of `${a#p}` & co. as a regular expression source, as BuildKit's
+ * convertShellPatternToRegex: `*` and `?` are wildcards, `\*`, `\?`, `\\` literals, `\}` and
+ * `\/` the characters themselves; every other character, `[` included, is literal (no
+ * bracket expressions); any other escape is an error.
+ */
 function globToRegex(glob: string, greedy: boolean): string {
   let re = '';
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i]!;
     if (c === '*') re += greedy ? '.*' : '.*?';
     else if (c === '?') re += '.';
-    else if (c === '\\' && i + 1 < glob.length) re += glob[++i]!.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-    else if (c === '[') {
-      const end = glob.indexOf(']', i + 2);
-      if (end < 0) re += '\\[';
-      else {
-        re += '[' + glob.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\') + ']';
-        i = end;
-      }
+    else if (c === '\\') {
+      const n = glob[i + 1];
+      if (n === '}' || n === '/') continue;
+      if (n !== '*' && n !== '?' && n !== '\\') throw new HtvendError('INPUT', `invalid escape '\\${n ?? ''}' in the pattern ${JSON.stringify(glob)}`);
+      re += '\\' + n;
+      i++;
     } else re += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
   }
   return re;
@@ -163,15 +188,15 @@ function lexPatternOp(st: LexState, vars: Vars, escape: string, name: string, op
   if (twice) st.i++;
   const value = vars(name) ?? '';
   if (op === '/') {
-    const pattern = lexUntil(st, vars, escape, '/');
+    const pattern = lexUntil(st, vars, escape, '/', true);
     if (st.s[st.i] !== '/') throw new HtvendError('INPUT', `missing '/' in \${${name}/…} in: ${st.s}`);
     st.i++;
-    const replacement = lexUntil(st, vars, escape, '}');
+    const replacement = lexUntil(st, vars, escape, '}', true);
     st.i++;
     if (pattern === '') return value;
     return value.replace(new RegExp(globToRegex(pattern, true), twice ? 'gs' : 's'), () => replacement);
   }
-  const pattern = lexUntil(st, vars, escape, '}');
+  const pattern = lexUntil(st, vars, escape, '}', true);
   st.i++;
   const re = new RegExp(`^(?:${globToRegex(pattern, true)})$`, 's');
   const n = value.length;
@@ -194,8 +219,10 @@ function lexDollar(st: LexState, vars: Vars, escape: string): string {
     st.i++;
     let name = '';
     while (st.i < st.s.length && NAME_CHAR.test(st.s[st.i]!)) name += st.s[st.i++];
-    if (name === '') throw new HtvendError('INPUT', `bad substitution in: ${st.s}`);
     const next = st.s[st.i];
+    // BuildKit's messages: the word ends inside `${…}`, or no name follows `${`.
+    if (next === undefined) throw new HtvendError('INPUT', `missing '}' in: ${st.s}`);
+    if (name === '') throw new HtvendError('INPUT', `bad substitution in: ${st.s}`);
     if (next === '}') {
       st.i++;
       return vars(name) ?? '';
@@ -215,7 +242,8 @@ function lexDollar(st: LexState, vars: Vars, escape: string): string {
     const set = op === ':' ? v !== undefined && v !== '' : v !== undefined;
     if (kind === '-') return set ? v! : word;
     if (kind === '+') return set ? word : '';
-    if (!set) throw new HtvendError('INPUT', `${name}: ${word || 'is not allowed to be unset'}`);
+    // BuildKit's messages: unset and (with ':') empty are told apart when no message is given.
+    if (!set) throw new HtvendError('INPUT', `${name}: ${word || (v === undefined ? 'is not allowed to be unset' : 'is not allowed to be empty')}`);
     return v!;
   }
   if (NAME_START.test(c)) {

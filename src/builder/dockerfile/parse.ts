@@ -139,7 +139,11 @@ function durationNs(v: string, loc: Loc, flag: string): number {
     total += Number(m[1]) * unit[m[2]!]!;
     consumed = re.lastIndex;
   }
+  // Go's time.ParseDuration takes a bare "0" too.
+  if (v === '0') return 0;
   if (consumed !== v.length || v === '') fail(loc, `--${flag}: bad duration ${JSON.stringify(v)}`);
+  // BuildKit's parseOptInterval: 0 means "the default", anything else is at least 1ms.
+  if (total > 0 && total < 1e6) fail(loc, `--${flag}: ${v} cannot be less than 1ms`);
   return Math.round(total);
 }
 
@@ -302,6 +306,7 @@ export function convertInstruction(ast: AstInstruction, file: string, escape: st
       }
       if (first !== 'CMD') fail(loc, 'HEALTHCHECK must be NONE or CMD <command>');
       const cmd = commandForm(args.trim().slice(3));
+      if (cmd.form === 'exec' ? cmd.argv.length === 0 : cmd.cmdline === '') fail(loc, 'missing command after HEALTHCHECK CMD');
       const d = (n: string) => {
         const v = one(flags, n, loc);
         return v === undefined ? undefined : durationNs(v, loc, n);
@@ -310,7 +315,8 @@ export function convertInstruction(ast: AstInstruction, file: string, escape: st
       const retries = retriesRaw === undefined ? undefined : Number(retriesRaw);
       if (retries !== undefined && !(Number.isInteger(retries) && retries >= 0)) fail(loc, `--retries must be a non-negative integer`);
       const check = { cmd, interval: d('interval'), timeout: d('timeout'), startPeriod: d('start-period'), startInterval: d('start-interval'), retries };
-      for (const k of Object.keys(check) as (keyof typeof check)[]) if (check[k] === undefined) delete check[k];
+      // Zero values are left out, as BuildKit's omitempty config fields (0 = the default).
+      for (const k of Object.keys(check) as (keyof typeof check)[]) if (check[k] === undefined || check[k] === 0) delete check[k];
       return { ...base, kind: 'HEALTHCHECK', check };
     }
     case 'ONBUILD': {
@@ -359,9 +365,41 @@ function instructionsOf(content: string, file: string, lineOverride?: number): {
   return { escape, instructions: out };
 }
 
+/**
+ * BuildKit's parser directives (parser/directives.go): `# key=value` lines at the very top,
+ * key case-insensitive (`syntax`, `escape`, `check`); the first line that is not one (an
+ * unknown key, any other comment, a blank line, an instruction) ends them. A key given twice
+ * and an escape other than `\` or `` ` `` are errors. `syntax` and `check` are accepted and
+ * have no effect here (docs/builder.md). Returns the text for dockerfile-ast with every
+ * `escape` line BuildKit does not honour blanked to `#`, so both agree on the escape char.
+ */
+function directives(content: string, file: string): string {
+  const lines = content.split('\n');
+  const seen = new Set<string>();
+  let i = 0;
+  for (; i < lines.length; i++) {
+    const l = lines[i]!.replace(/\r$/, '');
+    const m = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$/.exec(l);
+    const key = m?.[1]!.toLowerCase();
+    if (!m || !['syntax', 'escape', 'check'].includes(key!)) break;
+    if (seen.has(key!)) throw new HtvendError('INPUT', `${file}:${i + 1}: only one ${key} parser directive can be used`);
+    seen.add(key!);
+    if (key === 'escape' && m[2] !== '`' && m[2] !== '\\') throw new HtvendError('INPUT', `${file}:${i + 1}: invalid escape token '${m[2]}' does not match \` or \\`);
+  }
+  let changed = false;
+  // Only the leading comment lines: dockerfile-ast looks no further (heredoc bodies stay as written).
+  for (let j = i; j < lines.length && lines[j]!.startsWith('#'); j++) {
+    if (/^#\s*escape\s*=/i.test(lines[j]!)) {
+      lines[j] = '#';
+      changed = true;
+    }
+  }
+  return changed ? lines.join('\n') : content;
+}
+
 /** Parses a whole Dockerfile. `file` is the name used in error messages (e.g. `Dockerfile`). */
 export function parseDockerfile(content: string, file = 'Dockerfile'): ParsedDockerfile {
-  const { escape, instructions } = instructionsOf(content, file);
+  const { escape, instructions } = instructionsOf(directives(content, file), file);
   const globalArgs: ArgInstr[] = [];
   const stages: ParsedDockerfile['stages'] = [];
   for (const ins of instructions) {

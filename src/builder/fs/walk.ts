@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Stats } from 'node:fs';
 import type { LayerEntry } from './types.js';
 import { comparePaths } from './layer-writer.js';
+import { applyChmod, type Chmod } from './chmod.js';
 
 export interface WalkOptions {
   /** Layer path prefix for the tree's root (e.g. `app/src`); '' = the image root. */
@@ -19,7 +20,7 @@ export interface WalkOptions {
   /** Override ownership of every entry (COPY --chown). */
   chown?: { uid: number; gid: number };
   /** Override permissions (COPY --chmod): files and dirs alike, like BuildKit. */
-  chmod?: number;
+  chmod?: Chmod;
   signal?: AbortSignal;
 }
 
@@ -39,7 +40,7 @@ export async function walkTree(root: string, opts: WalkOptions = {}): Promise<La
   const mtime = (st: Stats) => Math.floor(st.mtimeMs / 1000);
   const rootSt = await lstat(root);
   if (opts.includeRoot && prefix !== '') {
-    out.push({ type: 'dir', path: prefix, mode: opts.chmod ?? rootSt.mode & 0o7777, ...own(rootSt), mtime: mtime(rootSt) });
+    out.push({ type: 'dir', path: prefix, mode: opts.chmod === undefined ? rootSt.mode & 0o7777 : applyChmod(opts.chmod, rootSt.mode, true), ...own(rootSt), mtime: mtime(rootSt) });
   }
   const inodes = new Map<string, { path: string; st: Stats }[]>();
   const visit = async (abs: string, rel: string): Promise<void> => {
@@ -51,10 +52,10 @@ export async function walkTree(root: string, opts: WalkOptions = {}): Promise<La
       const st = await lstat(a);
       if (opts.exclude?.(r, st)) continue;
       if (st.isDirectory()) {
-        out.push({ type: 'dir', path: r, mode: opts.chmod ?? st.mode & 0o7777, ...own(st), mtime: mtime(st) });
+        out.push({ type: 'dir', path: r, mode: opts.chmod === undefined ? st.mode & 0o7777 : applyChmod(opts.chmod, st.mode, true), ...own(st), mtime: mtime(st) });
         await visit(a, r);
       } else if (st.isFile()) {
-        out.push({ type: 'file', path: r, source: a, size: st.size, mode: opts.chmod ?? st.mode & 0o7777, ...own(st), mtime: mtime(st) });
+        out.push({ type: 'file', path: r, source: a, size: st.size, mode: opts.chmod === undefined ? st.mode & 0o7777 : applyChmod(opts.chmod, st.mode, false), ...own(st), mtime: mtime(st) });
         if (st.nlink > 1) {
           const key = `${st.dev}:${st.ino}`;
           const list = inodes.get(key) ?? [];

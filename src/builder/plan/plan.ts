@@ -136,11 +136,15 @@ export function makePlan(df: ParsedDockerfile, opts: PlanOptions): BuildPlan {
       if ((ins.kind === 'COPY' || ins.kind === 'ADD') && ins.from) refs.push({ ref: quiet(ins.from), copy: true });
       if (ins.kind === 'RUN') for (const m of ins.mounts) { const f = mountFrom(m); if (f) refs.push({ ref: quiet(f), copy: false }); }
       for (const { ref: r, copy } of refs) {
-        // A RUN --mount may name a later stage; cycles are caught below.
         const d = findStage(df.stages, r, df.stages.length);
         if (d === index) throw new HtvendError('INPUT', `${df.file}:${ins.loc.line}: stage ${r} refers to itself`);
-        // BuildKit: COPY --from must name a stage defined before the current one.
-        if (d !== undefined && d > index && copy) throw new HtvendError('INPUT', `${df.file}:${ins.loc.line}: cannot copy from stage "${r}", it needs to be defined before current stage "${s.from.stageName ?? index}"`);
+        // BuildKit dispatches stages in Dockerfile order: COPY --from and RUN --mount from= must
+        // name a stage defined before the current one (a later name is an error, not an image).
+        if (d !== undefined && d > index) {
+          throw new HtvendError('INPUT', copy
+            ? `${df.file}:${ins.loc.line}: cannot copy from stage "${r}", it needs to be defined before current stage "${s.from.stageName ?? index}"`
+            : `${df.file}:${ins.loc.line}: cannot mount from stage "${r}", stage needs to be defined before current command`);
+        }
         if (d !== undefined) deps.add(d);
         else if (/^\d+$/.test(r)) throw new HtvendError('NOT_FOUND', `${df.file}:${ins.loc.line}: stage ${r} does not exist (the Dockerfile has ${df.stages.length} stages)`);
       }

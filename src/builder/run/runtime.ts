@@ -15,23 +15,36 @@ export interface Runtime {
   stateRoot: string;
 }
 
+/** What `BUILD_IMG_RUNTIME` asks for (undefined: runc, else crun) and what it finds on PATH. */
+export interface RuntimeLookup {
+  wanted: string | undefined;
+  found: { path: string; name: string } | undefined;
+}
+
 /**
- * Picks the runtime: `BUILD_IMG_RUNTIME` (a name on PATH or a path) when set, else runc,
- * else crun.
+ * The one runtime lookup, for the builder and `htvend doctor`: `BUILD_IMG_RUNTIME` (a name on
+ * `env.PATH` or a path) when set, else runc, else crun.
  */
-export async function pickRuntime(stateRoot: string, env: NodeJS.ProcessEnv = process.env): Promise<Runtime> {
-  const wanted = env.BUILD_IMG_RUNTIME?.trim();
-  const candidates = wanted ? [wanted] : ['runc', 'crun'];
-  for (const c of candidates) {
+export async function findRuntime(env: NodeJS.ProcessEnv = process.env): Promise<RuntimeLookup> {
+  const wanted = env.BUILD_IMG_RUNTIME?.trim() || undefined;
+  for (const c of wanted ? [wanted] : ['runc', 'crun']) {
     const path = await findExecutable(c, env.PATH ?? '');
-    if (path) return { path, name: c.split('/').pop()!, stateRoot };
+    if (path) return { wanted, found: { path, name: c.split('/').pop()! } };
   }
+  return { wanted, found: undefined };
+}
+
+/** The runtime `findRuntime` picks, with its private state directory; a clear error without one. */
+export async function pickRuntime(stateRoot: string, env: NodeJS.ProcessEnv = process.env): Promise<Runtime> {
+  const { wanted, found } = await findRuntime(env);
+  if (found) return { ...found, stateRoot };
   throw new HtvendError('NOT_FOUND', wanted ? `BUILD_IMG_RUNTIME=${wanted}: no such executable` : 'no OCI runtime found: install runc or crun', {
     hint: '`htvend doctor` checks every prerequisite and names the Debian package (apt-get install runc)',
   });
 }
 
-async function findExecutable(name: string, pathEnv: string): Promise<string | undefined> {
+/** `name` on `pathEnv` (or as a path when it has a `/`), if executable. */
+export async function findExecutable(name: string, pathEnv: string): Promise<string | undefined> {
   const dirs = name.includes('/') ? [''] : pathEnv.split(delimiter).filter(Boolean);
   for (const d of dirs) {
     const p = d ? join(d, name) : name;

@@ -9,9 +9,9 @@ const arm64 = { os: 'linux', architecture: 'arm64' };
 const DF = [
   'ARG BASE=busybox:1',
   'FROM ${BASE} AS base',
+  'FROM scratch AS tools',
   'FROM --platform=$BUILDPLATFORM base AS build',
   'RUN --mount=type=bind,from=tools,target=/t true',
-  'FROM scratch AS tools',
   'FROM scratch AS unused',
   'FROM base AS final',
   'COPY --from=build /x /x',
@@ -19,11 +19,11 @@ const DF = [
 
 test('builds only the stages the target needs and resolves FROM against stages and global ARGs', () => {
   const p = makePlan(parseDockerfile(DF), { buildArgs: new Map(), platform: arm64, buildPlatform: amd64 });
-  assert.deepEqual(p.stages.map((s) => s.name), ['base', 'build', 'tools', 'final']);
+  assert.deepEqual(p.stages.map((s) => s.name), ['base', 'tools', 'build', 'final']);
   assert.deepEqual(p.stages[0]!.base, { kind: 'image', ref: 'busybox:1' });
-  assert.deepEqual(p.stages[1]!.base, { kind: 'stage', index: 0 });
-  assert.deepEqual(p.stages[1]!.platform, { os: 'linux', architecture: 'amd64', variant: undefined });
-  assert.deepEqual(p.stages[2]!.platform, arm64);
+  assert.deepEqual(p.stages[2]!.base, { kind: 'stage', index: 0 });
+  assert.deepEqual(p.stages[2]!.platform, { os: 'linux', architecture: 'amd64', variant: undefined });
+  assert.deepEqual(p.stages[1]!.platform, arm64);
   assert.equal(p.globalArgs.get('TARGETARCH'), 'arm64');
 });
 
@@ -37,7 +37,7 @@ test('a missing --target stage, a bad FROM --platform and a later-stage referenc
   assert.throws(() => makePlan(parseDockerfile(DF), { buildArgs: new Map(), target: 'nope', platform: amd64, buildPlatform: amd64 }), /--target nope: no stage/);
   assert.throws(() => makePlan(parseDockerfile('FROM --platform=linux scratch'), { buildArgs: new Map(), platform: amd64, buildPlatform: amd64 }), /^Error: Dockerfile:1: FROM --platform=linux: invalid platform|Dockerfile:1: FROM --platform=linux/);
   assert.throws(() => makePlan(parseDockerfile('FROM scratch\nCOPY --from=3 a b'), { buildArgs: new Map(), platform: amd64, buildPlatform: amd64 }), /Dockerfile:2: stage 3 does not exist/);
-  assert.throws(() => makePlan(parseDockerfile('FROM scratch AS a\nRUN --mount=from=b,target=/b true\nFROM scratch AS b\nCOPY --from=a x y'), { buildArgs: new Map(), platform: amd64, buildPlatform: amd64 }), /circular dependency/);
+  assert.throws(() => makePlan(parseDockerfile('FROM scratch AS a\nRUN --mount=from=b,target=/b true\nFROM scratch AS b\nCOPY --from=a x y'), { buildArgs: new Map(), platform: amd64, buildPlatform: amd64 }), /Dockerfile:2: cannot mount from stage "b", stage needs to be defined before current command/);
 });
 
 // buildkit: testOutOfOrderStage (also test/conformance: multistage-out-of-order-stage)
