@@ -9,7 +9,6 @@
  * gets exactly what an offline replay would give it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Writable } from 'node:stream';
 import type { AssetEntry, AssetLookup } from '../manifest/types.js';
 import type { BlobWriter } from '../store/store.js';
 import type { UpstreamClient, UpstreamResponse } from '../upstream/client.js';
@@ -19,6 +18,7 @@ import { acceptsCoding } from './encoding.js';
 import { first, pickRecordedHeaders, responseHeadersForClient } from './headers.js';
 import { badGateway, relayResponse } from './passthrough.js';
 import { replayEntry, type ReplayContext } from './replay.js';
+import { BothSidesGone, teeRawBody, teeStream, type TeeSides } from './record-tee.js';
 import type { RequestFacts } from './types.js';
 
 export interface RecordContext extends ReplayContext {
@@ -37,23 +37,6 @@ interface JobResult {
   /** True when the first client's response has been fully handled by the job. */
   servedPrimary: boolean;
 }
-
-/** Bytes a recording may queue towards the store or the client before it waits for them. */
-const TEE_QUEUE_BYTES = 4 * 1024 * 1024;
-
-/** Resolves when `w` can take more data, or is gone (errors are observed elsewhere). */
-function drained(w: Writable): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      w.off('drain', done).off('close', done).off('error', done);
-      resolve();
-    };
-    w.on('drain', done).on('close', done).on('error', done);
-  });
-}
-
-/** Thrown inside record() once neither the store nor the client wants more bytes. */
-class StoreFailed extends Error {}
 
 export class Recorder {
   private readonly inflight = new Map<string, Promise<Recorded | undefined>>();
@@ -149,7 +132,8 @@ export class Recorder {
       writer = await ctx.store.put({ signal: ctx.signal, size });
     } catch (e) {
       if (!tee) {
-        up.body.destroy();
+        if (up.raw) up.raw.destroy();
+        else up.body.destroy();
         this.storeFailed(f.key, e);
         return { servedPrimary: false };
       }
@@ -157,68 +141,59 @@ export class Recorder {
       this.storeFailed(f.key, e);
     }
 
-    let clientGone = !tee;
-    let storeError: unknown;
-    writer?.stream.on('error', (e) => (storeError ??= e));
-    let n = 0;
-    let clientEnded = false;
-    const dropWriter = async (e: unknown) => {
-      const w = writer;
-      writer = undefined;
-      await w?.abort(e);
-      this.storeFailed(f.key, e);
+    const sides: TeeSides = {
+      writer,
+      client: tee ? res : undefined,
+      clientGone: !tee,
+      received: 0,
+      storeError: undefined,
+      dropWriter: async (e: unknown) => {
+        const w = sides.writer;
+        sides.writer = undefined;
+        await w?.abort(e);
+        this.storeFailed(f.key, e);
+      },
     };
+    writer?.stream.on('error', (e) => (sides.storeError ??= e));
+    let clientEnded = false;
+    const discardBody = () => (up.raw ? up.raw.destroy() : up.body.destroy());
     try {
       if (tee) {
         res.on('error', () => {}); // a vanished client is handled by 'close' below
-        res.once('close', () => (clientGone = true));
+        res.once('close', () => (sides.clientGone = true));
         res.writeHead(200, responseHeadersForClient(up.headers));
       }
-      for await (const chunk of up.body as AsyncIterable<Buffer>) {
-        n += chunk.length;
-        writer?.stream.write(chunk);
-        if (!clientGone) res.write(chunk);
-        // Wait only once a side has TEE_QUEUE_BYTES queued, not whenever it is past its
-        // highWaterMark: the upstream read, the file write and the client's TLS send then
-        // overlap instead of taking turns (each waited ~1 MiB step cost ~2.7 ms per MiB).
-        const storeFull = writer !== undefined && writer.stream.writableLength > TEE_QUEUE_BYTES;
-        const clientFull = !clientGone && res.writableLength > TEE_QUEUE_BYTES;
-        if (storeFull || clientFull) await Promise.all([storeFull && drained(writer!.stream), clientFull && drained(res)]);
-        if (storeError && writer) {
-          // A store failure is htvend's (SPEC §11): the recording is dropped and the run will
-          // fail, but a client already receiving the body gets the rest of it.
-          await dropWriter(storeError);
-          if (clientGone) throw new StoreFailed();
-        }
-        if (clientGone && !writer) throw new StoreFailed();
-      }
+      await (up.raw ? teeRawBody(up.raw, sides) : teeStream(up.body as AsyncIterable<Buffer>, sides));
       // The client has every byte and they were the upstream's: end its response now rather
       // than after the store's fsync (close() still waits for the commit).
-      if (tee && !clientGone) {
+      if (tee && !sides.clientGone) {
         clientEnded = true;
         res.end();
       }
-      if (writer) {
-        const w = writer;
+      if (sides.writer) {
+        const w = sides.writer;
         // end()'s callback gets the error of a stream that already failed (ENOSPC on an
         // earlier write), which 'error' has reported before we listen here.
         await new Promise<void>((resolve, reject) => {
           w.stream.once('error', reject);
-          w.stream.end((err?: Error | null) => (err ?? storeError ? reject(err ?? storeError) : resolve()));
-        }).catch(dropWriter);
+          w.stream.end((err?: Error | null) => (err ?? sides.storeError ? reject(err ?? sides.storeError) : resolve()));
+        }).catch(sides.dropWriter);
       }
     } catch (e) {
+      const n = sides.received;
       ctx.counters.add('htvend_upstream_bytes_total', n);
       ctx.counters.add('htvend_record_failed_total');
-      up.body.destroy();
-      await writer?.abort(e);
-      if (!(e instanceof StoreFailed)) ctx.log.warn(`GET ${f.key}: not recorded, transfer failed after ${n} bytes: ${describeError(e)}`);
+      discardBody();
+      await sides.writer?.abort(e);
+      if (!(e instanceof BothSidesGone)) ctx.log.warn(`GET ${f.key}: not recorded, transfer failed after ${n} bytes: ${describeError(e)}`);
       // An upstream failure must not look like a complete response to the client.
       if (tee && !clientEnded) res.destroy();
       return { servedPrimary: tee };
     }
 
+    const n = sides.received;
     ctx.counters.add('htvend_upstream_bytes_total', n);
+    writer = sides.writer;
     if (!writer) {
       ctx.counters.add('htvend_record_failed_total');
       return { servedPrimary: tee };

@@ -33,6 +33,13 @@ export interface PutOptions extends IoOptions {
  */
 export interface BlobWriter {
   readonly stream: Writable;
+  /**
+   * True when the stream holds no reference to a chunk once that chunk's write callback has
+   * run (it copied or wrote it by then), so the caller may refill the buffer. Backends that keep
+   * chunks longer (S3 part buffers, the registry's upload pieces, memory) leave it unset; the
+   * recorder then gives them fresh buffers.
+   */
+  readonly releasesChunks?: boolean;
   /** Waits for the written bytes to be durable, makes the blob visible, returns its digest. */
   commit(): Promise<Digest>;
   abort(reason?: unknown): Promise<void>;

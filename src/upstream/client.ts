@@ -16,6 +16,7 @@ import { HtvendError, describeError, isAbortError } from '../util/errors.js';
 import { redactUrl } from '../util/redact.js';
 import type { Logger } from '../util/log.js';
 import { loadTrustedRoots } from './roots.js';
+import { DirectAgent, type DirectTarget, type RawBody } from './direct/agent.js';
 
 /** Response header values as Node and undici give them: lowercase names. */
 export type HeaderMap = Record<string, string | string[] | undefined>;
@@ -36,6 +37,11 @@ export interface UpstreamResponse {
   body: Readable;
   /** The URL that produced this response (after redirects). */
   url: string;
+  /**
+   * Set by the direct path (src/upstream/direct/): the body without a stream per read. A
+   * consumer uses either this or `body`, never both (`body` is made on first access).
+   */
+  raw?: RawBody | undefined;
 }
 
 export interface UpstreamClient {
@@ -81,6 +87,14 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 20;
 /** 1 MiB body buffer: fewer, larger chunks through the proxy (64 KiB cost ~15% on 1 GiB, 256 KiB ~17% more CPU than 1 MiB). */
 const BODY_HIGH_WATER_MARK = 1024 * 1024;
+
+/** The direct path's view of an origin (`scheme://host[:port]`, userinfo already removed). */
+function directTarget(origin: string, path: string): DirectTarget {
+  const u = new URL(origin);
+  const protocol = u.protocol === 'https:' ? 'https:' : 'http:';
+  const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+  return { protocol, host, port: u.port ? Number(u.port) : protocol === 'https:' ? 443 : 80, authority: u.host, path };
+}
 
 /** Lower-case first-match lookup across both spellings (curl prefers lowercase). */
 function envVar(env: UpstreamClientOptions['env'], name: string): string {
@@ -138,9 +152,33 @@ export async function createUpstreamClient(opts: UpstreamClientOptions): Promise
     headersTimeout: idle,
     bodyTimeout: idle,
   } as ConstructorParameters<typeof EnvHttpProxyAgent>[0]);
+  // Without a proxy of htvend's own, plain GET/HEAD requests (every recording) take the lean
+  // path: node:tls with reads into one fixed buffer (docs/proxy.md, "Recording, third round").
+  // Everything else, and everything behind a proxy, stays on undici.
+  const direct =
+    envVar(env, 'http_proxy') || envVar(env, 'https_proxy')
+      ? undefined
+      : new DirectAgent({ secureContext: tlsOpts.secureContext, connectTimeoutMs: Math.min(idle, 10_000), idleTimeoutMs: idle });
 
   async function once(url: string, method: string, headers: HeaderMap, body: Readable | undefined, signal?: AbortSignal): Promise<UpstreamResponse> {
     const { origin, path } = splitUrl(url);
+    if (direct && !body && (method === 'GET' || method === 'HEAD')) {
+      try {
+        const d = await direct.request(directTarget(origin, path), method, forwardable(headers), signal);
+        return {
+          status: d.status,
+          headers: d.headers,
+          raw: d.raw,
+          url,
+          get body() {
+            return d.body;
+          },
+        };
+      } catch (e) {
+        if (isAbortError(e)) throw e;
+        throw new HtvendError('UPSTREAM', `${method} ${redactUrl(url)}: ${describeError(e)}`, { cause: e });
+      }
+    }
     let res: Dispatcher.ResponseData;
     try {
       res = await agent.request({
@@ -188,6 +226,8 @@ export async function createUpstreamClient(opts: UpstreamClientOptions): Promise
         current = next;
       }
     },
-    close: () => agent.close(),
+    close: async () => {
+      await Promise.all([agent.close(), direct?.close()]);
+    },
   };
 }

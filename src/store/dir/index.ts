@@ -347,6 +347,10 @@ export class DirStore implements BlobStore, RangeReadableStore, ListableStore {
 
     const writer: BlobWriter = {
       stream,
+      // HashingFileWriter calls back only once fh.write()/writev() has returned (the bytes are
+      // in the page cache) and the hash has taken them (Sha256.update, or OffThreadHash.update
+      // which copies into its own pieces), so a chunk is free again by its write callback.
+      releasesChunks: true,
       commit: async () => {
         opts.signal?.removeEventListener('abort', onAbort);
         if (state !== 'open') throw new HtvendError('INTERNAL', `commit of a blob writer that was already ${state}`);
