@@ -574,10 +574,16 @@ async function runStep(ctx: BuildContext, st: PlannedStage, ins: RunInstr, image
   const id = cache?.channel ? cache.newStepId('run') : undefined;
   const before = id ? await cache!.unattributedCount() : undefined;
   const root = await fs.sync();
-  const req: RunStepRequest = { ...step, rootfsLayers: [root], stageRootfs: (ref) => sourceRootfs(ctx, st, ref, where, 'mount'), proxyEnv: id ? cache!.proxyFor(ctx.proxy, id) : ctx.proxy };
+  const stepProxy = id ? await cache!.stepProxy(ctx.proxy, id, network) : undefined;
+  const req: RunStepRequest = { ...step, rootfsLayers: [root], stageRootfs: (ref) => sourceRootfs(ctx, st, ref, where, 'mount'), proxyEnv: stepProxy?.injection ?? ctx.proxy };
   // The executor moves the step's files into the working rootfs (1.5 s instead of 8 s to
   // extract a 10,000-file layer again); one that does not leaves it to sync().
-  const res = await ctx.runExecutor(req, { applyTo: root });
+  let res;
+  try {
+    res = await ctx.runExecutor(req, { applyTo: root });
+  } finally {
+    await stepProxy?.release();
+  }
   if (cache) {
     const report = id ? await cache.endStep(id) : undefined;
     const after = id ? await cache.unattributedCount() : undefined;

@@ -5,7 +5,7 @@
  */
 import { request } from 'node:http';
 import { HtvendError, describeError } from '../../util/errors.js';
-import { stepProxyUrl } from '../../proxy/attribution/identity.js';
+import { stepProxyUrl, stepToken } from '../../proxy/attribution/identity.js';
 import { CONTROL_URL_VAR, SESSION_SECRET_VAR } from '../../proxy/attribution/env.js';
 import type { AttributedAsset, OtherRequest } from '../../proxy/attribution/ledger.js';
 import type { Env } from '../../registry/index.js';
@@ -97,6 +97,16 @@ export class SessionChannel {
     }
     if (u.host !== this.base.host || u.username) return value;
     return stepProxyUrl(`${u.protocol}//${u.host}`, this.secret, id);
+  }
+
+  /** The session's proxy (`http://host:port`): the control channel listens on the proxy's own port. */
+  get proxyUrl(): string {
+    return `http://${this.base.host}`;
+  }
+
+  /** Step `id`'s password (for the step forwarder; never logged). */
+  stepToken(id: string): string {
+    return stepToken(this.secret, id);
   }
 
   /** What step `id` fetched; waits for its requests in flight. */

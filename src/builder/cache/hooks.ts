@@ -65,7 +65,7 @@ export async function runStepKey(req: Omit<RunStepRequest, 'rootfsLayers' | 'sta
     network: req.network,
     privileged: req.privileged,
     mounts,
-    injected: { certFileVars: proxy.certFileVars, jks: proxy.jks?.targets ?? [], mvn: proxy.mvnSettings?.targets ?? [], proxyVars: Object.keys(proxy.env).sort() },
+    injected: { certFileVars: proxy.certFileVars, jks: proxy.jks?.targets ?? [], mvn: proxy.mvnSettings?.targets ?? [], proxyVars: Object.keys(proxy.env).sort(), ...(proxy.java ? { java: { trustStore: proxy.java.trustStore ?? null } } : {}) },
     epoch: req.epoch,
   });
 }

@@ -52,7 +52,14 @@ export interface RunKeyInput {
   privileged: boolean;
   mounts: readonly MountKey[];
   /** What the builder injects that the step can see by name or path. */
-  injected: { certFileVars: readonly string[]; jks: readonly string[]; mvn: readonly string[]; proxyVars: readonly string[] };
+  injected: {
+    certFileVars: readonly string[];
+    jks: readonly string[];
+    mvn: readonly string[];
+    proxyVars: readonly string[];
+    /** Java's proxy properties are set (never the forwarder's port: it changes every step); the truststore's path. */
+    java?: { trustStore: string | null };
+  };
   epoch: number;
 }
 

@@ -10,17 +10,21 @@
  * - collects the per-step report.
  */
 import { randomBytes } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { createTransport, formatImageReference, formatPlatform, parseImageReference, type Env, type Platform } from '../../registry/index.js';
 import { describeError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import type { LayerInfo } from '../fs/types.js';
 import type { LayerListing } from '../fs/listing.js';
+import { mavenSettingsXml } from '../run/proxy-env.js';
 import type { ProxyInjection } from '../run/types.js';
 import { SessionChannel, type StepReport } from './channel.js';
 import { probeAssets } from './probe.js';
 import { RemoteCache } from './remote.js';
 import { BuildReport, type ReportAsset, type StepRecord } from './report.js';
+import { startStepForwarder } from './step-forwarder.js';
 import { CacheStore, type CacheEntry, type CacheHit } from './store.js';
 
 export interface BuildCacheSettings {
@@ -133,12 +137,40 @@ export class BuildCache {
     if (d) await (await d.catch(() => undefined))?.close();
   }
 
-  /** RUN's proxy injection with step `id`'s credentials in every proxy variable. */
-  proxyFor(base: ProxyInjection, id: string): ProxyInjection {
-    if (!this.channel) return base;
+  /**
+   * RUN's proxy injection for step `id`: its credentials in every proxy variable, and for the
+   * clients that send none from a proxy URL (Java's properties, Maven's settings) a forwarder
+   * of the step's own on 127.0.0.1 that adds them (step-forwarder.ts). `release()` stops the
+   * forwarder; call it when the step's container is gone, before asking what the step fetched.
+   */
+  async stepProxy(base: ProxyInjection, id: string, network: 'host' | 'none'): Promise<{ injection: ProxyInjection; release: () => Promise<void> }> {
+    const ch = this.channel;
+    if (!ch) return { injection: base, release: async () => undefined };
     const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(base.env)) env[k] = v ? this.channel.stepProxyValue(v, id) : v;
-    return { ...base, env };
+    for (const [k, v] of Object.entries(base.env)) env[k] = v ? ch.stepProxyValue(v, id) : v;
+    const injection: ProxyInjection = { ...base, env };
+    // Without a network the step cannot reach a loopback listener of the host: nothing to forward.
+    if (network === 'none' || (!base.java && !base.mvnSettings)) return { injection, release: async () => undefined };
+    const fwd = await startStepForwarder({ proxy: ch.proxyUrl, id, token: ch.stepToken(id), log: this.s.log });
+    let settings: string | undefined;
+    try {
+      if (base.java) injection.java = { ...base.java, host: fwd.host, port: fwd.port };
+      if (base.mvnSettings) {
+        settings = join(this.s.tmpDir, `mvn-settings-${id}.xml`);
+        await writeFile(settings, mavenSettingsXml(`http://${fwd.host}:${fwd.port}`), { mode: 0o644 });
+        injection.mvnSettings = { ...base.mvnSettings, hostFile: settings };
+      }
+    } catch (e) {
+      await fwd.stop();
+      throw e;
+    }
+    return {
+      injection,
+      release: async () => {
+        await fwd.stop();
+        if (settings) await rm(settings, { force: true });
+      },
+    };
   }
 
   /** What step `id` fetched (undefined without attribution). */

@@ -3,12 +3,13 @@
  * original cli/scripts/build-img-with-proxy): proxy variables, the CA PEM bind-mounted
  * read-only under /run/htvend/ (proxy-env.ts picks `caTarget`) with every CERT_FILE_VARS name
  * (and the common CA variables) pointing at it, the PKCS#12 truststore at each JKS_KEYSTORE_PATH, the Maven
- * settings at each MVN_SETTINGS_PATH, and SOURCE_DATE_EPOCH. All of it lives only in the
+ * settings at each MVN_SETTINGS_PATH, Java's proxy in JAVA_TOOL_OPTIONS, and SOURCE_DATE_EPOCH. All of it lives only in the
  * container's env and mounts, never in the rootfs, so none of it can reach a layer.
  */
 import { posix } from 'node:path';
 import { COMMON_CA_VARS as CHILD_CA_VARS } from '../../child/env.js';
-import type { OciMount } from './spec.js';
+import { javaStepProperties } from './proxy-env.js';
+import { getEnv, type OciMount } from './spec.js';
 import type { RunStepRequest } from './types.js';
 
 /** CA variables clients read (SPEC §4: the same list htvend gives its child), set alongside CERT_FILE_VARS. */
@@ -21,7 +22,7 @@ export interface Injection {
 }
 
 /** The env and read-only mounts injected into one step. */
-export function proxyInjection(req: Pick<RunStepRequest, 'proxyEnv' | 'epoch'>): Injection {
+export function proxyInjection(req: Pick<RunStepRequest, 'proxyEnv' | 'epoch' | 'env'>): Injection {
   const p = req.proxyEnv;
   const env = Object.entries(p.env).map(([k, v]) => `${k}=${v}`);
   const mounts: OciMount[] = [];
@@ -33,6 +34,12 @@ export function proxyInjection(req: Pick<RunStepRequest, 'proxyEnv' | 'epoch'>):
   }
   for (const t of p.jks?.targets ?? []) mounts.push(ro(p.jks!.hostFile, t));
   for (const t of p.mvnSettings?.targets ?? []) mounts.push(ro(p.mvnSettings!.hostFile, t));
+  if (p.java) {
+    // Appended to the image's own value (a Dockerfile's `ENV JAVA_TOOL_OPTIONS=-Xmx…` stays).
+    const own = getEnv(req.env, 'JAVA_TOOL_OPTIONS')?.trim();
+    const props = javaStepProperties(p.java).join(' ');
+    env.push(`JAVA_TOOL_OPTIONS=${own ? `${own} ${props}` : props}`);
+  }
   env.push(`SOURCE_DATE_EPOCH=${req.epoch}`);
   return { env, mounts };
 }

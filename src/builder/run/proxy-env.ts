@@ -12,7 +12,9 @@
  * - `JKS_KEYSTORE_PATH` (space separated): where `JKS_KEYSTORE_FILE` (htvend's PKCS#12
  *   truststore) is mounted;
  * - `MVN_SETTINGS_PATH` (space separated): where a Maven settings.xml with the proxy from
- *   `HTTP_PROXY` is mounted.
+ *   `HTTP_PROXY` is mounted;
+ * - `JAVA_TOOL_OPTIONS` with `-Dhttp(s).proxyHost` (htvend's child env): every RUN gets the
+ *   proxy (and the truststore) appended to its own JAVA_TOOL_OPTIONS.
  */
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -54,7 +56,43 @@ export async function proxyInjectionFromEnv(env: NodeJS.ProcessEnv, tmpDir: stri
     await writeFile(hostFile, mavenSettingsXml(proxy), { mode: 0o644 });
     out.mvnSettings = { hostFile, targets: mvnTargets };
   }
+  const java = javaProxyFromEnv(env);
+  if (java) {
+    // Java trusts the CA through the truststore: at JKS_KEYSTORE_PATH when asked, else mounted
+    // next to the CA PEM (so a Java RUN works with no configuration, as SPEC §4 wants for the child).
+    let trustStore = jksTargets[0];
+    if (!trustStore && env.JKS_KEYSTORE_FILE && existsSync(env.JKS_KEYSTORE_FILE)) {
+      trustStore = `${INJECTED_DIR}/${basename(env.JKS_KEYSTORE_FILE)}`;
+      out.jks = { hostFile: env.JKS_KEYSTORE_FILE, targets: [trustStore] };
+    }
+    out.java = { ...java, ...(trustStore ? { trustStore } : {}) };
+  }
   return out;
+}
+
+/**
+ * Java's proxy for RUN steps, when the builder's JAVA_TOOL_OPTIONS proxies Java (htvend sets
+ * `-Dhttp.proxyHost/-Dhttp.proxyPort` for its child unless `--no-java-tool-options`) and a
+ * proxy variable says where the proxy is; undefined otherwise.
+ */
+function javaProxyFromEnv(env: NodeJS.ProcessEnv): { host: string; port: number } | undefined {
+  if (!/-Dhttps?\.proxyHost=\S/.test(env.JAVA_TOOL_OPTIONS ?? '')) return undefined;
+  const proxy = env.HTTPS_PROXY || env.https_proxy || env.HTTP_PROXY || env.http_proxy;
+  if (!proxy) return undefined;
+  try {
+    const u = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(proxy) ? proxy : `http://${proxy}`);
+    if (u.protocol !== 'http:') return undefined;
+    return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 80) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The JVM properties a RUN step gets in JAVA_TOOL_OPTIONS (see `ProxyInjection.java`). */
+export function javaStepProperties(j: NonNullable<ProxyInjection['java']>): string[] {
+  const props = [`-Dhttp.proxyHost=${j.host}`, `-Dhttp.proxyPort=${j.port}`, `-Dhttps.proxyHost=${j.host}`, `-Dhttps.proxyPort=${j.port}`, '-Dhttp.nonProxyHosts='];
+  if (j.trustStore) props.push(`-Djavax.net.ssl.trustStore=${j.trustStore}`, '-Djavax.net.ssl.trustStoreType=PKCS12');
+  return props;
 }
 
 /** A Maven settings.xml whose only content is an active proxy (what the original script wrote). */

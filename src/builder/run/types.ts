@@ -107,6 +107,13 @@ export interface ProxyInjection {
   jks?: { hostFile: string; targets: string[] };
   /** Maven settings.xml pointing at the proxy, made by the builder, mounted at each of `targets` (`MVN_SETTINGS_PATH`). */
   mvnSettings?: { hostFile: string; targets: string[] };
+  /**
+   * Java's proxy, appended to the step's `JAVA_TOOL_OPTIONS` as `-Dhttp(s).proxyHost/Port`
+   * (when the builder's own JAVA_TOOL_OPTIONS proxies Java, as htvend's child env does). With
+   * attribution this is the step's own forwarder (cache/step-forwarder.ts), not the proxy.
+   * `trustStore`: container path of the PKCS#12 truststore Java is pointed at, if any.
+   */
+  java?: { host: string; port: number; trustStore?: string };
 }
 
 export interface OciPlatform {
