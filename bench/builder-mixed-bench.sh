@@ -7,38 +7,14 @@
 #   BENCH_OURS_ONLY=1 times only ours; BUILD_IMG_TIMING=1 prints per-RUN-phase times
 #   BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=DIR" profiles our build
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-W=$(mktemp -d /var/tmp/builder-mixed-bench.XXXXXX)
-REG=127.0.0.1:5446
-cleanup() {
-  [ -n "${REG_PID:-}" ] && kill "$REG_PID" 2>/dev/null || true
-  for d in "$W"/buildah-*/root; do [ -d "$d" ] && buildah --root "$d" --runroot "${d%/root}/run" rm -a >/dev/null 2>&1 || true; done
-  umount -R "$W"/buildah-*/root/overlay 2>/dev/null || true
-  rm -rf "$W"
-}
-trap cleanup EXIT
-[ "${SKIP_BUILD:-}" = 1 ] || npm run --silent build
+source "$(dirname "$0")/lib-builder.sh"
+bench_init builder-mixed-bench
 FILES=${BENCH_FILES:-5000}
 MIB=${BENCH_MIB:-200}
 
 # Local plain-HTTP registry with a busybox base image.
-cat > "$W/registry.yml" <<YML
-version: 0.1
-log: {level: error}
-storage: {filesystem: {rootdirectory: $W/registry-data}}
-http: {addr: $REG}
-YML
-docker-registry serve "$W/registry.yml" > "$W/registry.log" 2>&1 &
-REG_PID=$!
-for _ in $(seq 50); do curl -sf "http://$REG/v2/" >/dev/null && break; sleep 0.2; done
-mkdir -p "$W/bb/bin" "$W/bb/tmp" "$W/bb/etc"
-cp /bin/busybox "$W/bb/bin/" && for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$W/bb/bin/$a"; done
-printf 'root:x:0:0:root:/root:/bin/sh\n' > "$W/bb/etc/passwd"
-umoci init --layout "$W/lay" && umoci new --image "$W/lay:img" && umoci unpack --image "$W/lay:img" "$W/lay.b" >/dev/null
-cp -a "$W/bb/." "$W/lay.b/rootfs/" && umoci repack --image "$W/lay:img" "$W/lay.b"
-umoci config --image "$W/lay:img" --os linux --architecture amd64 --config.env PATH=/bin
-skopeo copy -q --dest-tls-verify=false "oci:$W/lay:img" "docker://$REG/busybox:latest"
+bench_registry 127.0.0.1:5446
+bench_busybox_image
 
 mkdir -p "$W/ctx/copied"
 for i in $(seq "$FILES"); do echo "$i" > "$W/ctx/copied/c$i"; done
@@ -50,7 +26,6 @@ RUN rm -rf /data/copied
 RUN dd if=/dev/urandom of=/big bs=1M count=$MIB 2>/dev/null
 DOCKERFILE
 
-now() { date +%s.%N; }
 ours() {
   local t0; t0=$(now)
   (cd "$W/ctx" && SOURCE_DATE_EPOCH=0 PLATFORMS=linux/amd64 node ${BENCH_NODE_FLAGS:-} "$ROOT/bin/build-img-with-proxy.js" --tls-verify=false --tag "oci:$W/ours-oci:bench" . >"$W/ours.log" 2>&1) \
