@@ -1,43 +1,22 @@
 /**
  * Rootless builds (issue 14, docs/rootless.md): build-img-with-proxy run by an unprivileged
- * user with /etc/subuid and /etc/subgid ranges gives the digest the same build gives as root;
- * htvend build/verify/offline run as that user too (the multi-stage example through
- * scripts/examples.sh, whose htvend and build-img-with-proxy drop to the user); the
+ * user with /etc/subuid and /etc/subgid ranges gives the digest the same build gives as root
+ * (the examples as the user: examples.test.ts; htvend's modes: modes.test.ts); the
  * prerequisites fail early, naming the fix, with nothing written. Needs root (to create the
  * user), runc, overlayfs in user namespaces (Linux >= 5.11) and uidmap.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { cliCommand, repoRoot, run } from '../helpers/cli.js';
-import { asUser, ensureUser, installApp, type TestUser } from './user.js';
+import { cliCommand, run } from '../helpers/cli.js';
+import { asUser, chownR, ensureUser, installApp, leftovers, userDir } from './user.js';
 import { rootlessPreflight } from '../../src/builder/rootless/preflight.js';
 
 const isRoot = process.getuid?.() === 0;
 const skip = !isRoot && 'needs root to create the unprivileged test user';
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-
-/** A dir in the user's home, owned by the user, removed after the test. */
-async function userDir(t: { after: (f: () => Promise<void>) => void }, u: TestUser, prefix: string): Promise<string> {
-  const d = await mkdtemp(join(u.home, prefix));
-  t.after(() => rm(d, { recursive: true, force: true }));
-  return d;
-}
-
-async function chownR(u: TestUser, d: string): Promise<void> {
-  const r = await run(['chown', '-R', `${u.uid}:${u.gid}`, d]);
-  assert.equal(r.code, 0, r.stderr);
-}
-
-/** The user's leftovers: /tmp entries it owns, and mounts mentioning `dir`. */
-async function leftovers(u: TestUser, dir: string): Promise<string[]> {
-  const r = await run(['find', '/tmp', '/var/tmp', `/run/user/${u.uid}`, '-maxdepth', '1', '-user', String(u.uid)]);
-  const mounts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(dir));
-  return [...r.stdout.split('\n').filter(Boolean), ...mounts];
-}
 
 // RUN semantics that matter for ownership: chown to several uids, USER, setuid, xattrs, hard
 // links, a whiteout (rm of a lower file) and an opaque dir (rm -rf + mkdir of a lower dir).
@@ -92,49 +71,6 @@ test('RUN ownership semantics: a rootless build gives the digest of the root bui
   const run3 = await listing(3);
   assert.match(run3, /o\/\.wh\.b/);
   assert.match(run3, /d\/x\/\.wh\.\.wh\.\.opq/);
-});
-
-test('multi-stage example as an ordinary user: htvend build/verify/offline + rootless builds, digests equal to root', { skip, todo: 'unfinished: the user cannot exec the wrapper in its bin dir yet (EACCES, 126)', timeout: 300_000 }, async (t) => {
-  const u = await ensureUser();
-  const app = await installApp(t, u);
-  const tmp = await userDir(t, u, 'ex-');
-  const runOnce = async (who: 'root' | 'user'): Promise<string> => {
-    const base = join(tmp, who);
-    const exDir = join(base, 'examples');
-    await cp(join(repoRoot, 'examples', 'multi-stage'), join(exDir, 'multi-stage'), { recursive: true });
-    const bin = join(base, 'bin');
-    await mkdir(bin);
-    for (const name of ['htvend', 'build-img-with-proxy'] as const) {
-      // examples.sh runs as root (its registry, umoci and runc); our two CLIs drop to the user.
-      const exec = who === 'root' ? cliCommand(name).join(' ') : `${app.argv(name).join(' ')}`;
-      const drop = who === 'user' ? `[ "$(id -u)" = 0 ] && exec runuser -u ${u.name} -- env HOME=${u.home} USER=${u.name} "$0" "$@"\n` : '';
-      await writeFile(join(bin, name), `#!/bin/sh\n${drop}exec ${exec} "$@"\n`);
-      await chmod(join(bin, name), 0o755);
-    }
-    await mkdir(join(base, 'work'));
-    await chownR(u, base);
-    const env = { PATH, HOME: '/root', EXAMPLES: 'multi-stage', EXAMPLES_DIR: exDir, HTVEND_EXAMPLES_WORK: join(base, 'work'), HTVEND_BIN_DIR: bin };
-    const script = join(repoRoot, 'scripts', 'examples.sh');
-    const argv = ['flock', '/tmp/htvend-examples.lock', 'unshare', '-n', 'sh', '-c', 'ip link set lo up && exec bash "$0"', script];
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: base, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 240_000);
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve)).finally(() => clearTimeout(timer));
-    assert.equal(code, 0, `${who}: examples.sh exited ${code}\n${out}\n${err.slice(-4000)}`);
-    const m = /^multi-stage\s+online (\S+) offline (\S+) match=(\w+) ran=(\w+)/m.exec(out);
-    assert.ok(m, out);
-    assert.equal(m[2], m[1], `${who}: offline digest == online digest`);
-    assert.equal(m[4], 'yes', `${who}: the image runs`);
-    return m[1]!;
-  };
-  const before = await leftovers(u, tmp);
-  const rootDigest = await runOnce('root');
-  const userDigest = await runOnce('user');
-  assert.equal(userDigest, rootDigest, 'rootless digest == root digest');
-  assert.deepEqual(await leftovers(u, tmp), before, 'nothing left behind');
 });
 
 test('bad input: no subuid range, no newuidmap — exit non-zero before any work, naming the fix', { skip, timeout: 60_000 }, async (t) => {

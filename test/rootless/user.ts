@@ -4,7 +4,8 @@
  * not be readable by that user (/work is root's), so `installApp` copies what the CLIs need
  * (dist, bin, package.json, node_modules) into a dir the user owns, removed after the test.
  */
-import { chown, cp, mkdtemp, rm } from 'node:fs/promises';
+import assert from 'node:assert/strict';
+import { chown, cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { repoRoot, run } from '../helpers/cli.js';
@@ -53,4 +54,24 @@ export async function installApp(t: Pick<TestContext, 'after'>, u: TestUser): Pr
 /** argv prefix running a command as `u` with a clean, explicit environment. */
 export function asUser(u: TestUser, env: Record<string, string>): string[] {
   return ['runuser', '-u', u.name, '--', 'env', '-i', `HOME=${u.home}`, `USER=${u.name}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`)];
+}
+
+/** A dir in the user's home, owned by the user (so it can traverse it), removed after the test. */
+export async function userDir(t: Pick<TestContext, 'after'>, u: TestUser, prefix: string): Promise<string> {
+  const d = await mkdtemp(join(u.home, prefix));
+  t.after(() => rm(d, { recursive: true, force: true }));
+  await chown(d, u.uid, u.gid);
+  return d;
+}
+
+export async function chownR(u: TestUser, d: string): Promise<void> {
+  const r = await run(['chown', '-R', `${u.uid}:${u.gid}`, d]);
+  assert.equal(r.code, 0, r.stderr);
+}
+
+/** The user's leftovers: /tmp entries it owns, and mounts mentioning `dir`. */
+export async function leftovers(u: TestUser, dir: string): Promise<string[]> {
+  const r = await run(['find', '/tmp', '/var/tmp', `/run/user/${u.uid}`, '-maxdepth', '1', '-user', String(u.uid)]);
+  const mounts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(dir));
+  return [...r.stdout.split('\n').filter(Boolean), ...mounts];
 }
