@@ -24,7 +24,7 @@ import { appendLayer, scratchImage, withConfig, withHistory, withImageFields, ty
 import { stageByRef, type BuildPlan, type PlannedStage } from '../plan/plan.js';
 import type { ProxyInjection, RunExecutor, RunMount, RunStepRequest, SecretSource } from '../run/types.js';
 import { copyEntries, parseChmod, resolveChown, resolveSymlinks, type PathLookup, type SymlinkReader } from '../copy/copy.js';
-import { newIgnore, type SourceRoot } from '../copy/sources.js';
+import type { SourceRoot } from '../copy/sources.js';
 import type { Ignore } from '@balena/dockerignore';
 import { parseMount } from './mounts.js';
 import { stderrSink } from '../../util/stdio.js';
@@ -398,10 +398,6 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
             const ref = expandWord(ins.from, varsFrom(envMap(image.config.config.Env), args, plan.globalArgs), plan.escape);
             from = { dir: await sourceRootfs(ctx, st, ref, where), isContext: false };
           }
-          // --exclude applies to every source, a stage or image too (BuildKit's WithExcludePatterns).
-          if (ins.exclude.length) {
-            from = from.isContext ? { ...from, ignore: newIgnore().add(ctx.dockerignore.ignore).add(ins.exclude.map(x)) } : { ...from, ignore: newIgnore().add(ins.exclude.map(x)) };
-          }
           if (ins.parents) throw new HtvendError('INPUT', `${where}: COPY --parents is not supported`);
           const sources = ins.sources.map(x);
           // ADD <url> downloads under a step identity of its own (attribution).
@@ -416,6 +412,8 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
             readlink: fs.readlink,
             ...(ins.chown ? { chown: await resolveChown(await fs.sync(), x(ins.chown), where) } : {}),
             ...(ins.chmod ? { chmod: parseChmod(x(ins.chmod), where) } : {}),
+            // Not expanded, as BuildKit (ExcludePatterns are left out of CopyCommand.Expand).
+            ...(ins.exclude.length ? { exclude: ins.exclude } : {}),
             ...(ins.checksum ? { checksum: x(ins.checksum) } : {}),
             ...(ins.unpack !== undefined ? { unpack: ins.unpack } : {}),
             heredocs: ins.heredocs,

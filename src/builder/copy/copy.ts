@@ -22,7 +22,7 @@ import type { LayerEntry } from '../fs/types.js';
 import { applyChmod, parseSymbolicMode, type Chmod } from '../fs/chmod.js';
 import { walkTree } from '../fs/walk.js';
 import type { Heredoc } from '../dockerfile/types.js';
-import { isIgnored, resolveSource, type SourceRoot } from './sources.js';
+import { isIgnored, newIgnore, resolveSource, type SourceRoot } from './sources.js';
 
 export interface CopyRequest {
   kind: 'COPY' | 'ADD';
@@ -38,6 +38,11 @@ export interface CopyRequest {
   readlink?: SymlinkReader;
   chown?: { uid: number; gid: number };
   chmod?: Chmod;
+  /**
+   * `--exclude` patterns (.dockerignore syntax, `!` exceptions too), matched as BuildKit does
+   * against the paths under each matched source, never against the source itself.
+   */
+  exclude?: string[];
   checksum?: string;
   /** ADD --unpack: false keeps local archives as files, true also extracts downloaded ones; default: local only. */
   unpack?: boolean;
@@ -236,18 +241,23 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
 
   // Single files sharing an inode (hard links in the context) stay hard links in the layer.
   const byInode = new Map<string, string>();
+  const excluded = req.exclude?.length ? newIgnore().add(req.exclude) : undefined;
+  const excludeExceptions = req.exclude?.some((x) => x.startsWith('!')) === true;
   for (const src of resolved) {
     if (src.st.isDirectory()) {
-      const contextPath = (p: string) => posix.join(src.rel, destRel === '' ? p : p.slice(destRel.length + 1));
+      const underSource = (p: string) => (destRel === '' ? p : p.slice(destRel.length + 1));
+      // .dockerignore sees context paths; --exclude sees paths under this source.
+      const ignoredAt = (p: string) => isIgnored(req.from, posix.join(src.rel, underSource(p)));
+      const excludedAt = (p: string) => excluded !== undefined && excluded.ignores(underSource(p));
       const entries = await walkTree(src.abs, {
         prefix: destRel,
         ...(req.chown ? { chown: req.chown } : req.from.isContext ? { chown: { uid: 0, gid: 0 } } : {}),
         ...(req.chmod !== undefined ? { chmod: req.chmod } : {}),
         // With `!` exceptions an ignored directory is still walked: it may hold re-included files.
-        exclude: (p, st) => !(st.isDirectory() && req.from.hasExceptions) && isIgnored(req.from, contextPath(p)),
+        exclude: (p, st) => (!(st.isDirectory() && req.from.hasExceptions) && ignoredAt(p)) || (!(st.isDirectory() && excludeExceptions) && excludedAt(p)),
         signal: req.signal,
       });
-      for (const e of dropIgnoredDirs(entries, (p) => isIgnored(req.from, contextPath(p)))) put(e);
+      for (const e of dropIgnoredDirs(entries, (p) => ignoredAt(p) || excludedAt(p))) put(e);
     } else if (archives.has(src)) {
       const tmp = await mkdtemp(join(req.tmpDir, 'add-'));
       await applyTarStream(tmp, await openTar(src.abs, `${where}: ${src.rel}`, req.signal), `${where}: ${src.rel}`, { whiteouts: false, signal: req.signal });
