@@ -30,7 +30,8 @@ const ca = await createCa();
 await writeFile(caOut, ca.certPem);
 const upstream =
   mode === 'build'
-    ? await createUpstreamClient({ env: {}, log, extraRoots: upstreamCa ? [await readFile(upstreamCa, 'utf8')] : [] })
+    ? // BENCH_DIRECT=0: the undici path for every request (A/B against the direct path).
+      await createUpstreamClient({ env: {}, log, extraRoots: upstreamCa ? [await readFile(upstreamCa, 'utf8')] : [], direct: process.env.BENCH_DIRECT !== '0' })
     : undefined;
 const proxy = await startProxy({
   mode,

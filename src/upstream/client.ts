@@ -63,6 +63,11 @@ export interface UpstreamClientOptions {
    */
   idleTimeoutMs?: number | undefined;
   signal?: AbortSignal;
+  /**
+   * Use the direct path (src/upstream/direct/) for plain GET/HEAD requests when htvend has no
+   * proxy of its own. Default true; false keeps every request on undici (A/B benchmarks).
+   */
+  direct?: boolean | undefined;
 }
 
 /** 60 s: long enough for a slow mirror's first byte, short enough that a stall ends a build. */
@@ -156,7 +161,7 @@ export async function createUpstreamClient(opts: UpstreamClientOptions): Promise
   // path: node:tls with reads into one fixed buffer (docs/proxy.md, "Recording, third round").
   // Everything else, and everything behind a proxy, stays on undici.
   const direct =
-    envVar(env, 'http_proxy') || envVar(env, 'https_proxy')
+    opts.direct === false || envVar(env, 'http_proxy') || envVar(env, 'https_proxy')
       ? undefined
       : new DirectAgent({ secureContext: tlsOpts.secureContext, connectTimeoutMs: Math.min(idle, 10_000), idleTimeoutMs: idle });
 
