@@ -148,14 +148,24 @@ export class CacheStore {
     const h = createHash('sha256');
     for await (const c of createReadStream(path, { highWaterMark: 1 << 20, signal }) as AsyncIterable<Buffer>) h.update(c);
     if (h.digest('hex') !== digest) return 'does not match its digest';
-    await this.writeStamp(digest, stamp).catch(() => undefined);
+    await this.writeStamp(digest, stamp).catch((e) => this.log.debug(`build cache: no stamp for blob sha256:${digest.slice(0, 12)} (${describeError(e)}); it is hashed again next time`));
     return undefined;
   }
 
+  /**
+   * Writes the blob's stamp (temp file, rename). The temp file is removed when either step
+   * fails (a full disk, a stamp path that cannot be replaced), so a failure leaves nothing in
+   * tmp/; callers treat the failure as harmless: without a stamp the blob is hashed on its next use.
+   */
   private async writeStamp(digest: string, stamp: Stamp): Promise<void> {
     const tmp = await this.tmpPath();
-    await writeFile(tmp, JSON.stringify(stamp));
-    await rename(tmp, `${this.blobPath(digest)}.ok`);
+    try {
+      await writeFile(tmp, JSON.stringify(stamp), { mode: 0o600 });
+      await rename(tmp, `${this.blobPath(digest)}.ok`);
+    } catch (e) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw e;
+    }
   }
 
   /**
@@ -178,8 +188,11 @@ export class CacheStore {
           const st = await stat(tmp, { bigint: true });
           if (Number(st.size) !== entry.layer.size) throw new Error(`layer ${entry.layer.digest} is ${st.size} bytes, not ${entry.layer.size}`);
           await rename(tmp, dest);
-          // The digest was computed while the layer was written: this inode is known good.
-          await this.writeStamp(entry.layer.digest, { size: entry.layer.size, ino: String(st.ino), mtimeNs: String(st.mtimeNs) });
+          // The digest was computed while the layer was written: this inode is known good. The
+          // blob is whole already, so a stamp that cannot be written only costs a hash later.
+          await this.writeStamp(entry.layer.digest, { size: entry.layer.size, ino: String(st.ino), mtimeNs: String(st.mtimeNs) }).catch((e) =>
+            this.log.debug(`build cache: no stamp for blob sha256:${entry.layer!.digest.slice(0, 12)} (${describeError(e)}); it is hashed on its first use`),
+          );
         }
       }
       const tmp = await this.tmpPath();

@@ -4,12 +4,12 @@
  * again before reuse, so assets.json and offline builds cannot tell a cached step from one
  * that ran.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { canUnshare, which } from '../../e2e/harness.js';
-import { builder, digestOf, offline, online, proj, reportSteps, world, type Proj, type World } from './harness.js';
+import { builder, digestOf, hostTool, offline, online, proj, reportSteps, sharedWorld, type Proj, type World } from './harness.js';
 import { cliCommand, run } from '../../helpers/cli.js';
 import { q } from '../../e2e/harness.js';
 
@@ -19,18 +19,12 @@ function runPlain(p: Proj, out: string, extra: string[]) {
   return run([...cliCommand('htvend'), '-C', p.dir, 'build', '--blobs-dir', p.blobs, '--', 'sh', '-c', `unset HTVEND_CONTROL_URL HTVEND_SESSION_SECRET; exec ${inner}`], { env: p.env, timeoutMs: 180_000 });
 }
 
-let w: World;
-const cleanups: (() => unknown)[] = [];
-before(async () => {
-  w = await world({ after: (fn: () => unknown) => void cleanups.push(fn) } as never);
-});
-after(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const world = sharedWorld();
 
 const dockerfile = (w: World) => [`FROM ${w.bb.ref}`, `RUN wget -q -O /data.txt ${w.up.https}/data.txt && echo ran >> /runs`, 'COPY src.txt /src.txt', ''].join('\n');
 
 test('cold, then warm after a COPY source changed: the RUN is cached and assets.json is byte-identical', async (t) => {
+  const w = world();
   const p = await proj(t, w, dockerfile(w), { 'src.txt': 'one\n' });
   const cold = await online(p, 'cold.tar', ['--report', join(p.dir, 'cold.json')]);
   assert.equal(cold.code, 0, cold.stderr);
@@ -61,6 +55,7 @@ test('cold, then warm after a COPY source changed: the RUN is cached and assets.
 });
 
 test('offline: warm gives the digest of cold; with the download gone from assets.json the build fails naming it', { skip: canUnshare ? false : 'unshare -n unavailable' }, async (t) => {
+  const w = world();
   const p = await proj(t, w, dockerfile(w), { 'src.txt': 'one\n' });
   const rec = await online(p, 'rec.tar', ['--no-cache']);
   assert.equal(rec.code, 0, rec.stderr);
@@ -85,6 +80,7 @@ test('offline: warm gives the digest of cold; with the download gone from assets
 });
 
 test('--force-refresh with changed upstream content is a cache miss; the step runs on the new bytes', async (t) => {
+  const w = world();
   const p = await proj(t, w, dockerfile(w), { 'src.txt': 'one\n' });
   const cold = await online(p, 'cold.tar');
   assert.equal(cold.code, 0, cold.stderr);
@@ -102,6 +98,7 @@ test('--force-refresh with changed upstream content is a cache miss; the step ru
 });
 
 test('a corrupted cache entry is found by digest, thrown away with a warning, and the step runs again', async (t) => {
+  const w = world();
   const p = await proj(t, w, dockerfile(w), { 'src.txt': 'one\n' });
   const cold = await online(p, 'cold.tar');
   assert.equal(cold.code, 0, cold.stderr);
@@ -131,6 +128,7 @@ test('a corrupted cache entry is found by digest, thrown away with a warning, an
 });
 
 test('--cache-to and --cache-from share steps between two cache dirs through a registry', async (t) => {
+  const w = world();
   const p = await proj(t, w, dockerfile(w), { 'src.txt': 'one\n' });
   const repo = `docker://${w.bb.registry.host}/build-cache`;
   const first = await online(p, 'first.tar', ['--cert-dir', w.certDir, '--cache-to', repo]);
@@ -149,6 +147,7 @@ test('--cache-to and --cache-from share steps between two cache dirs through a r
 });
 
 test('behind a proxy that cannot attribute, a step that fetched is not served from the cache, with one line saying why', async (t) => {
+  const w = world();
   const p = await proj(t, w, dockerfile(w), { 'src.txt': 'one\n' });
   const cold = await online(p, 'cold.tar');
   assert.equal(cold.code, 0, cold.stderr);
@@ -159,19 +158,8 @@ test('behind a proxy that cannot attribute, a step that fetched is not served fr
   assert.equal(plain.stderr.match(/cannot attribute requests to steps/g)?.length, 1, plain.stderr);
 });
 
-/** The host's `bin` with the shared libraries ldd lists, laid out under `root/` for COPY. */
-async function hostTool(root: string, bin: string): Promise<void> {
-  const r = await run(['ldd', bin], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const libs = [...r.stdout.matchAll(/(\/\S+\.so[^\s]*)/g)].map((m) => m[1]!);
-  for (const f of [bin, ...libs]) {
-    const dest = join(root, f);
-    await run(['mkdir', '-p', dirname(dest)]);
-    const cp = await run(['cp', '-L', f, dest]);
-    assert.equal(cp.code, 0, cp.stderr);
-  }
-}
-
 test('attribution inside RUN: curl and GNU wget are each credited with their downloads, and cached', { skip: which('curl') && which('wget') ? false : 'curl/wget missing' }, async (t) => {
+  const w = world();
   w.up.route('/for-curl.txt', (_q, s) => s.writeHead(200, { 'content-length': '5' }).end('curl\n'));
   w.up.route('/for-wget.txt', (_q, s) => s.writeHead(200, { 'content-length': '5' }).end('wget\n'));
   const df = [

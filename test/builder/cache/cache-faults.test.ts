@@ -4,21 +4,14 @@
  * a full disk while an entry is written is a warning, the build succeeds and no half entry is
  * left (a small tmpfs as --cache-dir; needs root to mount).
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { digestOf, online, proj, reportSteps, world, type World } from './harness.js';
+import { digestOf, online, proj, reportSteps, sharedWorld } from './harness.js';
 import { run } from '../../helpers/cli.js';
 
-let w: World;
-const cleanups: (() => unknown)[] = [];
-before(async () => {
-  w = await world({ after: (fn: () => unknown) => void cleanups.push(fn) } as never);
-});
-after(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const world = sharedWorld();
 
 const isRoot = process.getuid?.() === 0;
 
@@ -30,6 +23,7 @@ async function files(dir: string): Promise<string[]> {
 }
 
 test('two builds at once on one cache directory are both correct, and the next build is served from what they stored', async (t) => {
+  const w = world();
   const df = [`FROM ${w.bb.ref}`, `RUN wget -q -O /data.txt ${w.up.https}/data.txt && echo ran >> /runs`, 'RUN echo second > /second', 'COPY src.txt /src.txt', ''].join('\n');
   const a = await proj(t, w, df, { 'src.txt': 'one\n' });
   const b = await proj(t, w, df, { 'src.txt': 'one\n' });
@@ -56,6 +50,7 @@ test('two builds at once on one cache directory are both correct, and the next b
 });
 
 test('a full disk while writing a cache entry is a warning: the build succeeds and no half entry is left', { skip: isRoot ? false : 'needs root to mount a tmpfs' }, async (t) => {
+  const w = world();
   // A RUN whose layer (incompressible, ~384 KiB) cannot fit in a 256 KiB tmpfs cache dir.
   const df = [`FROM ${w.bb.ref}`, `RUN wget -q -O /data.txt ${w.up.https}/data.txt && head -c 393216 /dev/urandom > /big`, 'COPY src.txt /src.txt', ''].join('\n');
   const p = await proj(t, w, df, { 'src.txt': 'one\n' });

@@ -3,9 +3,10 @@
  * base image, one HTTPS upstream with a download whose content a test can change, and a
  * project per test (its own blob dir, assets.json and cache dir).
  */
+import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { TestContext } from 'node:test';
+import { dirname, join } from 'node:path';
+import { after, before, type TestContext } from 'node:test';
 import { startBusyboxRegistry, type BusyboxRegistry } from '../../helpers/busybox-image.js';
 import { startUpstream, type Upstream } from '../../helpers/https-upstream.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -84,4 +85,49 @@ export async function reportSteps(file: string): Promise<ReportStep[]> {
 
 export function digestOf(r: RunResult): string | undefined {
   return r.stdout.match(/sha256:[0-9a-f]{64}/)?.[0];
+}
+
+/**
+ * One World for the whole test file, started before its first test and stopped after its
+ * last (tests in a file share the registry and the upstream; each makes its own project).
+ */
+export function sharedWorld(): () => World {
+  let w: World | undefined;
+  const cleanups: (() => unknown)[] = [];
+  before(async () => {
+    w = await world({ after: (fn: () => unknown) => void cleanups.push(fn) } as never);
+  });
+  after(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  return () => {
+    if (!w) throw new Error('the test world is not started (sharedWorld() must be called at the top level of the test file)');
+    return w;
+  };
+}
+
+/**
+ * The shared libraries (and the dynamic loader) that `bins` need, copied from the host to
+ * the same paths under `root/` (for `COPY root/ /` onto the busybox base, which has no libc).
+ */
+export async function hostLibs(root: string, bins: string[]): Promise<void> {
+  const libs = new Set<string>();
+  for (const bin of bins) {
+    const r = await run(['ldd', bin]);
+    assert.equal(r.code, 0, `ldd ${bin}: ${r.stderr}`);
+    for (const m of r.stdout.matchAll(/(\/\S+\.so[^\s]*)/g)) if (!m[1]!.startsWith(root)) libs.add(m[1]!);
+  }
+  for (const f of libs) await copyHostFile(f, join(root, f));
+}
+
+/** The host's `bin` with the shared libraries it needs, laid out under `root/` for COPY. */
+export async function hostTool(root: string, bin: string): Promise<void> {
+  await copyHostFile(bin, join(root, bin));
+  await hostLibs(root, [bin]);
+}
+
+async function copyHostFile(from: string, to: string): Promise<void> {
+  await mkdir(dirname(to), { recursive: true });
+  const cp = await run(['cp', '-L', from, to]);
+  assert.equal(cp.code, 0, cp.stderr);
 }
