@@ -13,7 +13,7 @@ source "$(dirname "$0")/lib-builder.sh"
 bench_init build-cache-bench
 DL=5455
 mkdir -p "$W/bin"
-for cli in htvend build-img-with-proxy; do printf '#!/bin/sh\nexec node %s/bin/%s.js "$@"\n' "$ROOT" "$cli" > "$W/bin/$cli"; chmod +x "$W/bin/$cli"; done
+for cli in htvend build-img-with-proxy; do printf '#!/bin/sh\nexec node $NODE_FLAGS %s/bin/%s.js "$@"\n' "$ROOT" "$cli" > "$W/bin/$cli"; chmod +x "$W/bin/$cli"; done
 export PATH="$W/bin:$PATH"
 
 # One self-signed certificate for 127.0.0.1 serves the registry and the download site;
@@ -42,7 +42,7 @@ DOCKERFILE
 export SSL_CERT_FILE="$W/dl.crt" SOURCE_DATE_EPOCH=0
 ours() { # LABEL [NODE_FLAGS]
   mkdir -p "$W/ours"; local t0; t0=$(now)
-  NODE_OPTIONS="${2:-}" htvend -C "$W/ours" build --blobs-dir "$W/ours-blobs" -- build-img-with-proxy --platform linux/amd64 --tls-verify=false \
+  NODE_FLAGS="${2:-}" htvend -C "$W/ours" build --blobs-dir "$W/ours-blobs" -- build-img-with-proxy --platform linux/amd64 --tls-verify=false \
     --layers --cache-dir "$W/cache" --report "$W/ours-$1.json" --tag "oci:$W/ours-oci:bench" "$W/ctx" >"$W/ours-$1.log" 2>&1 \
     || { echo "our $1 build failed:" >&2; tail -20 "$W/ours-$1.log" >&2; exit 1; }
   awk "BEGIN{print $(now)-$t0}"
