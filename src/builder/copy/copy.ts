@@ -128,7 +128,8 @@ export function rootfsLookup(rootfs: string): PathLookup {
  * chmod(1) symbolic notation (`+x`, `u=rwX,go=rX`; Dockerfile 1.14).
  */
 export function parseChmod(v: string, where: string): Chmod {
-  if (/^[0-9]+$/.test(v)) {
+  // BuildKit: a value that starts like a number is octal or refused as one (`64a`, `8`).
+  if (/^[0-9]/.test(v)) {
     if (!/^[0-7]{1,5}$/.test(v) || parseInt(v, 8) > 0o7777) throw new HtvendError('INPUT', `${where}: --chmod=${v}: invalid chmod parameter, it should be an octal string between 0 and 07777`);
     return parseInt(v, 8);
   }
