@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { chmod, cp, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cliCommand, repoRoot, run } from '../helpers/cli.js';
-import { chownR, ensureUser, installApp, leftovers, userDir, type TestUser } from './user.js';
+import { chownR, ensureUser, installApp, leftovers, userDir, type TestUser, USERS } from './user.js';
 
 const isRoot = process.getuid?.() === 0;
 const noNetwork = process.env.HTVEND_TEST_NO_NETWORK === '1';
@@ -60,7 +60,7 @@ async function examplesSh(base: string, bin: string): Promise<Map<string, Outcom
 }
 
 test(`examples (${EXAMPLES.join(', ')}) as an ordinary user, online and offline: digests equal to the root run`, { skip: !isRoot && 'needs root to create the unprivileged test user', timeout: 1_300_000 }, async (t) => {
-  const u = await ensureUser();
+  const u = await ensureUser(USERS.examples);
   const app = await installApp(t, u);
   const tmp = await userDir(t, u, 'ex-');
   const runAs = async (who: 'root' | 'user'): Promise<Map<string, Outcome>> => {

@@ -11,7 +11,7 @@ import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'nod
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { cliCommand, run } from '../helpers/cli.js';
-import { asUser, chownR, ensureUser, installApp, leftovers, userDir } from './user.js';
+import { asUser, chownR, ensureUser, installApp, leftovers, userDir, USERS } from './user.js';
 import { rootlessPreflight } from '../../src/builder/rootless/preflight.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -43,7 +43,7 @@ async function semanticsContext(dir: string): Promise<void> {
 }
 
 test('RUN ownership semantics: a rootless build gives the digest of the root build, leaving nothing behind', { skip, timeout: 180_000 }, async (t) => {
-  const u = await ensureUser();
+  const u = await ensureUser(USERS.semantics);
   const app = await installApp(t, u);
   const dir = await userDir(t, u, 'sem-');
   await semanticsContext(dir);

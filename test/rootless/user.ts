@@ -12,6 +12,15 @@ import { repoRoot, run } from '../helpers/cli.js';
 
 export const TEST_USER = 'htvend-rootless-test';
 
+/**
+ * Test files run in parallel, and the ones that look for leftovers (files, processes) owned by
+ * their user must not see another file's build: each of those passes a user of its own.
+ */
+export const USERS = { semantics: 'htvend-rl-sem', examples: 'htvend-rl-examples', leftovers: 'htvend-rl-left' } as const;
+
+/** useradd/usermod take /etc/passwd's lock and fail at once when another holds it: serialise. */
+const locked = (argv: string[]) => run(['flock', '/tmp/htvend-test-useradd.lock', ...argv]);
+
 export interface TestUser {
   name: string;
   uid: number;
@@ -22,7 +31,7 @@ export interface TestUser {
 /** Creates `name` if missing; `subIds: false` takes its subuid/subgid ranges away (error tests). */
 export async function ensureUser(name = TEST_USER, subIds = true): Promise<TestUser> {
   if ((await run(['id', '-u', name])).code !== 0) {
-    const r = await run(['useradd', '-m', '-s', '/bin/sh', name]);
+    const r = await locked(['useradd', '-m', '-s', '/bin/sh', name]);
     if (r.code !== 0 && (await run(['id', '-u', name])).code !== 0) throw new Error(`useradd ${name}: ${r.stderr}`);
   }
   const uid = Number((await run(['id', '-u', name])).stdout.trim());
@@ -32,11 +41,11 @@ export async function ensureUser(name = TEST_USER, subIds = true): Promise<TestU
   if (subIds && !has) {
     // A range of its own far from useradd's (100000 + 65536·n), so it overlaps nobody's.
     const base = 3_000_000 + (uid % 1000) * 65536;
-    const r = await run(['usermod', '--add-subuids', `${base}-${base + 65535}`, '--add-subgids', `${base}-${base + 65535}`, name]);
+    const r = await locked(['usermod', '--add-subuids', `${base}-${base + 65535}`, '--add-subgids', `${base}-${base + 65535}`, name]);
     if (r.code !== 0) throw new Error(`usermod ${name}: ${r.stderr}`);
   }
   if (!subIds) {
-    for (const f of ['/etc/subuid', '/etc/subgid']) await run(['sed', '-i', `/^${name}:/d;/^${uid}:/d`, f]);
+    for (const f of ['/etc/subuid', '/etc/subgid']) await locked(['sed', '-i', `/^${name}:/d;/^${uid}:/d`, f]);
   }
   return { name, uid, gid, home };
 }
