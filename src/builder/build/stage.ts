@@ -398,7 +398,6 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
             const ref = expandWord(ins.from, varsFrom(envMap(image.config.config.Env), args, plan.globalArgs), plan.escape);
             from = { dir: await sourceRootfs(ctx, st, ref, where), isContext: false };
           }
-          if (ins.parents) throw new HtvendError('INPUT', `${where}: COPY --parents is not supported`);
           const sources = ins.sources.map(x);
           // ADD <url> downloads under a step identity of its own (attribution).
           const addId = ins.kind === 'ADD' && ctx.cache?.channel ? ctx.cache.newStepId('add') : undefined;
@@ -414,6 +413,7 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
             ...(ins.chmod ? { chmod: parseChmod(x(ins.chmod), where) } : {}),
             // Not expanded, as BuildKit (ExcludePatterns are left out of CopyCommand.Expand).
             ...(ins.exclude.length ? { exclude: ins.exclude } : {}),
+            ...(ins.parents ? { parents: true } : {}),
             ...(ins.checksum ? { checksum: x(ins.checksum) } : {}),
             ...(ins.unpack !== undefined ? { unpack: ins.unpack } : {}),
             heredocs: ins.heredocs,
