@@ -6,7 +6,7 @@
  * so the Release, Packages and .deb requests are credited to the step; the step is cached, and
  * a warm build with assets.json deleted records them again.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -24,7 +24,7 @@ const cpuTables = ['/usr/share/dpkg/cputable', '/usr/share/dpkg/ostable', '/usr/
 const haveApt = aptFiles.every((f) => existsSync(f)) && cpuTables.every((f) => existsSync(f)) && !!which('dpkg-deb') && !!which('ldd');
 
 /** A one-package flat repository (`deb [trusted=yes] URL ./`): Release, Packages, the .deb. */
-async function aptRepo(dir: string): Promise<{ base: string; deb: string }> {
+async function aptRepo(dir: string, scheme: 'http' | 'https', prefix: string): Promise<{ base: string; deb: string; debPath: string }> {
   const w = world();
   const pkg = join(dir, 'pkg');
   await mkdir(join(pkg, 'DEBIAN'), { recursive: true });
@@ -50,21 +50,29 @@ async function aptRepo(dir: string): Promise<{ base: string; deb: string }> {
   const release = ['Origin: htvend-test', 'Suite: stable', 'Codename: stable', 'Architectures: amd64 all', 'Date: Thu, 01 Jan 2026 00:00:00 UTC', 'SHA256:', ` ${sha(packages)} ${Buffer.byteLength(packages)} Packages`, ''].join('\n');
   const serve = (path: string, body: Buffer | string) => w.up.route(path, (_q, s) => s.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': Buffer.byteLength(body) }).end(body));
   // apt asks for `<base>/./<file>` for a flat repository.
-  serve('/apt/./Release', release);
-  serve('/apt/./Packages', packages);
-  serve('/apt/./htvend-tiny_1.0_all.deb', deb);
-  return { base: `${w.up.http}/apt/`, deb: `${w.up.http}/apt/./htvend-tiny_1.0_all.deb` };
+  serve(`/${prefix}/./Release`, release);
+  serve(`/${prefix}/./Packages`, packages);
+  serve(`/${prefix}/./htvend-tiny_1.0_all.deb`, deb);
+  const base = `${w.up[scheme]}/${prefix}/`;
+  return { base, deb: `${base}./htvend-tiny_1.0_all.deb`, debPath: `/${prefix}/./htvend-tiny_1.0_all.deb` };
 }
 
-test('apt inside RUN: apt-get update + download through the step credentials in http_proxy, credited, cached, recorded again with assets.json deleted', { skip: haveApt ? false : 'apt-get, its http method, dpkg CPU tables or dpkg-deb missing' }, async (t) => {
+const skip = haveApt ? false : 'apt-get, its http method, dpkg CPU tables or dpkg-deb missing';
+
+test('apt inside RUN (plain HTTP): apt-get update + download through the step credentials in http_proxy, credited, cached, recorded again with assets.json deleted', { skip }, (t) => aptStep(t, 'http'));
+
+test('apt inside RUN (HTTPS through CONNECT): the step credentials from https_proxy, credited, cached, recorded again with assets.json deleted', { skip }, (t) => aptStep(t, 'https'));
+
+async function aptStep(t: TestContext, scheme: 'http' | 'https'): Promise<void> {
   const w = world();
-  const repo = await aptRepo(await tempDir(t, 'htvend-aptrepo-'));
-  const apt = '/usr/bin/apt-get -q -o APT::Sandbox::User=root -o Dir::Bin::dpkg=/bin/true -o Acquire::Languages=none';
+  const repo = await aptRepo(await tempDir(t, 'htvend-aptrepo-'), scheme, `apt-${scheme}`);
+  // apt's https method trusts its own CA list only (not SSL_CERT_FILE): point it at the injected one.
+  const apt = `/usr/bin/apt-get -q -o APT::Sandbox::User=root -o Dir::Bin::dpkg=/bin/true -o Acquire::Languages=none${scheme === 'https' ? ' -o Acquire::https::CaInfo="$SSL_CERT_FILE"' : ''}`;
   const df = [
     `FROM ${w.bb.ref}`,
     'COPY root/ /',
-    // apt reads the step's proxy URL (with its credentials) from http_proxy.
-    `RUN mkdir -p /etc/apt/apt.conf.d /etc/apt/preferences.d /etc/apt/sources.list.d /var/lib/apt/lists/partial /var/cache/apt/archives/partial /var/lib/dpkg /tmp/deb && touch /var/lib/dpkg/status && echo 'deb [trusted=yes] ${repo.base} ./' > /etc/apt/sources.list && test -n "$http_proxy" && ${apt} update && cd /tmp/deb && ${apt} download htvend-tiny && ar x htvend-tiny_1.0_all.deb data.tar.gz && tar -xzf data.tar.gz -C / && cat /usr/share/htvend-tiny/hello.txt && cd / && rm -rf /tmp/deb /var/lib/apt/lists /var/cache/apt`,
+    // apt reads the step's proxy URL (with its credentials) from http_proxy / https_proxy.
+    `RUN mkdir -p /etc/apt/apt.conf.d /etc/apt/preferences.d /etc/apt/sources.list.d /var/lib/apt/lists/partial /var/cache/apt/archives/partial /var/lib/dpkg /tmp/deb && touch /var/lib/dpkg/status && echo 'deb [trusted=yes] ${repo.base} ./' > /etc/apt/sources.list && test -n "$${scheme}_proxy" && ${apt} update && cd /tmp/deb && ${apt} download htvend-tiny && ar x htvend-tiny_1.0_all.deb data.tar.gz && tar -xzf data.tar.gz -C / && cat /usr/share/htvend-tiny/hello.txt && cd / && rm -rf /tmp/deb /var/lib/apt/lists /var/cache/apt`,
     'COPY src.txt /src.txt',
     '',
   ].join('\n');
@@ -94,7 +102,7 @@ test('apt inside RUN: apt-get update + download through the step credentials in 
   const warmRun = (await reportSteps(join(p.dir, 'warm.json'))).find((s) => s.kind === 'RUN')!;
   assert.equal(warmRun.status, 'cached', warm.stderr);
   assert.deepEqual(warmRun.assets, coldRun.assets);
-  assert.equal(w.up.hits('/apt/./htvend-tiny_1.0_all.deb'), 1, 'the .deb downloaded once, replayed after');
+  assert.equal(w.up.hits(repo.debPath), 1, 'the .deb downloaded once, replayed after');
 
   await rm(join(p.dir, 'assets.json'));
   const again = await online(p, 'again.tar', ['--report', join(p.dir, 'again.json')]);
@@ -103,4 +111,4 @@ test('apt inside RUN: apt-get update + download through the step credentials in 
   const againAssets = JSON.parse(await readFile(join(p.dir, 'assets.json'), 'utf8')) as Record<string, unknown>;
   for (const u of [`${repo.base}./Release`, `${repo.base}./Packages`, repo.deb]) assert.ok(u in againAssets, `${u} recorded again by the cached step's probe`);
   assert.doesNotMatch(cold.stderr + warm.stderr + again.stderr, /[0-9a-f]{32}@/, 'no step credentials in the build output');
-});
+}
