@@ -123,6 +123,8 @@ export class StageFs {
         }
       }
       if (!done) await applyLayer(this.dir, l.path, `layer sha256:${l.digest}`, { signal: this.signal, log: this.log });
+      // Tests count these lines (`-v`): a warm rebuild must apply none for its cached steps.
+      this.log.debug(`applied layer sha256:${l.digest} to the stage rootfs (${done ? 'from its entries' : 'extracted'})`);
       this.known.delete(l.digest);
       this.indexes.delete(l.digest);
       this.applied++;
