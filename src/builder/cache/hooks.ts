@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import type { Image } from '../image/image.js';
 import type { LayerEntry, LayerInfo } from '../fs/types.js';
+import { aptConfigFor } from '../run/proxy-env.js';
 import type { ProxyInjection, RunMount, RunStepRequest } from '../run/types.js';
 import { chainId, copyKey, entryKey, runKey, type MountKey } from './key.js';
 import { fileDigest, treeDigest } from './hash.js';
@@ -55,6 +56,7 @@ async function mountKey(m: RunMount, contextDir: string, fromImage: FromImage, s
 export async function runStepKey(req: Omit<RunStepRequest, 'rootfsLayers' | 'stageRootfs'>, image: Image, proxy: ProxyInjection, fromImage: FromImage): Promise<string> {
   const mounts: MountKey[] = [];
   for (const m of req.mounts) mounts.push(await mountKey(m, req.contextDir, fromImage, req.signal));
+  const apt = aptConfigFor(proxy, req.env);
   return runKey({
     parent: parentState(image),
     platform: req.platform,
@@ -65,7 +67,7 @@ export async function runStepKey(req: Omit<RunStepRequest, 'rootfsLayers' | 'sta
     network: req.network,
     privileged: req.privileged,
     mounts,
-    injected: { certFileVars: proxy.certFileVars, jks: proxy.jks?.targets ?? [], mvn: proxy.mvnSettings?.targets ?? [], proxyVars: Object.keys(proxy.env).sort(), ...(proxy.java ? { java: { trustStore: proxy.java.trustStore ?? null } } : {}) },
+    injected: { certFileVars: proxy.certFileVars, jks: proxy.jks?.targets ?? [], mvn: proxy.mvnSettings?.targets ?? [], proxyVars: Object.keys(proxy.env).sort(), ...(apt ? { apt: apt.target } : {}), ...(proxy.java ? { java: { trustStore: proxy.java.trustStore ?? null } } : {}) },
     epoch: req.epoch,
   });
 }

@@ -57,6 +57,8 @@ export interface RunKeyInput {
     jks: readonly string[];
     mvn: readonly string[];
     proxyVars: readonly string[];
+    /** Where the apt config (APT_CONFIG) is mounted, when the step gets one. */
+    apt?: string;
     /** Java's proxy properties are set (never the forwarder's port: it changes every step); the truststore's path. */
     java?: { trustStore: string | null };
   };

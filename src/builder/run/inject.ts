@@ -3,12 +3,12 @@
  * original cli/scripts/build-img-with-proxy): proxy variables, the CA PEM bind-mounted
  * read-only under /run/htvend/ (proxy-env.ts picks `caTarget`) with every CERT_FILE_VARS name
  * (and the common CA variables) pointing at it, the PKCS#12 truststore at each JKS_KEYSTORE_PATH, the Maven
- * settings at each MVN_SETTINGS_PATH, Java's proxy in JAVA_TOOL_OPTIONS, and SOURCE_DATE_EPOCH. All of it lives only in the
+ * settings at each MVN_SETTINGS_PATH, apt's CA in an APT_CONFIG next to the CA, Java's proxy in JAVA_TOOL_OPTIONS, and SOURCE_DATE_EPOCH. All of it lives only in the
  * container's env and mounts, never in the rootfs, so none of it can reach a layer.
  */
 import { posix } from 'node:path';
 import { COMMON_CA_VARS as CHILD_CA_VARS } from '../../child/env.js';
-import { javaStepProperties } from './proxy-env.js';
+import { aptConfigFor, javaStepProperties } from './proxy-env.js';
 import { getEnv, type OciMount } from './spec.js';
 import type { RunStepRequest } from './types.js';
 
@@ -31,6 +31,11 @@ export function proxyInjection(req: Pick<RunStepRequest, 'proxyEnv' | 'epoch' | 
     const target = p.caTarget || p.caFile;
     mounts.push(ro(p.caFile, target));
     for (const name of new Set([...p.certFileVars, ...COMMON_CA_VARS])) env.push(`${name}=${posix.resolve('/', target)}`);
+  }
+  const apt = aptConfigFor(p, req.env);
+  if (apt) {
+    mounts.push(ro(apt.hostFile, apt.target));
+    env.push(`APT_CONFIG=${apt.target}`);
   }
   for (const t of p.jks?.targets ?? []) mounts.push(ro(p.jks!.hostFile, t));
   for (const t of p.mvnSettings?.targets ?? []) mounts.push(ro(p.mvnSettings!.hostFile, t));

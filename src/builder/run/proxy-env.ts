@@ -7,6 +7,7 @@
  * - `CERT_FILE_VARS` (space separated): variables pointing at it inside the container (we add
  *   the SPEC §4 CA variables too). Unset or empty means `SSL_CERT_FILE`, as the script's
  *   `${CERT_FILE_VARS:-SSL_CERT_FILE}` does: the CA is mounted whenever SSL_CERT_FILE is set;
+ *   apt, which reads none of these, gets an `APT_CONFIG` naming it (our addition, `aptConfig`);
  * - `HTTP_PROXY`, `HTTPS_PROXY`, `FTP_PROXY`, `NO_PROXY` and lowercase forms: passed through
  *   when set, even blank (buildah's `--http-proxy`; htvend sets NO_PROXY blank on purpose);
  * - `JKS_KEYSTORE_PATH` (space separated): where `JKS_KEYSTORE_FILE` (htvend's PKCS#12
@@ -25,6 +26,18 @@ import type { ProxyInjection } from './types.js';
 /** Where injected files (the CA) appear inside RUN containers: a place no Dockerfile cleans up. */
 export const INJECTED_DIR = '/run/htvend';
 
+/** The file name of the apt config next to the CA in INJECTED_DIR. */
+const APT_CONFIG_NAME = 'apt.conf';
+
+/**
+ * The apt config a step with image/ARG env `env` is given: none when the step sets APT_CONFIG
+ * itself (even blank: its choice), so the step's own file is the one apt reads.
+ */
+export function aptConfigFor(p: Pick<ProxyInjection, 'aptConfig'>, env: readonly string[]): ProxyInjection['aptConfig'] {
+  if (!p.aptConfig) return undefined;
+  return env.some((e) => e.startsWith('APT_CONFIG=')) ? undefined : p.aptConfig;
+}
+
 const PROXY_VARS = ['HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy'];
 
 /** Builds the injection; writes the Maven settings file (when asked) into `tmpDir` (private). */
@@ -38,6 +51,13 @@ export async function proxyInjectionFromEnv(env: NodeJS.ProcessEnv, tmpDir: stri
     out.caFile = ca;
     out.caTarget = `${INJECTED_DIR}/${basename(ca)}`;
     out.certFileVars = list(env.CERT_FILE_VARS || 'SSL_CERT_FILE');
+    // apt: a config of one line, next to the CA (an apt string cannot hold a double quote).
+    const aptTarget = `${INJECTED_DIR}/${basename(ca) === APT_CONFIG_NAME ? `htvend-${APT_CONFIG_NAME}` : APT_CONFIG_NAME}`;
+    if (!out.caTarget.includes('"')) {
+      const hostFile = join(tmpDir, 'apt.conf');
+      await writeFile(hostFile, `Acquire::https::CaInfo "${out.caTarget}";\n`, { mode: 0o644 });
+      out.aptConfig = { hostFile, target: aptTarget };
+    }
   }
   const jksTargets = list(env.JKS_KEYSTORE_PATH);
   if (jksTargets.length > 0) {

@@ -103,6 +103,14 @@ export interface ProxyInjection {
   certFileVars: string[];
   /** Proxy variables to set in the container (HTTP_PROXY, HTTPS_PROXY, http_proxy, https_proxy, NO_PROXY…). */
   env: Record<string, string>;
+  /**
+   * apt's CA: apt's https method reads `Acquire::https::CaInfo`, never `SSL_CERT_FILE`. A config
+   * file holding only that line (pointing at `caTarget`), made by the builder (host `hostFile`),
+   * mounted read-only at `target`; the step gets `APT_CONFIG=target` unless its own ENV/ARG sets
+   * APT_CONFIG (`aptConfigFor`). apt reads APT_CONFIG in addition to /etc/apt/apt.conf.d and
+   * /etc/apt/apt.conf (read after it, so the image's own settings win).
+   */
+  aptConfig?: { hostFile: string; target: string };
   /** Passwordless PKCS#12 truststore (host `JKS_KEYSTORE_FILE`) mounted at each of `targets` (`JKS_KEYSTORE_PATH`). */
   jks?: { hostFile: string; targets: string[] };
   /** Maven settings.xml pointing at the proxy, made by the builder, mounted at each of `targets` (`MVN_SETTINGS_PATH`). */

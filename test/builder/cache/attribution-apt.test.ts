@@ -66,8 +66,9 @@ test('apt inside RUN (HTTPS through CONNECT): the step credentials from https_pr
 async function aptStep(t: TestContext, scheme: 'http' | 'https'): Promise<void> {
   const w = world();
   const repo = await aptRepo(await tempDir(t, 'htvend-aptrepo-'), scheme, `apt-${scheme}`);
-  // apt's https method trusts its own CA list only (not SSL_CERT_FILE): point it at the injected one.
-  const apt = `/usr/bin/apt-get -q -o APT::Sandbox::User=root -o Dir::Bin::dpkg=/bin/true -o Acquire::Languages=none${scheme === 'https' ? ' -o Acquire::https::CaInfo="$SSL_CERT_FILE"' : ''}`;
+  // No CA option for HTTPS: apt's https method reads Acquire::https::CaInfo (not SSL_CERT_FILE),
+  // and the builder gives every RUN an APT_CONFIG that sets it (zero configuration).
+  const apt = '/usr/bin/apt-get -q -o APT::Sandbox::User=root -o Dir::Bin::dpkg=/bin/true -o Acquire::Languages=none';
   const df = [
     `FROM ${w.bb.ref}`,
     'COPY root/ /',

@@ -43,6 +43,7 @@ test('RUN: each input it can see changes the key', async () => {
     key({ mounts: [{ type: 'secret', id: 'npmrc', required: false, mode: 0o400, uid: 0, gid: 0, source: { kind: 'value', value: 'a' } }] }),
     key({}, other),
     key({}, base, { ...proxy, certFileVars: ['SSL_CERT_FILE', 'NODE_EXTRA_CA_CERTS'] }),
+    key({}, base, { ...proxy, aptConfig: { hostFile: '/tmp/htvend-1/apt.conf', target: '/run/htvend/apt.conf' } }),
   ];
   const keys = await Promise.all(variants);
   assert.equal(new Set([k0, ...keys]).size, keys.length + 1, 'all distinct');
@@ -53,6 +54,13 @@ test('RUN: a secret value, the proxy address and the CA path do not change the k
   assert.equal(await key({ mounts: [secret('one')] }), await key({ mounts: [secret('two')] }));
   const otherSession = { ...proxy, caFile: '/tmp/htvend-2/ca.pem', caTarget: '/tmp/htvend-2/ca.pem', env: { HTTP_PROXY: 'http://127.0.0.1:2222', NO_PROXY: '' } };
   assert.equal(await key({}, base, otherSession), await key());
+});
+
+test('RUN: the apt config is keyed by where it is mounted, not its host path, and not when the step sets APT_CONFIG itself', async () => {
+  const apt = (hostFile: string): ProxyInjection => ({ ...proxy, aptConfig: { hostFile, target: '/run/htvend/apt.conf' } });
+  assert.equal(await key({}, base, apt('/tmp/htvend-1/apt.conf')), await key({}, base, apt('/tmp/htvend-2/apt.conf')));
+  const own = ['PATH=/bin', 'V=1', 'APT_CONFIG=/etc/my-apt.conf'];
+  assert.equal(await key({ env: own }, base, apt('/tmp/htvend-1/apt.conf')), await key({ env: own }), 'not given one: same key as without');
 });
 
 test('RUN: a bind mount of the context is keyed by its content, not its mtimes', async (t) => {

@@ -88,3 +88,21 @@ test('the CA of SSL_CERT_FILE (host path under /tmp) sits under /run/htvend/: `r
   const layer = await readLayer(r.layer!);
   assert.deepEqual(names(layer), ['tmp', 'tmp/.wh.junk']);
 });
+
+test('apt: the step gets APT_CONFIG (a read-only file next to the CA) unless its env sets APT_CONFIG; neither reaches the layer', async (t) => {
+  const tmp = await tempDir(t, 'htvend-run-');
+  const rootfs = await makeBusyboxRootfs(join(tmp, 'rootfs'));
+  const ca = join(tmp, 'ca.pem');
+  await writeFile(ca, 'pem');
+  const proxyEnv = await proxyInjectionFromEnv({ SSL_CERT_FILE: ca }, tmp);
+  const script = 'echo "cfg=$APT_CONFIG"; cat "$APT_CONFIG" 2>/dev/null; (echo x >> /run/htvend/apt.conf) 2>/dev/null && echo writable; ls /run/htvend';
+  const out = collector();
+  const r = await executeRun(request(rootfs, tmp, ['/bin/sh', '-c', script], { proxyEnv, output: out.stream }));
+  assert.equal(out.text(), 'cfg=/run/htvend/apt.conf\nAcquire::https::CaInfo "/run/htvend/ca.pem";\napt.conf\nca.pem\n');
+  assert.equal(r.layer, null, 'the mountpoints made for the CA and the apt config are not in the layer');
+
+  const own = collector();
+  const r2 = await executeRun(request(rootfs, tmp, ['/bin/sh', '-c', 'echo "cfg=$APT_CONFIG"; ls /run/htvend'], { proxyEnv, env: ['PATH=/bin', 'APT_CONFIG=/etc/my-apt.conf'], output: own.stream }));
+  assert.equal(own.text(), 'cfg=/etc/my-apt.conf\nca.pem\n', 'the step\'s own APT_CONFIG stays, and no apt config is mounted');
+  assert.equal(r2.layer, null);
+});

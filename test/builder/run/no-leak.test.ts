@@ -33,6 +33,7 @@ test('nothing the builder injects into RUN steps reaches any layer or the image 
       'RUN test -n "$HTTP_PROXY" && test -n "$https_proxy" && grep -q "BEGIN CERTIFICATE" "$SSL_CERT_FILE" \\',
       '    && test "$NODE_EXTRA_CA_CERTS" = "$SSL_CERT_FILE" && test "$CURL_CA_BUNDLE" = "$SSL_CERT_FILE" \\',
       '    && test "$SOURCE_DATE_EPOCH" = 0 && case "$SSL_CERT_FILE" in /run/htvend/*) ;; *) exit 3;; esac \\',
+      '    && test "$(cat "$APT_CONFIG")" = "Acquire::https::CaInfo \\"$SSL_CERT_FILE\\";" \\',
       // The CA's host path is under /tmp: the image's own cleanup of /tmp must not hit it (issue 9).
       '    && rm -rf /tmp/* /var/tmp/* && touch /tmp/proxy-and-ca-seen',
       'USER root',
@@ -65,7 +66,7 @@ test('nothing the builder injects into RUN steps reaches any layer or the image 
   assert.equal(r.code, 0, r.stderr);
 
   const config = JSON.parse((await run(['skopeo', 'inspect', '--config', `oci:${out}:img`])).stdout);
-  const leakedVars = (config.config.Env as string[]).filter((e) => /PROXY|CA_BUNDLE|CA_CERTS|CAINFO|SSL_CERT|PIP_CERT|SOURCE_DATE_EPOCH|TOK=/i.test(e));
+  const leakedVars = (config.config.Env as string[]).filter((e) => /PROXY|CA_BUNDLE|CA_CERTS|CAINFO|SSL_CERT|PIP_CERT|APT_CONFIG|SOURCE_DATE_EPOCH|TOK=/i.test(e));
   assert.deepEqual(leakedVars, []);
 
   const manifest = JSON.parse((await run(['skopeo', 'inspect', '--raw', `oci:${out}:img`])).stdout);

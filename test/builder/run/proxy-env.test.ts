@@ -1,10 +1,10 @@
 /** The builder's env → RUN injection, with the original wrapper's variable meanings. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HtvendError } from '../../../src/util/errors.js';
-import { mavenSettingsXml, proxyInjectionFromEnv } from '../../../src/builder/run/proxy-env.js';
+import { aptConfigFor, mavenSettingsXml, proxyInjectionFromEnv } from '../../../src/builder/run/proxy-env.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 test('SSL_CERT_FILE is mounted under /run/htvend/ (never its host path under /tmp) with CERT_FILE_VARS (default SSL_CERT_FILE) and proxy vars passed through, blank NO_PROXY included', async (t) => {
@@ -12,7 +12,35 @@ test('SSL_CERT_FILE is mounted under /run/htvend/ (never its host path under /tm
   const ca = join(dir, 'ca.pem');
   await writeFile(ca, 'pem');
   const inj = await proxyInjectionFromEnv({ SSL_CERT_FILE: ca, HTTPS_PROXY: 'http://127.0.0.1:1234', NO_PROXY: '', ALL_PROXY: 'socks5://x', PATH: '/bin' }, dir);
-  assert.deepEqual(inj, { caFile: ca, caTarget: '/run/htvend/ca.pem', certFileVars: ['SSL_CERT_FILE'], env: { HTTPS_PROXY: 'http://127.0.0.1:1234', NO_PROXY: '' } });
+  assert.deepEqual(inj, { caFile: ca, caTarget: '/run/htvend/ca.pem', certFileVars: ['SSL_CERT_FILE'], env: { HTTPS_PROXY: 'http://127.0.0.1:1234', NO_PROXY: '' }, aptConfig: { hostFile: join(dir, 'apt.conf'), target: '/run/htvend/apt.conf' } });
+});
+
+test('apt gets an APT_CONFIG of one line naming the CA inside the container (no #include: apt reads /etc/apt itself, and a missing #include is fatal to apt)', async (t) => {
+  const dir = await tempDir(t);
+  const ca = join(dir, 'ca.pem');
+  await writeFile(ca, 'pem');
+  const inj = await proxyInjectionFromEnv({ SSL_CERT_FILE: ca }, dir);
+  assert.equal(await readFile(inj.aptConfig!.hostFile, 'utf8'), 'Acquire::https::CaInfo "/run/htvend/ca.pem";\n');
+  assert.equal((await proxyInjectionFromEnv({}, dir)).aptConfig, undefined, 'no CA, no apt config');
+  // A CA itself named apt.conf does not collide with it.
+  const sub = join(dir, 'sub');
+  await mkdir(sub);
+  await writeFile(join(sub, 'apt.conf'), 'pem');
+  const named = await proxyInjectionFromEnv({ SSL_CERT_FILE: join(sub, 'apt.conf') }, dir);
+  assert.equal(named.caTarget, '/run/htvend/apt.conf');
+  assert.equal(named.aptConfig!.target, '/run/htvend/htvend-apt.conf');
+  // An apt string cannot hold a double quote: no apt config rather than a broken one.
+  const quoted = join(dir, 'a"b.pem');
+  await writeFile(quoted, 'pem');
+  assert.equal((await proxyInjectionFromEnv({ SSL_CERT_FILE: quoted }, dir)).aptConfig, undefined);
+});
+
+test('aptConfigFor: none when the step sets APT_CONFIG itself (ENV or ARG, even blank)', () => {
+  const p = { aptConfig: { hostFile: '/h/apt.conf', target: '/run/htvend/apt.conf' } };
+  assert.deepEqual(aptConfigFor(p, ['PATH=/bin']), p.aptConfig);
+  assert.equal(aptConfigFor(p, ['PATH=/bin', 'APT_CONFIG=/etc/mine.conf']), undefined);
+  assert.equal(aptConfigFor(p, ['APT_CONFIG=']), undefined);
+  assert.equal(aptConfigFor({}, ['PATH=/bin']), undefined);
 });
 
 test('an empty CERT_FILE_VARS still mounts the CA under SSL_CERT_FILE (the script\'s ${CERT_FILE_VARS:-SSL_CERT_FILE}); a list names every variable', async (t) => {
