@@ -94,6 +94,13 @@ async function cpuSecondsOf(pid: number): Promise<number> {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
+/** User and system CPU seconds of process `pid` so far (the split shows kernel copies vs TLS/hash work). */
+async function cpuSplitOf(pid: number): Promise<{ user: number; sys: number }> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100 };
+}
+
 /** CPU seconds of nginx's worker processes (the children of its master). */
 async function nginxWorkersCpuS(masterPid: number): Promise<number> {
   const kids = (await readFile(`/proc/${masterPid}/task/${masterPid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean);
@@ -106,6 +113,8 @@ interface Served {
   url: string;
   /** CPU seconds (user + system) the proxy process has used so far: unlike wall time, barely moved by other load. */
   cpuS(): Promise<number>;
+  /** User and system CPU seconds of the proxy so far. */
+  cpuSplit(): Promise<{ user: number; sys: number }>;
   /** RSS of the proxy process just after it started listening. */
   idleRssMiB: number;
   stop(): Promise<{ counters: Record<string, number>; peakRssMiB: number }>;
@@ -136,6 +145,7 @@ async function serveProxy(mode: 'build' | 'offline', blobs: string, assets: stri
     url,
     idleRssMiB: Math.round(rss / 1024),
     cpuS: () => cpuSecondsOf(c.pid!),
+    cpuSplit: () => cpuSplitOf(c.pid!),
     stop: async () => {
       c.kill('SIGTERM');
       await new Promise((r) => c.once('close', r));
@@ -256,12 +266,15 @@ http {
     sha256S: hashFloor,
   });
   if (ONLY_RECORD) {
+    const split = await build.cpuSplit();
     const b = await build.stop();
     const r = (x: number) => Math.round(x * 100) / 100;
     console.log(JSON.stringify({ bigMiB: BIG_MIB, bestOf: REPEAT, ...results, recordPeakRssMiB: b.peakRssMiB }));
     console.log(`record  1 GiB HTTPS   htvend/nginx throughput ratio  ${r(results.nginxBigS! / results.recordBigS!)}  (target >= 0.4; ceiling ≈ ${ceiling(results.nginxBigS!)})`);
     console.log(`sha256 of the file alone, one thread: ${r(results.sha256S!)} s (the ceiling: no proxy that hashes every byte can beat it)`);
     console.log(`server CPU s per run: nginx big ${r(cpuTotals.nginxBig! / REPEAT)}; htvend record big ${r(cpuTotals.recordBig! / REPEAT)}`);
+    const gib = (BIG_MIB / 1024) * REPEAT;
+    console.log(`htvend CPU-s per GiB recorded: ${r(cpuTotals.recordBig! / gib)} (whole process life incl. start-up: user ${r(split.user / gib)}, sys ${r(split.sys / gib)})`);
     console.log(`peak RSS recording: ${b.peakRssMiB} MiB; load ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
     await Promise.all(children.map(stopChild));
     await rm(work, { recursive: true, force: true });

@@ -14,6 +14,7 @@ APT_PACKAGES=(
   # opens htvend report's HTML in tests (driven by puppeteer-core)
   chromium
   containerd  # htvend mirror tests: a private instance pulls through the mirror
+  bsdutils  # script(1): a pseudo-terminal for the build-cache step-table test
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

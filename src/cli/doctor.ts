@@ -20,14 +20,17 @@ export function registerDoctor(root: Command, env: NodeJS.ProcessEnv, run: RunSl
   const c = new Command('doctor')
     .description('Check this machine for what recording and image building need (runc/crun, overlayfs, namespaces, qemu, free space); prints the fix for each')
     .option('--blobs-dir <dir>', 'Blob dir whose free space is checked', DEFAULT_BLOBS_DIR)
+    .option('--platform <list>', 'Also check emulation (qemu + binfmt_misc) for these build platforms, comma-separated (e.g. linux/arm64,linux/amd64); default: this host only, as build-img-with-proxy')
     .exitOverride()
     .configureOutput(commanderOutput('htvend', 'htvend doctor'))
-    .addHelpText('after', '\nExamples:\n  $ htvend doctor\n  $ htvend doctor --blobs-dir /var/cache/htvend/blobs\n')
-    .action((o: { blobsDir: string }) => {
+    .addHelpText('after', '\nExamples:\n  $ htvend doctor\n  $ htvend doctor --blobs-dir /var/cache/htvend/blobs\n  $ htvend doctor --platform linux/arm64,linux/amd64\n')
+    .action((o: { blobsDir: string; platform?: string }) => {
       run.globals = { ...root.opts() };
       run.action = async () => {
         const { doctor, formatChecks } = await import('../commands/doctor.js');
-        const results = await doctor({ blobsDir: expandXdg(o.blobsDir, env), env });
+        // `linux/arm64`, `linux/arm/v7` or a bare `arm64`: the architecture is what emulation needs.
+        const arches = o.platform?.split(',').map((p) => p.trim()).filter(Boolean).map((p) => (p.includes('/') ? p.split('/')[1]! : p));
+        const results = await doctor({ blobsDir: expandXdg(o.blobsDir, env), env, arches });
         writeStdout(formatChecks(results));
         const missing = results.filter((r) => r.status === 'missing');
         if (missing.length) {

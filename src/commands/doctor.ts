@@ -32,6 +32,11 @@ export interface DoctorOptions {
   /** The filesystem blob dir whose free space is checked. */
   blobsDir: string;
   env: Readonly<Record<string, string | undefined>>;
+  /**
+   * Architectures the builds will target (`--platform`, e.g. `arm64`). Default: this host's
+   * only, which is what `build-img-with-proxy` builds without `--platform`.
+   */
+  arches?: readonly string[] | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -40,8 +45,6 @@ const PROBE_TIMEOUT_MS = 10_000;
 const MIN_FREE = 512 * 1024 ** 2;
 /** Below this, say so: a few images and their layers fill it. */
 const LOW_FREE = 5 * 1024 ** 3;
-/** Platforms `build-img-with-proxy` builds by default (its PLATFORMS). */
-const DEFAULT_ARCHES = ['arm64', 'amd64'];
 const QEMU: Record<string, string> = { amd64: 'x86_64', arm64: 'aarch64', arm: 'arm', '386': 'i386', ppc64le: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
 
 /** Absolute path of `name` on the env's PATH, or undefined. */
@@ -156,12 +159,15 @@ async function checkIdMapping(o: DoctorOptions): Promise<CheckResult> {
   return { name: 'uidmap', status: 'ok', detail: `newuidmap/newgidmap present; ${user.username} has ${su} subuids and ${sg} subgids` };
 }
 
-/** binfmt_misc + qemu for the default platforms other than this host's. */
+/** binfmt_misc + qemu for the asked architectures other than this host's (none by default). */
 async function checkBinfmt(o: DoctorOptions): Promise<CheckResult> {
   const host = hostArchitecture();
-  const foreign = DEFAULT_ARCHES.filter((a) => a !== host);
+  const foreign = [...new Set(o.arches ?? [])].filter((a) => a !== host);
+  if (foreign.length === 0) {
+    return { name: 'binfmt', status: 'ok', detail: `not needed: builds target linux/${host} (this host) unless --platform says otherwise; check others with htvend doctor --platform linux/arm64,linux/amd64` };
+  }
   const fix = 'apt-get install qemu-user-static binfmt-support; mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; update-binfmts --enable';
-  const note = `RUN steps for ${foreign.map((a) => `linux/${a}`).join(', ')} (in the default PLATFORMS) cannot run; --platform linux/${host} still works`;
+  const note = `RUN steps for ${foreign.map((a) => `linux/${a}`).join(', ')} (asked with --platform) cannot run; linux/${host} still works`;
   const mounted = await access('/proc/sys/fs/binfmt_misc/status').then(() => true, () => false);
   if (!mounted) return { name: 'binfmt', status: 'warn', detail: `binfmt_misc is not mounted: ${note}`, fix };
   const off: string[] = [];
@@ -172,7 +178,7 @@ async function checkBinfmt(o: DoctorOptions): Promise<CheckResult> {
     if (!entry.startsWith('enabled') || !interp || !(await access(interp).then(() => true, () => false))) off.push(`qemu-${q}`);
   }
   if (off.length) return { name: 'binfmt', status: 'warn', detail: `${off.join(', ')} not registered in binfmt_misc: ${note}`, fix };
-  return { name: 'binfmt', status: 'ok', detail: foreign.length ? `qemu registered for ${foreign.map((a) => `linux/${a}`).join(', ')}` : 'no foreign default platform' };
+  return { name: 'binfmt', status: 'ok', detail: `qemu registered for ${foreign.map((a) => `linux/${a}`).join(', ')}` };
 }
 
 async function checkFreeSpace(o: DoctorOptions): Promise<CheckResult> {

@@ -132,41 +132,56 @@ function sameOrigin(a: string, b: string): boolean {
 }
 
 /** Creates the upstream client. Reads the trusted roots once. */
+interface Connections {
+  agent: EnvHttpProxyAgent;
+  direct: DirectAgent | undefined;
+}
+
 export async function createUpstreamClient(opts: UpstreamClientOptions): Promise<UpstreamClient> {
   const { env, log } = opts;
-  const [roots, undici] = await Promise.all([loadTrustedRoots({ env, systemBundles: opts.systemBundles, signal: opts.signal }), import('undici')]);
-  const ca = [...roots, ...(opts.extraRoots ?? [])];
   const idle = opts.idleTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
-  // One secure context for every connection: passing `ca` alone makes Node parse the few
-  // hundred system roots again for each new TLS connection (measured: 15% of the CPU of a
-  // recording run with many small files).
-  const tlsOpts = { secureContext: createSecureContext({ ca }) };
-  // '' (not undefined) for unset values: undici would otherwise fall back to process.env,
-  // which by then may hold the child's settings (pointing at htvend itself).
-  const agent = new undici.EnvHttpProxyAgent({
-    httpProxy: envVar(env, 'http_proxy'),
-    httpsProxy: envVar(env, 'https_proxy'),
-    noProxy: envVar(env, 'no_proxy'),
-    connect: tlsOpts,
-    requestTls: tlsOpts,
-    proxyTls: tlsOpts,
-    keepAliveTimeout: 30_000,
-    // Every network wait has a timeout (SPEC §11): a stalled upstream errors the request or
-    // its body stream, so a recording is dropped instead of waited on forever.
-    connectTimeout: Math.min(idle, 10_000), // undici default 10 s
-    headersTimeout: idle,
-    bodyTimeout: idle,
-  } as ConstructorParameters<typeof EnvHttpProxyAgent>[0]);
-  // Without a proxy of htvend's own, plain GET/HEAD requests (every recording) take the lean
-  // path: node:tls with reads into one fixed buffer (docs/proxy.md, "Recording, third round").
-  // Everything else, and everything behind a proxy, stays on undici.
-  const direct =
-    opts.direct === false || envVar(env, 'http_proxy') || envVar(env, 'https_proxy')
-      ? undefined
-      : new DirectAgent({ secureContext: tlsOpts.secureContext, connectTimeoutMs: Math.min(idle, 10_000), idleTimeoutMs: idle });
+  // Built on the first request, not at startup: reading the roots, parsing them into a secure
+  // context and loading undici cost ~80 ms of CPU, and a session whose child fetches nothing
+  // (or replays only) never needs them (docs/build-cache.md, "Where the warm time goes").
+  let conn: Promise<Connections> | undefined;
+  const connections = (): Promise<Connections> => (conn ??= connect());
+  async function connect(): Promise<Connections> {
+    const [roots, undici] = await Promise.all([loadTrustedRoots({ env, systemBundles: opts.systemBundles, signal: opts.signal }), import('undici')]);
+    const ca = [...roots, ...(opts.extraRoots ?? [])];
+    // One secure context for every connection: passing `ca` alone makes Node parse the few
+    // hundred system roots again for each new TLS connection (measured: 15% of the CPU of a
+    // recording run with many small files).
+    const tlsOpts = { secureContext: createSecureContext({ ca }) };
+    // '' (not undefined) for unset values: undici would otherwise fall back to process.env,
+    // which by then may hold the child's settings (pointing at htvend itself).
+    const agent = new undici.EnvHttpProxyAgent({
+      httpProxy: envVar(env, 'http_proxy'),
+      httpsProxy: envVar(env, 'https_proxy'),
+      noProxy: envVar(env, 'no_proxy'),
+      connect: tlsOpts,
+      requestTls: tlsOpts,
+      proxyTls: tlsOpts,
+      keepAliveTimeout: 30_000,
+      // Every network wait has a timeout (SPEC §11): a stalled upstream errors the request or
+      // its body stream, so a recording is dropped instead of waited on forever.
+      connectTimeout: Math.min(idle, 10_000), // undici default 10 s
+      headersTimeout: idle,
+      bodyTimeout: idle,
+    } as ConstructorParameters<typeof EnvHttpProxyAgent>[0]);
+    // Without a proxy of htvend's own, plain GET/HEAD requests (every recording) take the lean
+    // path: node:tls with reads into one fixed buffer (docs/proxy.md, "Recording, third round").
+    // Everything else, and everything behind a proxy, stays on undici.
+    const direct =
+      opts.direct === false || envVar(env, 'http_proxy') || envVar(env, 'https_proxy')
+        ? undefined
+        : new DirectAgent({ secureContext: tlsOpts.secureContext, connectTimeoutMs: Math.min(idle, 10_000), idleTimeoutMs: idle });
+    return { agent, direct };
+  }
+
 
   async function once(url: string, method: string, headers: HeaderMap, body: Readable | undefined, signal?: AbortSignal): Promise<UpstreamResponse> {
     const { origin, path } = splitUrl(url);
+    const { agent, direct } = await connections();
     if (direct && !body && (method === 'GET' || method === 'HEAD')) {
       try {
         const d = await direct.request(directTarget(origin, path), method, forwardable(headers), signal);
@@ -232,6 +247,8 @@ export async function createUpstreamClient(opts: UpstreamClientOptions): Promise
       }
     },
     close: async () => {
+      if (!conn) return;
+      const { agent, direct } = await conn;
       await Promise.all([agent.close(), direct?.close()]);
     },
   };

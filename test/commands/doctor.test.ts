@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { findOnPath } from '../../src/commands/doctor.js';
+import { hostArchitecture } from '../../src/builder/run/platform.js';
 import { pickRuntime } from '../../src/builder/run/runtime.js';
 import { isHtvendError } from '../../src/util/errors.js';
 
@@ -47,4 +48,20 @@ test("build-img-with-proxy's error for a missing runtime refers to htvend doctor
   assert.ok(isHtvendError(e));
   assert.match(e.message, /no OCI runtime found/);
   assert.match(e.hint ?? '', /htvend doctor/);
+});
+
+test('doctor checks emulation only for what is asked: the host by default, --platform adds foreign arches', async (t) => {
+  const dir = await tempDir(t);
+  const env = { PATH: process.env['PATH'], HOME: dir };
+  const host = hostArchitecture();
+  const plain = await runCli('htvend', ['doctor', '--blobs-dir', join(dir, 'blobs')], { env });
+  assert.match(plain.stdout, new RegExp(`^OK +binfmt +not needed: builds target linux/${host} \\(this host\\) unless --platform says otherwise`, 'm'), plain.stdout);
+  // The host's own platform needs no emulation either.
+  const self = await runCli('htvend', ['doctor', '--blobs-dir', join(dir, 'blobs'), '--platform', `linux/${host}`], { env });
+  assert.match(self.stdout, /^OK +binfmt +not needed/m, self.stdout);
+  // A foreign one is checked and named (OK when qemu is registered for it here, WARN otherwise).
+  const foreign = host === 's390x' ? 'riscv64' : 's390x';
+  const asked = await runCli('htvend', ['doctor', '--blobs-dir', join(dir, 'blobs'), '--platform', `linux/${host},linux/${foreign}`], { env });
+  assert.match(asked.stdout, new RegExp(`^(OK +binfmt +qemu registered for linux/${foreign}$|WARN +binfmt .*linux/${foreign} \\(asked with --platform\\) cannot run; linux/${host} still works)`, 'm'), asked.stdout);
+  assert.doesNotMatch(asked.stdout, /not needed/);
 });

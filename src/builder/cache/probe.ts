@@ -5,7 +5,7 @@
  * requested, or records it if absent; offline: 404 when it is not there), and the control
  * channel then says what sha256 each URL has now.
  */
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { describeError } from '../../util/errors.js';
 import type { SessionChannel } from './channel.js';
 import type { CachedAsset } from './store.js';
@@ -23,7 +23,7 @@ export async function probeAssets(assets: readonly CachedAsset[], channel: Sessi
     while (next < assets.length) {
       const a = assets[next++]!;
       try {
-        const res = await request(a.key, { method: 'HEAD', dispatcher, signal: signal ?? null, headersTimeout: HEAD_TIMEOUT_MS, bodyTimeout: HEAD_TIMEOUT_MS });
+        const res = await dispatcher.request({ ...requestTarget(a.key), method: 'HEAD', signal: signal ?? null, headersTimeout: HEAD_TIMEOUT_MS, bodyTimeout: HEAD_TIMEOUT_MS });
         await res.body.dump();
         if (res.statusCode === 404) failures.push(`${a.key} is not available (404 from the proxy)`);
         else if (res.statusCode !== 200) failures.push(`${a.key}: the proxy answered ${res.statusCode}`);
@@ -43,4 +43,19 @@ export async function probeAssets(assets: readonly CachedAsset[], channel: Sessi
     if (s.sha256 !== a.sha256) return { reuse: false, reason: `${a.key} changed (sha256 ${a.sha256.slice(0, 12)}… when cached, ${s.sha256.slice(0, 12)}… now)` };
   }
   return { reuse: true, assets: assets.map((a) => ({ ...a, size: seen.get(a.key)?.size ?? a.size })) };
+}
+
+/**
+ * Origin and path of an assets.json key exactly as the client wrote them: the key is the
+ * request-target the proxy saw, and a URL parser would change it (`/repo/./Packages`, the
+ * form apt uses for flat repositories, becomes `/repo/Packages`: another key, a 404).
+ */
+export function requestTarget(key: string): { origin: string; path: string } {
+  const start = key.indexOf('//');
+  if (start < 0) throw new Error(`${key}: not an absolute URL`);
+  const slash = key.indexOf('/', start + 2);
+  const query = key.indexOf('?', start + 2);
+  const end = slash < 0 ? (query < 0 ? key.length : query) : query < 0 ? slash : Math.min(slash, query);
+  const rest = key.slice(end);
+  return { origin: key.slice(0, end), path: rest === '' ? '/' : rest.startsWith('?') ? `/${rest}` : rest };
 }

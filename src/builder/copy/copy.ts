@@ -8,7 +8,7 @@
  * - `ADD <url>` downloads through the proxy in the environment (mode 0600, mtime = epoch);
  * - `ADD <local tar>` (plain or gzip) is extracted into the destination.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type Stats } from 'node:fs';
 import { lstat, mkdtemp, open, readlink, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
@@ -23,6 +23,7 @@ import { applyChmod, parseSymbolicMode, type Chmod } from '../fs/chmod.js';
 import { walkTree } from '../fs/walk.js';
 import type { Heredoc } from '../dockerfile/types.js';
 import { isIgnored, newIgnore, resolveSource, type SourceRoot } from './sources.js';
+import { isLiteralParentsSource, matchParents, type ParentsMatch } from './parents.js';
 
 export interface CopyRequest {
   kind: 'COPY' | 'ADD';
@@ -43,6 +44,11 @@ export interface CopyRequest {
    * against the paths under each matched source, never against the source itself.
    */
   exclude?: string[];
+  /**
+   * COPY --parents: each source keeps its path relative to the source root, or to the `/./`
+   * pivot in it, under the destination (BuildKit's include-pattern copy; see parents.ts).
+   */
+  parents?: boolean;
   checksum?: string;
   /** ADD --unpack: false keeps local archives as files, true also extracts downloaded ones; default: local only. */
   unpack?: boolean;
@@ -203,7 +209,21 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
   }
   const resolved = [];
   const inWhat = req.from.isContext ? 'the build context' : 'the source stage/image';
-  for (const src of paths) {
+  const excluded = req.exclude?.length ? newIgnore().add(req.exclude) : undefined;
+  const excludeExceptions = req.exclude?.some((x) => x.startsWith('!')) === true;
+  const kept: ParentsMatch[] = [];
+  if (req.parents) {
+    for (const src of paths) {
+      // .dockerignore sees context paths; --exclude sees paths under the pivot directory.
+      const found = (await matchParents(req.from, src, req.signal)).filter((m) => m.rel === '' || (!isIgnored(req.from, posix.join(m.base.rel, m.rel)) && !excluded?.ignores(m.rel)));
+      // As BuildKit since it requires such paths: a source without wildcards must exist.
+      if (found.length === 0 && isLiteralParentsSource(src)) {
+        throw new HtvendError('NOT_FOUND', `${where}: ${req.kind} --parents ${src}: no such file or directory in ${inWhat} (symlinks after the directory part are not followed)`);
+      }
+      kept.push(...found);
+    }
+  }
+  for (const src of req.parents ? [] : paths) {
     const found = await resolveSource(req.from, src);
     // A wildcard matching nothing is fine while another source exists (BuildKit's AllowEmptyWildcard).
     if (found.length === 0 && !GLOB_CHARS.test(src)) {
@@ -216,11 +236,13 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
   // the one-source rule, so `ADD *.tar /dest` with two archives extracts both.
   const archives = new Set<(typeof resolved)[number]>();
   if (req.kind === 'ADD' && req.from.isContext && req.unpack !== false) for (const r of resolved) if (r.st.isFile() && (await isTarArchive(r.abs))) archives.add(r);
-  const total = resolved.length + urls.length + heredocFiles.length;
+  const total = resolved.length + kept.length + urls.length + heredocFiles.length;
   if (total === 0) throw new HtvendError('NOT_FOUND', `${where}: ${req.kind} ${paths.join(' ')}: no source files matched in ${inWhat}`);
   const items = total - archives.size;
-  const destIsDir = req.dest.endsWith('/') || req.dest === '.' || items > 1 || archives.size > 0 || existingIsDir || (total === 1 && resolved[0]?.st.isDirectory() === true);
-  if (items > 1 && !req.dest.endsWith('/') && !existingIsDir) {
+  // --parents copies into the destination as a directory whatever it names (BuildKit copies the
+  // pivot directory's contents there).
+  const destIsDir = req.parents === true || req.dest.endsWith('/') || req.dest === '.' || items > 1 || archives.size > 0 || existingIsDir || (total === 1 && resolved[0]?.st.isDirectory() === true);
+  if (items > 1 && !req.parents && !req.dest.endsWith('/') && !existingIsDir) {
     throw new HtvendError('INPUT', `${where}: when using ${req.kind} with more than one source file, the destination must be a directory and end with a /`);
   }
   if (destIsDir && req.readlink) destRel = await resolveSymlinks(destRel, req.readlink, true);
@@ -242,8 +264,42 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
 
   // Single files sharing an inode (hard links in the context) stay hard links in the layer.
   const byInode = new Map<string, string>();
-  const excluded = req.exclude?.length ? newIgnore().add(req.exclude) : undefined;
-  const excludeExceptions = req.exclude?.some((x) => x.startsWith('!')) === true;
+  const putFile = (path: string, abs: string, st: Stats) => {
+    const inode = st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined;
+    const first = inode === undefined ? undefined : byInode.get(inode);
+    if (first !== undefined && first !== path) put({ type: 'hardlink', path, target: first, ...own(st), mtime: Math.floor(st.mtimeMs / 1000) });
+    else {
+      if (inode !== undefined) byInode.set(inode, path);
+      put({ type: 'file', path, source: abs, size: st.size, mode: req.chmod === undefined ? st.mode & 0o7777 : applyChmod(req.chmod, st.mode, false), ...own(st), mtime: Math.floor(st.mtimeMs / 1000) });
+    }
+  };
+  const walkOwn = req.chown ? { chown: req.chown } : req.from.isContext ? { chown: { uid: 0, gid: 0 } } : {};
+  for (const m of kept) {
+    const under = (rel: string) => (destRel === '' ? rel : rel === '' ? destRel : `${destRel}/${rel}`);
+    const dirEntry = (rel: string, st: Stats): LayerEntry => ({ type: 'dir', path: under(rel), mode: req.chmod === undefined ? st.mode & 0o7777 : applyChmod(req.chmod, st.mode, true), ...own(st), mtime: Math.floor(st.mtimeMs / 1000) });
+    // The parents between the pivot directory and the match, with their own metadata.
+    const comps = m.rel === '' ? [] : m.rel.split('/');
+    for (let i = 1; i < comps.length; i++) {
+      const rel = comps.slice(0, i).join('/');
+      if (!dests.has(under(rel))) put(dirEntry(rel, await lstat(join(m.base.abs, rel))));
+    }
+    if (m.st.isDirectory()) {
+      if (m.rel !== '') put(dirEntry(m.rel, m.st));
+      const prefix = under(m.rel);
+      const underBase = (p: string) => posix.join(m.rel, prefix === '' ? p : p.slice(prefix.length + 1));
+      const ignoredAt = (p: string) => isIgnored(req.from, posix.join(m.base.rel, underBase(p)));
+      const excludedAt = (p: string) => excluded !== undefined && excluded.ignores(underBase(p));
+      const entries = await walkTree(m.abs, {
+        prefix,
+        ...walkOwn,
+        ...(req.chmod !== undefined ? { chmod: req.chmod } : {}),
+        exclude: (p, st) => (!(st.isDirectory() && req.from.hasExceptions) && ignoredAt(p)) || (!(st.isDirectory() && excludeExceptions) && excludedAt(p)),
+        signal: req.signal,
+      });
+      for (const e of dropIgnoredDirs(entries, (p) => ignoredAt(p) || excludedAt(p))) put(e);
+    } else if (m.st.isFile()) putFile(under(m.rel), m.abs, m.st);
+    else if (m.st.isSymbolicLink()) put({ type: 'symlink', path: under(m.rel), target: await readlink(m.abs), ...own(m.st), mtime: Math.floor(m.st.mtimeMs / 1000) });
+  }
   for (const src of resolved) {
     if (src.st.isDirectory()) {
       const underSource = (p: string) => (destRel === '' ? p : p.slice(destRel.length + 1));
@@ -252,7 +308,7 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
       const excludedAt = (p: string) => excluded !== undefined && excluded.ignores(underSource(p));
       const entries = await walkTree(src.abs, {
         prefix: destRel,
-        ...(req.chown ? { chown: req.chown } : req.from.isContext ? { chown: { uid: 0, gid: 0 } } : {}),
+        ...walkOwn,
         ...(req.chmod !== undefined ? { chmod: req.chmod } : {}),
         // With `!` exceptions an ignored directory is still walked: it may hold re-included files.
         exclude: (p, st) => (!(st.isDirectory() && req.from.hasExceptions) && ignoredAt(p)) || (!(st.isDirectory() && excludeExceptions) && excludedAt(p)),
@@ -265,14 +321,7 @@ export async function copyEntries(req: CopyRequest): Promise<LayerEntry[]> {
       for (const e of await walkTree(tmp, { prefix: destRel, ...(req.chown ? { chown: req.chown } : {}), signal: req.signal })) put(e);
     } else {
       const name = posix.basename(src.rel) || posix.basename(src.abs);
-      const path = fileTarget(name);
-      const inode = src.st.nlink > 1 ? `${src.st.dev}:${src.st.ino}` : undefined;
-      const first = inode === undefined ? undefined : byInode.get(inode);
-      if (first !== undefined && first !== path) put({ type: 'hardlink', path, target: first, ...own(src.st), mtime: Math.floor(src.st.mtimeMs / 1000) });
-      else {
-        if (inode !== undefined) byInode.set(inode, path);
-        put({ type: 'file', path, source: src.abs, size: src.st.size, mode: req.chmod === undefined ? src.st.mode & 0o7777 : applyChmod(req.chmod, src.st.mode, false), ...own(src.st), mtime: Math.floor(src.st.mtimeMs / 1000) });
-      }
+      putFile(fileTarget(name), src.abs, src.st);
     }
   }
   for (const h of heredocFiles) put({ type: 'file', path: fileTarget(h.name), source: h.path, mode: req.chmod === undefined ? 0o644 : applyChmod(req.chmod, 0o644, false), ...own(), mtime: req.epoch });

@@ -85,14 +85,10 @@ export class ResponseParser {
         case 'trailers':
           off = this.feedHead(buf, off);
           break;
-        case 'length': {
-          const n = Math.min(this.remaining, buf.length - off);
-          this.sink.body(buf.subarray(off, off + n));
-          off += n;
-          this.remaining -= n;
+        case 'length':
+          off = this.takeBody(buf, off);
           if (this.remaining === 0) this.finishBody();
           break;
-        }
         case 'close':
           this.sink.body(off === 0 ? buf : buf.subarray(off));
           off = buf.length;
@@ -100,17 +96,13 @@ export class ResponseParser {
         case 'chunk-size':
           off = this.feedChunkLine(buf, off);
           break;
-        case 'chunk-data': {
-          const n = Math.min(this.remaining, buf.length - off);
-          this.sink.body(buf.subarray(off, off + n));
-          off += n;
-          this.remaining -= n;
+        case 'chunk-data':
+          off = this.takeBody(buf, off);
           if (this.remaining === 0) {
             this.state = 'chunk-crlf';
             this.crlfSeen = 0;
           }
           break;
-        }
         case 'chunk-crlf': {
           const c = buf[off++]!;
           if (this.crlfSeen === 0 && c === 0x0d) this.crlfSeen = 1;
@@ -122,6 +114,14 @@ export class ResponseParser {
           throw new Http1Error(`${buf.length - off} unexpected bytes after the end of the response`);
       }
     }
+  }
+
+  /** Hands up to `remaining` body bytes of `buf` from `off` to the sink; returns the new offset. */
+  private takeBody(buf: Buffer, off: number): number {
+    const n = Math.min(this.remaining, buf.length - off);
+    this.sink.body(buf.subarray(off, off + n));
+    this.remaining -= n;
+    return off + n;
   }
 
   /** The connection ended (EOF). Ends a close-delimited body; anything else unfinished is an error. */

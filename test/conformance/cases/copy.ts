@@ -201,4 +201,48 @@ export const copyCases: ConformanceCase[] = [
     dockerfile: 'FROM {{base}}\nCOPY . /ctx/\n',
     files: { 'exec.sh': { content: '#!/bin/sh\n', mode: 0o750 }, 'ro.txt': { content: 'ro', mode: 0o400 }, 'd/x': 'x', d: { dir: true, mode: 0o711 } },
   },
+  {
+    name: 'copy-parents',
+    source: 'buildkit: testCopyParents',
+    dockerfile: 'FROM scratch\nCOPY --parents foo1/foo2/bar /\nWORKDIR /test\nCOPY --parents foo1/foo2/ba* .\n',
+    files: { foo1: d700, 'foo1/foo2': d700, 'foo1/foo2/bar': f600('testing'), 'foo1/foo2/baz': f600('testing2') },
+    reference: 'assertion', // buildah 1.28 refuses COPY --parents
+    check: (img) => {
+      assert.equal(img.text('foo1/foo2/bar'), 'testing');
+      assert.equal(img.text('test/foo1/foo2/bar'), 'testing');
+      assert.equal(img.text('test/foo1/foo2/baz'), 'testing2');
+      assert.equal(img.listing.get('foo1')?.mode, 0o700, 'parents keep their own mode');
+    },
+  },
+  {
+    name: 'copy-relative-parents',
+    source: 'buildkit: testCopyRelativeParents (the stage from the context instead of a RUN)',
+    dockerfile: [
+      'FROM scratch AS base',
+      'COPY . /test/',
+      'FROM scratch',
+      'COPY --from=base --parents /test/a/b/./c/d /middle/',
+      'COPY --from=base --parents /test/a/b/c/d/. /end/',
+      'COPY --from=base --parents ./test/a/b/c/d /start/',
+      'COPY --from=base --parents /test/a/./b/./c /double/',
+      'COPY --from=base --parents /test/a/./*/c /wildcard/',
+      'COPY --from=base --parents /test/a/b*/./c/**/e /doublewildcard/',
+      'COPY --from=base --parents /test/a/b/c*/./d/**/baz /test/a/b*/./c/**/bar /doubleinputs/',
+      '',
+    ].join('\n'),
+    files: { 'a/b/c/d/e': { dir: true }, 'a/b/c/d/foo': '', 'a/b/c/d/e/bay': '', 'a/b2/c/d/e/bar': '', 'a/b/c2/d/e/baz': '', 'a/b/c2/d/e2/baz': '' },
+    reference: 'assertion', // buildah 1.28 refuses COPY --parents
+    check: (img) => {
+      const want: [string, 'dir' | 'file' | undefined][] = [
+        ['middle/c/d/e', 'dir'], ['middle/c/d/foo', 'file'], ['middle/a', undefined], ['middle/e', undefined],
+        ['end/test/a/b/c/d/e', 'dir'], ['end/test/a/b/c/d/foo', 'file'],
+        ['start/test/a/b/c/d/e', 'dir'], ['start/test/a/b/c/d/foo', 'file'],
+        ['double/b/c/d/e', 'dir'], ['double/b/c/d/foo', 'file'],
+        ['wildcard/b/c/d/e', 'dir'], ['wildcard/b2/c/d/e/bar', 'file'],
+        ['doublewildcard/c/d/e', 'dir'], ['doublewildcard/c/d/e/bay', 'file'], ['doublewildcard/c/d/e/bar', 'file'],
+        ['doubleinputs/d/e/baz', 'file'], ['doubleinputs/d/e/bay', undefined], ['doubleinputs/d/e2/baz', 'file'], ['doubleinputs/c/d/e/bar', 'file'],
+      ];
+      for (const [p, type] of want) assert.equal(img.listing.get(p)?.type, type, p);
+    },
+  },
 ];
