@@ -73,6 +73,27 @@ test('RUN ownership semantics: a rootless build gives the digest of the root bui
   assert.match(run3, /d\/x\/\.wh\.\.wh\.\.opq/);
 });
 
+test('overlay refused in the user namespace: one line says so, the copy snapshot gives the root digest', { skip, timeout: 180_000 }, async (t) => {
+  const u = await ensureUser(USERS.semantics);
+  const app = await installApp(t, u);
+  const dir = await userDir(t, u, 'refuse-');
+  await semanticsContext(dir);
+  await chownR(u, dir);
+  const env = { PATH, SOURCE_DATE_EPOCH: '0', TMPDIR: '/tmp' };
+  const asRoot = await run([...cliCommand('build-img-with-proxy'), '-q', '--tag', `oci:${dir}/root-oci:x`, '.'], { cwd: join(dir, 'ctx'), env });
+  assert.equal(asRoot.code, 0, asRoot.stderr);
+  assert.doesNotMatch(asRoot.stderr, /overlayfs refused/, 'root uses overlay here');
+  const before = await leftovers(u, dir);
+  const asU = await run([...asUser(u, { ...env, BUILD_IMG_OVERLAY_REFUSE: '1' }), ...app.argv('build-img-with-proxy'), '-q', '--tag', `oci:${dir}/user-oci:x`, '.'], { cwd: join(dir, 'ctx') });
+  assert.equal(asU.code, 0, asU.stderr);
+  const warnings = asU.stderr.split('\n').filter((l) => /overlayfs refused/.test(l));
+  assert.equal(warnings.length, 1, asU.stderr);
+  assert.match(warnings[0]!, /^build-img-with-proxy: warning: overlayfs refused in the user namespace \(BUILD_IMG_OVERLAY_REFUSE=1\); RUN steps use the copy snapshot/);
+  assert.match(asU.stdout.trim(), /^sha256:[0-9a-f]{64}$/);
+  assert.equal(asU.stdout.trim(), asRoot.stdout.trim(), 'copy-snapshot rootless digest == root (overlay) digest');
+  assert.deepEqual(await leftovers(u, dir), before, 'no temp dirs or mounts left behind');
+});
+
 test('bad input: no subuid range, no newuidmap — exit non-zero before any work, naming the fix', { skip, timeout: 60_000 }, async (t) => {
   const ok = await ensureUser();
   const app = await installApp(t, ok);

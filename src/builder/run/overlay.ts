@@ -49,21 +49,33 @@ let overlayUsable: Promise<boolean> | undefined;
 
 /**
  * Whether overlayfs can be mounted here (probed once per process); `forced` (from
- * `BUILD_IMG_SNAPSHOT`) skips the probe.
+ * `BUILD_IMG_SNAPSHOT`) skips the probe. When the kernel refuses the mount (EPERM in a user
+ * namespace without overlay support, EINVAL for `userxattr` before Linux 5.11, no overlay
+ * module…) the RUN steps fall back to the copy snapshot (snapshot-copy.ts), which gives the
+ * same layers, and one line on stderr says so. `BUILD_IMG_OVERLAY_REFUSE=1` makes the probe
+ * act as if the kernel had refused (tests of the fallback; docs/rootless.md).
  */
-export function canUseOverlay(probeDir: string, forced?: 'overlay' | 'copy'): Promise<boolean> {
+export function canUseOverlay(probeDir: string, forced?: 'overlay' | 'copy', warn: (line: string) => void = (l) => process.stderr.write(l + '\n')): Promise<boolean> {
   if (forced === 'copy') return Promise.resolve(false);
   if (forced === 'overlay') return Promise.resolve(true);
   overlayUsable ??= (async () => {
-    const lower = join(probeDir, 'probe-lower');
-    await mkdir(lower, { recursive: true });
-    try {
-      const d = await mountOverlay([lower], join(probeDir, 'probe'));
-      await unmountOverlay(d.merged);
-      return true;
-    } catch {
-      return false;
+    let why: string;
+    if (process.env.BUILD_IMG_OVERLAY_REFUSE === '1') {
+      why = 'BUILD_IMG_OVERLAY_REFUSE=1';
+    } else {
+      const lower = join(probeDir, 'probe-lower');
+      await mkdir(lower, { recursive: true });
+      try {
+        const d = await mountOverlay([lower], join(probeDir, 'probe'));
+        await unmountOverlay(d.merged);
+        return true;
+      } catch (e) {
+        why = (e as Error).message.replace(/\s+/g, ' ').trim();
+      }
     }
+    const where = inUserNamespace() ? ' in the user namespace' : '';
+    warn(`build-img-with-proxy: warning: overlayfs refused${where} (${why}); RUN steps use the copy snapshot (same layers, slower)`);
+    return false;
   })();
   return overlayUsable;
 }

@@ -3,6 +3,8 @@
  * on a full copy of the rootfs, and its changes are found by comparing the copy with the
  * untouched original: type, mode, owner, size, mtime (ns), symlink target, and for regular
  * files whose metadata all match but whose ctime moved after the copy was made, the content.
+ * A directory re-made by the step (birth time after the copy, where the original had one)
+ * becomes an opaque dir, as overlay records it, so the layers equal the overlay snapshot's.
  * Slower than overlay (a full copy per step) but needs nothing from the kernel.
  */
 import { createReadStream, type BigIntStats } from 'node:fs';
@@ -81,6 +83,14 @@ export async function diffTrees(before: string, after: string, copyMark: bigint,
       b.delete(n);
       if (kind(sa) !== kind(sb)) {
         await addTree(c, sa);
+        continue;
+      }
+      // A directory born after the copy where one already was: the step removed it and made
+      // it again (`rm -rf d && mkdir d`). Overlay marks such a dir opaque instead of whiting
+      // out each old child; do the same so both snapshots give the same layer bytes.
+      if (sa.isDirectory() && sa.birthtimeNs > copyMark) {
+        await addTree(c, sa);
+        changed.set(`${c}\0opaque`, { type: 'opaque', path: c });
         continue;
       }
       if (await differs(join(before, c), join(after, c), sb, sa, copyMark, touchedDirs.has(c))) await add(c, sa);
