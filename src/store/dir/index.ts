@@ -26,9 +26,11 @@ const READ_HIGH_WATER_MARK = 1024 * 1024;
  * Chunk size once READS_AT_FULL_CHUNK streams are open: each open read holds about four
  * chunks (read-ahead, the verifier's held-back chunk and readable side, the socket's queue),
  * so 200 concurrent replays of big blobs took 500+ MiB RSS at 1 MiB chunks. With many readers
- * the bottleneck is the clients, not syscalls (measured in bench/soak.sh).
+ * the bottleneck is the clients, not syscalls (measured in bench/soak.sh). 16 KiB is one TLS
+ * record: with 64 KiB chunks 200 concurrent 1 MiB replays peaked at 186–209 MiB on an idle
+ * machine (test/faults/load.test.ts, limit 200), with 16 KiB at 140–170 MiB.
  */
-const READ_SMALL_HIGH_WATER_MARK = 64 * 1024;
+const READ_SMALL_HIGH_WATER_MARK = 16 * 1024;
 const READS_AT_FULL_CHUNK = 8;
 /**
  * Blobs up to this size are read with one read() and verified before get() returns: no
