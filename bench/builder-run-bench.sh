@@ -15,13 +15,7 @@ bench_registry 127.0.0.1:5444
 bench_busybox_image
 
 mkdir -p "$W/ctx"
-cat > "$W/ctx/Dockerfile" <<DOCKERFILE
-FROM $REG/busybox:latest
-RUN mkdir -p /data/many && cd /data/many && i=0 && while [ \$i -lt ${BENCH_FILES:-10000} ]; do echo \$i > f\$i; i=\$((i+1)); done
-RUN mkdir -p /data/tree && cp -a /bin /data/tree/ && rm -rf /data/many
-RUN dd if=/dev/urandom of=/big bs=1M count=${BENCH_MIB:-500} 2>/dev/null
-RUN rm -rf /data/tree && echo done > /done
-DOCKERFILE
+run_heavy_dockerfile "$W/ctx/Dockerfile"
 
 ours() {
   local t0; t0=$(now)

@@ -66,3 +66,15 @@ bench_busybox_image() {
   umoci config --image "$W/lay:img" --os linux --architecture amd64 --config.env PATH=/bin
   skopeo copy -q --dest-tls-verify=false "oci:$W/lay:img" "docker://$REG/busybox:latest"
 }
+
+# The RUN-heavy Dockerfile of builder-run-bench and rootless-bench (BENCH_FILES small files,
+# a tree copy and delete, a BENCH_MIB MiB write), based on the bench registry's busybox.
+run_heavy_dockerfile() {
+  cat > "$1" <<DOCKERFILE
+FROM $REG/busybox:latest
+RUN mkdir -p /data/many && cd /data/many && i=0 && while [ \$i -lt ${BENCH_FILES:-10000} ]; do echo \$i > f\$i; i=\$((i+1)); done
+RUN mkdir -p /data/tree && cp -a /bin /data/tree/ && rm -rf /data/many
+RUN dd if=/dev/urandom of=/big bs=1M count=${BENCH_MIB:-500} 2>/dev/null
+RUN rm -rf /data/tree && echo done > /done
+DOCKERFILE
+}

@@ -31,13 +31,7 @@ bench_busybox_image
 # The built CLIs, where the user can read them (/work may not be).
 mkdir -p "$UW/app" "$UW/ctx" "$UW/xdg-data" "$UW/xdg-config" "$UW/xdg-run"
 cp -a "$ROOT/dist" "$ROOT/bin" "$ROOT/package.json" "$ROOT/node_modules" "$UW/app/"
-cat > "$UW/ctx/Dockerfile" <<DOCKERFILE
-FROM $REG/busybox:latest
-RUN mkdir -p /data/many && cd /data/many && i=0 && while [ \$i -lt ${BENCH_FILES:-10000} ]; do echo \$i > f\$i; i=\$((i+1)); done
-RUN mkdir -p /data/tree && cp -a /bin /data/tree/ && rm -rf /data/many
-RUN dd if=/dev/urandom of=/big bs=1M count=${BENCH_MIB:-500} 2>/dev/null
-RUN rm -rf /data/tree && echo done > /done
-DOCKERFILE
+run_heavy_dockerfile "$UW/ctx/Dockerfile"
 chown -R "$U:" "$UW"
 chmod 0700 "$UW/xdg-run"
 
