@@ -3,8 +3,10 @@
  * on a full copy of the rootfs, and its changes are found by comparing the copy with the
  * untouched original: type, mode, owner, size, mtime (ns), symlink target, and for regular
  * files whose metadata all match but whose ctime moved after the copy was made, the content.
- * A directory re-made by the step (birth time after the copy, where the original had one)
- * becomes an opaque dir, as overlay records it, so the layers equal the overlay snapshot's.
+ * Extended attributes are compared too (a `setfattr` changes only the ctime) and written with
+ * each entry, as the overlay snapshot writes the upper dir's. A directory re-made by the step
+ * (birth time after the copy, where the original had one) becomes an opaque dir, as overlay
+ * records it, so the layers equal the overlay snapshot's.
  * Slower than overlay (a full copy per step) but needs nothing from the kernel.
  */
 import { createReadStream, type BigIntStats } from 'node:fs';
@@ -13,6 +15,7 @@ import { join } from 'node:path';
 import type { LayerEntry } from '../fs/types.js';
 import { comparePaths } from '../fs/layer-writer.js';
 import { mustRunTool } from './exec.js';
+import { isLayerXattr, readXattrsRecursive, type XattrMap } from './xattrs.js';
 import type { MountStubs } from './upper.js';
 
 /** Copies `lower` to `copy` (preserving owners, modes, times, hard links) and returns the copy's birth mark. */
@@ -47,8 +50,11 @@ export async function dropStubsFromCopy(copy: string, stubs: MountStubs): Promis
 export async function diffTrees(before: string, after: string, copyMark: bigint, touchedDirs: Set<string>, signal?: AbortSignal): Promise<LayerEntry[]> {
   const changed = new Map<string, LayerEntry>();
   const inodes = new Map<string, string[]>();
+  // One getfattr per tree (Node has no xattr API); both trees at once.
+  const [xBefore, xAfter] = await Promise.all([readXattrsRecursive(before, signal), readXattrsRecursive(after, signal)]);
+  const xattrsOf = (map: XattrMap, root: string, rel: string) => layerXattrs(map.get(rel ? join(root, rel) : root));
   const add = async (rel: string, st: BigIntStats) => {
-    const e = await entryFor(join(after, rel), rel, st);
+    const e = await entryFor(join(after, rel), rel, st, xattrsOf(xAfter, after, rel));
     if (!e) return;
     changed.set(rel, e);
     if (e.type === 'file' && st.nlink > 1n) {
@@ -93,7 +99,8 @@ export async function diffTrees(before: string, after: string, copyMark: bigint,
         changed.set(`${c}\0opaque`, { type: 'opaque', path: c });
         continue;
       }
-      if (await differs(join(before, c), join(after, c), sb, sa, copyMark, touchedDirs.has(c))) await add(c, sa);
+      const xattrsChanged = !sameXattrs(xattrsOf(xBefore, before, c), xattrsOf(xAfter, after, c));
+      if (xattrsChanged || (await differs(join(before, c), join(after, c), sb, sa, copyMark, touchedDirs.has(c)))) await add(c, sa);
       if (sa.isDirectory()) await walk(c);
     }
     for (const gone of b) changed.set(rel ? `${rel}/${gone}` : gone, { type: 'whiteout', path: rel ? `${rel}/${gone}` : gone });
@@ -114,6 +121,18 @@ export async function diffTrees(before: string, after: string, copyMark: bigint,
     }
   }
   return [...changed.values()];
+}
+
+/** The attributes an image layer carries (none of overlay's own, none of the host's labels). */
+function layerXattrs(all: Map<string, Buffer> | undefined): Record<string, Buffer> | undefined {
+  const kept = all ? [...all].filter(([k]) => isLayerXattr(k)) : [];
+  return kept.length > 0 ? Object.fromEntries(kept) : undefined;
+}
+
+function sameXattrs(a: Record<string, Buffer> | undefined, b: Record<string, Buffer> | undefined): boolean {
+  const ka = Object.keys(a ?? {});
+  if (ka.length !== Object.keys(b ?? {}).length) return false;
+  return ka.every((k) => b?.[k] !== undefined && a![k]!.equals(b[k]!));
 }
 
 function kind(st: BigIntStats): string {
@@ -160,8 +179,8 @@ async function sameContent(a: string, b: string): Promise<boolean> {
   }
 }
 
-async function entryFor(abs: string, rel: string, st: BigIntStats): Promise<LayerEntry | undefined> {
-  const base = { path: rel, uid: Number(st.uid), gid: Number(st.gid), mtime: Number(st.mtimeNs / 1_000_000_000n) };
+async function entryFor(abs: string, rel: string, st: BigIntStats, xattrs: Record<string, Buffer> | undefined): Promise<LayerEntry | undefined> {
+  const base = { path: rel, uid: Number(st.uid), gid: Number(st.gid), mtime: Number(st.mtimeNs / 1_000_000_000n), ...(xattrs ? { xattrs } : {}) };
   const mode = Number(st.mode) & 0o7777;
   if (st.isDirectory()) return { type: 'dir', mode, ...base };
   if (st.isFile()) return { type: 'file', source: abs, mode, size: Number(st.size), ...base };

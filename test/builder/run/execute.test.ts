@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { executeRun } from '../../../src/builder/run/execute.js';
 import { HtvendError } from '../../../src/util/errors.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { addHostBinary } from '../../helpers/host-binary.js';
 import { collector, makeBusyboxRootfs, names, readLayer, request, readFile } from './helpers.js';
 
 async function setup(t: Parameters<typeof tempDir>[0]) {
@@ -105,6 +106,21 @@ for (const snapshot of ['overlay', 'copy'] as const) {
     );
     const m = (await readLayer(r.layer!)).find((x) => x.name === 'opt/keep/old');
     assert.equal(m?.body, 'new\n');
+  });
+
+  test(`${snapshot} snapshot: an xattr set on an unchanged file and on a dir is in the layer`, async (t) => {
+    const { tmp, rootfs } = await setup(t);
+    await addHostBinary(rootfs, '/usr/bin/setfattr');
+    // setfattr moves only the ctime: content, size, mode and mtime all stay as they were.
+    const r = await executeRun(
+      request(rootfs, tmp, ['/bin/sh', '-c', '/usr/bin/setfattr -n user.k -v v /opt/keep/old && /usr/bin/setfattr -n user.d -v dv /opt/keep'], { output: collector().stream }),
+      { snapshot },
+    );
+    const members = await readLayer(r.layer!);
+    assert.deepEqual(names(members), ['opt', 'opt/keep', 'opt/keep/old']);
+    assert.equal(members.find((x) => x.name === 'opt/keep/old')!.pax['SCHILY.xattr.user.k'], 'v');
+    assert.equal(members.find((x) => x.name === 'opt/keep')!.pax['SCHILY.xattr.user.d'], 'dv');
+    assert.equal(members.find((x) => x.name === 'opt/keep/old')!.body, 'old\n');
   });
 }
 
