@@ -95,10 +95,10 @@ async function cpuSecondsOf(pid: number): Promise<number> {
 }
 
 /** User and system CPU seconds of process `pid` so far (the split shows kernel copies vs TLS/hash work). */
-async function cpuSplitOf(pid: number): Promise<{ user: number; sys: number }> {
+async function cpuSplitOf(pid: number): Promise<{ user: number; sys: number; minflt: number }> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100 };
+  return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100, minflt: Number(f[7]) };
 }
 
 /** CPU seconds of nginx's worker processes (the children of its master). */
@@ -114,7 +114,7 @@ interface Served {
   /** CPU seconds (user + system) the proxy process has used so far: unlike wall time, barely moved by other load. */
   cpuS(): Promise<number>;
   /** User and system CPU seconds of the proxy so far. */
-  cpuSplit(): Promise<{ user: number; sys: number }>;
+  cpuSplit(): Promise<{ user: number; sys: number; minflt: number }>;
   /** RSS of the proxy process just after it started listening. */
   idleRssMiB: number;
   stop(): Promise<{ counters: Record<string, number>; peakRssMiB: number }>;
@@ -274,7 +274,7 @@ http {
     console.log(`sha256 of the file alone, one thread: ${r(results.sha256S!)} s (the ceiling: no proxy that hashes every byte can beat it)`);
     console.log(`server CPU s per run: nginx big ${r(cpuTotals.nginxBig! / REPEAT)}; htvend record big ${r(cpuTotals.recordBig! / REPEAT)}`);
     const gib = (BIG_MIB / 1024) * REPEAT;
-    console.log(`htvend CPU-s per GiB recorded: ${r(cpuTotals.recordBig! / gib)} (whole process life incl. start-up: user ${r(split.user / gib)}, sys ${r(split.sys / gib)})`);
+    console.log(`htvend CPU-s per GiB recorded: ${r(cpuTotals.recordBig! / gib)} (whole process life incl. start-up: user ${r(split.user / gib)}, sys ${r(split.sys / gib)}; minor page faults per GiB ${Math.round(split.minflt / gib)})`);
     console.log(`peak RSS recording: ${b.peakRssMiB} MiB; load ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
     await Promise.all(children.map(stopChild));
     await rm(work, { recursive: true, force: true });

@@ -56,7 +56,7 @@ if (process.env.BENCH_MEM === '1') {
   }, 50).unref();
 }
 
-/** CPU seconds (user+system) of each thread of this process, by name (BENCH_THREADS=1): main, hash worker, libuv pool. */
+/** User/system CPU seconds and minor faults of each thread of this process (BENCH_THREADS=1): main, hash worker, libuv pool, V8 helpers. */
 async function threadCpu(): Promise<string> {
   const { readdir } = await import('node:fs/promises');
   const parts: string[] = [];
@@ -65,8 +65,11 @@ async function threadCpu(): Promise<string> {
     if (!stat) continue;
     const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const s = (Number(f[11]) + Number(f[12])) / 100;
-    if (s >= 0.02) parts.push(`${name}${tid === String(process.pid) ? '(main)' : ''} ${s.toFixed(2)}`);
+    const user = Number(f[11]) / 100;
+    const sys = Number(f[12]) / 100;
+    // minflt: page faults the kernel served without I/O (first touch of fresh memory: zeroing, and on a VM the host's own fault).
+    const minflt = Number(f[7]);
+    if (user + sys >= 0.02) parts.push(`${tid}:${name}${tid === String(process.pid) ? '(main)' : ''} u${user.toFixed(2)}/s${sys.toFixed(2)}/mf${minflt}`);
   }
   return parts.join(', ');
 }
