@@ -14,11 +14,38 @@ import { startProxy } from '../src/proxy/server.js';
 import { DirStore } from '../src/store/dir/index.js';
 import { createLogger } from '../src/util/log.js';
 import type { AssetEntry, AssetLookup } from '../src/manifest/types.js';
+import type { BlobStore } from '../src/store/store.js';
+import type { Digest } from '../src/util/digest.js';
+import { Writable } from 'node:stream';
 
-const [mode, blobsDir, assetsPath, caOut, upstreamCa] = process.argv.slice(2);
-if ((mode !== 'build' && mode !== 'offline') || !blobsDir || !assetsPath || !caOut) {
-  console.error('usage: proxy-serve.ts build|offline BLOBS_DIR ASSETS_JSON CA_OUT_PEM [UPSTREAM_CA_PEM]');
+const [argMode, blobsDir, assetsPath, caOut, upstreamCa] = process.argv.slice(2);
+if ((argMode !== 'build' && argMode !== 'offline' && argMode !== 'relay') || !blobsDir || !assetsPath || !caOut) {
+  console.error('usage: proxy-serve.ts build|offline|relay BLOBS_DIR ASSETS_JSON CA_OUT_PEM [UPSTREAM_CA_PEM]');
   process.exit(2);
+}
+/**
+ * `relay`: build mode with a store that neither hashes nor writes (every recording "commits"
+ * the same made-up digest). Not a conforming proxy: it is the bench's measured ceiling for
+ * recording, what htvend's TLS relay alone (both legs, parser, tee) costs on this machine.
+ */
+const relay = argMode === 'relay';
+const mode: 'build' | 'offline' = relay ? 'build' : argMode;
+
+/** The relay ceiling's store: takes every chunk at once and keeps nothing (see `relay`). */
+function discardStore(): BlobStore {
+  return {
+    description: 'discarding store (bench relay ceiling)',
+    stat: async () => undefined,
+    get: async () => {
+      throw new Error('the relay ceiling store holds nothing');
+    },
+    put: async () => ({
+      stream: new Writable({ write: (_c, _e, cb) => cb(), writev: (_c, cb) => cb() }),
+      releasesChunks: true,
+      commit: async () => 'f'.repeat(64) as Digest,
+      abort: async () => {},
+    }),
+  };
 }
 
 const entries = new Map<string, AssetEntry>(
@@ -36,7 +63,7 @@ const upstream =
 const proxy = await startProxy({
   mode,
   assets,
-  store: await DirStore.open(blobsDir),
+  store: relay ? discardStore() : await DirStore.open(blobsDir),
   ca,
   upstream,
   noCacheResponse: [],

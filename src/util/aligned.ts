@@ -15,17 +15,54 @@ const MAX_FREE_SLOTS = 8;
 const WASM_PAGE = 64 * 1024;
 
 /** The one WebAssembly API used (the project's lib settings carry no WebAssembly types). */
-const WasmMemory = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } } }).WebAssembly.Memory;
+const WasmMemory = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number; shared: true }) => { buffer: SharedArrayBuffer } } }).WebAssembly.Memory;
 
 const alignedBuffers = new WeakSet<ArrayBufferLike>();
 const free: Buffer[] = [];
+/**
+ * Every memory made so far, by number: they are shared (SharedArrayBuffer), so a hash worker
+ * given one can hash a slot in place instead of the main thread copying it (src/util/digest.ts).
+ * Held weakly: a memory whose slots are all gone is collected.
+ */
+const memories: WeakRef<SharedArrayBuffer>[] = [];
+const memoryIds = new WeakMap<ArrayBufferLike, number>();
+interface MemoryWatcher {
+  added(id: number, mem: SharedArrayBuffer): void;
+  /** The main thread dropped memory `id`: a watcher holding it must let go, or it is never freed. */
+  dropped(id: number): void;
+}
+const watchers = new Set<MemoryWatcher>();
+const collected = new FinalizationRegistry<number>((id) => {
+  for (const w of watchers) w.dropped(id);
+});
+
+/** Tells `w` of every memory alive now and every one made or dropped later (hash workers); returns the unwatch. */
+export function watchAlignedMemories(w: MemoryWatcher): () => void {
+  memories.forEach((r, id) => {
+    const m = r.deref();
+    if (m) w.added(id, m);
+  });
+  watchers.add(w);
+  return () => watchers.delete(w);
+}
+
+/** Where `b` lies when it is in one of the shared aligned memories: memory number and offset. */
+export function alignedLocation(b: Uint8Array): { mem: number; offset: number } | undefined {
+  const mem = memoryIds.get(b.buffer);
+  return mem === undefined ? undefined : { mem, offset: b.byteOffset };
+}
 
 /** A page-aligned ALIGNED_SLOT_BYTES buffer (contents undefined); give it back with releaseAlignedSlot. */
 export function acquireAlignedSlot(): Buffer {
   const slot = free.pop();
   if (slot) return slot;
-  const mem = new WasmMemory({ initial: (ALIGNED_SLOT_BYTES * SLOTS_PER_MEMORY) / WASM_PAGE });
+  const pages = (ALIGNED_SLOT_BYTES * SLOTS_PER_MEMORY) / WASM_PAGE;
+  const mem = new WasmMemory({ initial: pages, maximum: pages, shared: true });
   alignedBuffers.add(mem.buffer);
+  const id = memories.push(new WeakRef(mem.buffer)) - 1;
+  memoryIds.set(mem.buffer, id);
+  collected.register(mem.buffer, id);
+  for (const w of watchers) w.added(id, mem.buffer);
   for (let i = 1; i < SLOTS_PER_MEMORY; i++) free.push(Buffer.from(mem.buffer, i * ALIGNED_SLOT_BYTES, ALIGNED_SLOT_BYTES));
   return Buffer.from(mem.buffer, 0, ALIGNED_SLOT_BYTES);
 }

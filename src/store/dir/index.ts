@@ -211,11 +211,18 @@ class HashingFileWriter extends Writable {
 
   /** Hashes `bufs` in order, waiting whenever the worker has enough queued. */
   private async hashAll(bufs: Buffer[]): Promise<void> {
+    const inPlace: Promise<void>[] = [];
     for (const b of bufs) {
       this.size += b.length;
-      if (this.hash instanceof OffThreadHash) await this.hash.update(b);
-      else this.hash.update(b);
+      if (this.hash instanceof OffThreadHash) {
+        // The recorder's pooled batches are hashed where they are; their write callback (ours)
+        // waits for it, so they are not refilled before.
+        const p = this.hash.updateInPlace(b);
+        if (p) inPlace.push(p);
+        else await this.hash.update(b);
+      } else this.hash.update(b);
     }
+    await Promise.all(inPlace);
   }
 
   override _final(cb: (err?: Error | null) => void): void {
