@@ -14,11 +14,38 @@ import { startProxy } from '../src/proxy/server.js';
 import { DirStore } from '../src/store/dir/index.js';
 import { createLogger } from '../src/util/log.js';
 import type { AssetEntry, AssetLookup } from '../src/manifest/types.js';
+import type { BlobStore } from '../src/store/store.js';
+import type { Digest } from '../src/util/digest.js';
+import { Writable } from 'node:stream';
 
-const [mode, blobsDir, assetsPath, caOut, upstreamCa] = process.argv.slice(2);
-if ((mode !== 'build' && mode !== 'offline') || !blobsDir || !assetsPath || !caOut) {
-  console.error('usage: proxy-serve.ts build|offline BLOBS_DIR ASSETS_JSON CA_OUT_PEM [UPSTREAM_CA_PEM]');
+const [argMode, blobsDir, assetsPath, caOut, upstreamCa] = process.argv.slice(2);
+if ((argMode !== 'build' && argMode !== 'offline' && argMode !== 'relay') || !blobsDir || !assetsPath || !caOut) {
+  console.error('usage: proxy-serve.ts build|offline|relay BLOBS_DIR ASSETS_JSON CA_OUT_PEM [UPSTREAM_CA_PEM]');
   process.exit(2);
+}
+/**
+ * `relay`: build mode with a store that neither hashes nor writes (every recording "commits"
+ * the same made-up digest). Not a conforming proxy: it is the bench's measured ceiling for
+ * recording, what htvend's TLS relay alone (both legs, parser, tee) costs on this machine.
+ */
+const relay = argMode === 'relay';
+const mode: 'build' | 'offline' = relay ? 'build' : argMode;
+
+/** The relay ceiling's store: takes every chunk at once and keeps nothing (see `relay`). */
+function discardStore(): BlobStore {
+  return {
+    description: 'discarding store (bench relay ceiling)',
+    stat: async () => undefined,
+    get: async () => {
+      throw new Error('the relay ceiling store holds nothing');
+    },
+    put: async () => ({
+      stream: new Writable({ write: (_c, _e, cb) => cb(), writev: (_c, cb) => cb() }),
+      releasesChunks: true,
+      commit: async () => 'f'.repeat(64) as Digest,
+      abort: async () => {},
+    }),
+  };
 }
 
 const entries = new Map<string, AssetEntry>(
@@ -36,7 +63,7 @@ const upstream =
 const proxy = await startProxy({
   mode,
   assets,
-  store: await DirStore.open(blobsDir),
+  store: relay ? discardStore() : await DirStore.open(blobsDir),
   ca,
   upstream,
   noCacheResponse: [],
@@ -56,7 +83,7 @@ if (process.env.BENCH_MEM === '1') {
   }, 50).unref();
 }
 
-/** CPU seconds (user+system) of each thread of this process, by name (BENCH_THREADS=1): main, hash worker, libuv pool. */
+/** User/system CPU seconds and minor faults of each thread of this process (BENCH_THREADS=1): main, hash worker, libuv pool, V8 helpers. */
 async function threadCpu(): Promise<string> {
   const { readdir } = await import('node:fs/promises');
   const parts: string[] = [];
@@ -65,8 +92,11 @@ async function threadCpu(): Promise<string> {
     if (!stat) continue;
     const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const s = (Number(f[11]) + Number(f[12])) / 100;
-    if (s >= 0.02) parts.push(`${name}${tid === String(process.pid) ? '(main)' : ''} ${s.toFixed(2)}`);
+    const user = Number(f[11]) / 100;
+    const sys = Number(f[12]) / 100;
+    // minflt: page faults the kernel served without I/O (first touch of fresh memory: zeroing, and on a VM the host's own fault).
+    const minflt = Number(f[7]);
+    if (user + sys >= 0.02) parts.push(`${tid}:${name}${tid === String(process.pid) ? '(main)' : ''} u${user.toFixed(2)}/s${sys.toFixed(2)}/mf${minflt}`);
   }
   return parts.join(', ');
 }

@@ -15,10 +15,11 @@
 import type { Writable } from 'node:stream';
 import type { BlobWriter } from '../store/store.js';
 import type { BodySink, RawBody } from '../upstream/direct/agent.js';
+import { ALIGNED_SLOT_BYTES, acquireAlignedSlot, releaseAlignedSlot } from '../util/aligned.js';
 
 /** Bytes a recording may queue towards the store or the client before it waits for them. */
 export const TEE_QUEUE_BYTES = 4 * 1024 * 1024;
-const BATCH_BYTES = 1024 * 1024;
+const BATCH_BYTES = ALIGNED_SLOT_BYTES;
 /** Batches filled or in flight before the upstream is paused: TEE_QUEUE_BYTES in all. */
 const MAX_BATCHES = TEE_QUEUE_BYTES / BATCH_BYTES;
 
@@ -98,6 +99,12 @@ export async function teeRawBody(raw: RawBody, s: TeeSides): Promise<number> {
   let ended = false;
   let failure: Error | undefined;
   let paused = false;
+  /** Set once the loop returned: batches that come free go back to the pool. */
+  let done = false;
+  // Batches a store releases are page-aligned pool slots, which the filesystem store writes
+  // with O_DIRECT as they are (src/util/aligned.ts); the others are plain (the store keeps them).
+  const pooled = s.writer?.releasesChunks === true;
+  const newBuf = () => (pooled ? acquireAlignedSlot() : Buffer.allocUnsafeSlow(BATCH_BYTES));
   let wake: (() => void) | undefined;
   const poke = () => {
     const w = wake;
@@ -119,7 +126,8 @@ export async function teeRawBody(raw: RawBody, s: TeeSides): Promise<number> {
   const settle = (b: Batch) => {
     if (b.storeHeld || b.clientHeld) return;
     inFlight.delete(b);
-    if (b.reusable) {
+    if (b.reusable && pooled && done) releaseAlignedSlot(b.buf);
+    else if (b.reusable) {
       b.len = 0;
       free.push(b);
     }
@@ -128,7 +136,7 @@ export async function teeRawBody(raw: RawBody, s: TeeSides): Promise<number> {
     data(chunk) {
       s.received += chunk.length;
       for (let off = 0; off < chunk.length; ) {
-        cur ??= free.pop() ?? { buf: Buffer.allocUnsafeSlow(BATCH_BYTES), len: 0, storeHeld: false, clientHeld: false, reusable: true };
+        cur ??= free.pop() ?? { buf: newBuf(), len: 0, storeHeld: false, clientHeld: false, reusable: true };
         const k = chunk.copy(cur.buf, cur.len, off);
         cur.len += k;
         off += k;
@@ -193,6 +201,9 @@ export async function teeRawBody(raw: RawBody, s: TeeSides): Promise<number> {
   } catch (e) {
     raw.destroy(e instanceof Error ? e : undefined);
     throw e;
+  } finally {
+    done = true;
+    if (pooled) for (const b of free.splice(0)) releaseAlignedSlot(b.buf);
   }
   return s.received;
 }

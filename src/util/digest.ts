@@ -7,6 +7,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { HtvendError } from './errors.js';
+import { alignedLocation, watchAlignedMemories } from './aligned.js';
 
 declare const digestBrand: unique symbol;
 /** Lowercase 64-char sha256 hex, no algorithm prefix (the assets.json / blob-dir form). */
@@ -169,8 +170,18 @@ const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const jobs = new Map();
 let slots = [];
+const mems = new Map();
 parentPort.on('message', (m) => {
   if (m.slots) { slots = m.slots.map((s) => new Uint8Array(s)); return; }
+  if (m.addMem !== undefined) { mems.set(m.addMem, m.mem); return; }
+  if (m.dropMem !== undefined) { mems.delete(m.dropMem); return; }
+  if (m.inMem !== undefined) {
+    let j = jobs.get(m.id);
+    if (!j) { j = createHash('sha256'); jobs.set(m.id, j); }
+    j.update(new Uint8Array(mems.get(m.inMem), m.off, m.len));
+    parentPort.postMessage({ id: m.id, inPlace: true });
+    return;
+  }
   if (m.cancel) { jobs.delete(m.id); return; }
   let h = jobs.get(m.id);
   if (!h) { h = createHash('sha256'); jobs.set(m.id, h); }
@@ -195,6 +206,7 @@ const HASH_SHARED_SLOTS = 5;
 
 interface HashJob {
   onPieceDone(): void;
+  onInPlaceDone(): void;
   onDigest(hex: string): void;
   onError(e: Error): void;
 }
@@ -245,16 +257,23 @@ function startHashWorker(): HashWorkerState {
     freeSlots: shared.map((_, i) => i),
   };
   worker.postMessage({ slots: shared });
+  // Shared aligned memories (the recorder's batches): hashed where they are, see updateInPlace().
+  const unwatch = watchAlignedMemories({
+    added: (id, mem) => worker.postMessage({ addMem: id, mem }),
+    dropped: (id) => worker.postMessage({ dropMem: id }),
+  });
   worker.unref();
-  worker.on('message', (m: { id: number; buf?: ArrayBuffer; slot?: number; hex?: string }) => {
+  worker.on('message', (m: { id: number; buf?: ArrayBuffer; slot?: number; hex?: string; inPlace?: boolean }) => {
     if (m.buf && state.free.length < HASH_MAX_FREE) state.free.push(m.buf);
     if (m.slot !== undefined) state.freeSlots.push(m.slot);
     const job = state.jobs.get(m.id);
     if (!job) return;
+    if (m.inPlace) job.onInPlaceDone();
     if (m.buf || m.slot !== undefined) job.onPieceDone();
     if (m.hex !== undefined) job.onDigest(m.hex);
   });
   const fail = (e: Error) => {
+    unwatch();
     const i = hashWorkers.indexOf(state);
     if (i >= 0) hashWorkers.splice(i, 1);
     for (const job of state.jobs.values()) job.onError(new HtvendError('INTERNAL', `sha256 worker failed: ${e.message}`, { cause: e }));
@@ -284,6 +303,8 @@ export class OffThreadHash {
   private error: Error | undefined;
   private result: Promise<Digest> | undefined;
   private settleDigest: ((hex: string) => void) | undefined;
+  /** Callers of updateInPlace() waiting for the worker, in order. */
+  private readonly inPlace: { resolve(): void; reject(e: Error): void }[] = [];
   private failDigest: ((e: Error) => void) | undefined;
 
   constructor() {
@@ -293,12 +314,14 @@ export class OffThreadHash {
         this.inFlight--;
         this.release();
       },
+      onInPlaceDone: () => this.inPlace.shift()?.resolve(),
       onDigest: (hex) => {
         this.close();
         this.settleDigest?.(hex);
       },
       onError: (e) => {
         this.error = e;
+        for (const w of this.inPlace.splice(0)) w.reject(e);
         this.close();
         this.release();
         this.failDigest?.(e);
@@ -324,6 +347,20 @@ export class OffThreadHash {
     return new Promise((resolve) => (this.wake = resolve));
   }
 
+  /**
+   * Hashes `chunk` where it is, when it lies in a shared aligned memory (src/util/aligned.ts:
+   * the recorder's batches), saving update()'s copy; returns undefined otherwise (use update()).
+   * The caller must leave the bytes unchanged until the promise resolves.
+   */
+  updateInPlace(chunk: Uint8Array): Promise<void> | undefined {
+    if (this.error) throw this.error;
+    const at = alignedLocation(chunk);
+    if (!at || chunk.length === 0) return undefined;
+    if (this.pieceLen > 0) this.send(); // bytes before this chunk go first (one port: in order)
+    this.w.worker.postMessage({ id: this.id, inMem: at.mem, off: at.offset, len: chunk.length });
+    return new Promise((resolve, reject) => this.inPlace.push({ resolve, reject }));
+  }
+
   /** The hex sha256 of everything passed to update(). */
   digest(): Promise<Digest> {
     this.result ??= new Promise<Digest>((resolve, reject) => {
@@ -340,6 +377,7 @@ export class OffThreadHash {
   cancel(): void {
     if (!this.w.jobs.has(this.id)) return;
     this.w.worker.postMessage({ id: this.id, cancel: true });
+    for (const w of this.inPlace.splice(0)) w.resolve(); // the digest is dropped: nobody needs them hashed
     // An unsent shared piece goes back to the worker's pool (sent ones come back on their own).
     if (this.pieceSlot !== undefined) this.w.freeSlots.push(this.pieceSlot);
     this.piece = undefined;
