@@ -7,7 +7,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from '../upstream/undici-lite.js';
 import { HtvendError, describeError, isAbortError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { Env } from './transport.js';

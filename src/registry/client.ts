@@ -9,7 +9,8 @@
  * that meets a 401 (first contact, expired token) can simply be sent again.
  */
 import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from '../upstream/undici-lite.js';
 import { HtvendError, describeError, isAbortError, type ErrorCode } from '../util/errors.js';
 import { VerifyingStream, sha256Hex, type Digest } from '../util/digest.js';
 import { silentLogger, type Logger } from '../util/log.js';

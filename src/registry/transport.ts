@@ -7,11 +7,10 @@
  */
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
-import { createSecureContext, type SecureContext } from 'node:tls';
-import { EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { newEnvHttpProxyAgent } from '../upstream/undici-lite.js';
 import { HtvendError, describeError } from '../util/errors.js';
-import { loadTrustedRoots, pemCertificates } from '../upstream/roots.js';
+import { loadTrustedRoots, pemCertificates, trustedSecureContext } from '../upstream/roots.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -61,23 +60,6 @@ async function readCertDir(dir: string, signal?: AbortSignal): Promise<CertDirCo
 }
 
 /**
- * One TLS context per set of roots (and client pair) for the whole process. Given `ca`, Node
- * builds a fresh context from every root on each connection (~25 ms here) and undici
- * deep-clones the root list for each pool; a warm cached build made ~6 such connections
- * (0.15 s of 1.2 s). A context is immutable once made, so sharing it is safe.
- */
-const contexts = new Map<string, SecureContext>();
-function secureContextFor(ca: string[], cert?: string, key?: string): SecureContext {
-  const h = createHash('sha256');
-  for (const c of ca) h.update(c).update('\0');
-  h.update('\x01').update(cert ?? '').update('\0').update(key ?? '');
-  const k = h.digest('hex');
-  let c = contexts.get(k);
-  if (!c) contexts.set(k, (c = createSecureContext({ ca, ...(cert ? { cert, key } : {}) })));
-  return c;
-}
-
-/**
  * Builds the dispatcher. Connections are kept alive per origin (undici pools), so the many
  * small requests of an export reuse a handful of TLS sessions.
  */
@@ -86,10 +68,10 @@ export async function createTransport(opts: TransportOptions): Promise<Dispatche
   const certDir = opts.certDir ? await readCertDir(opts.certDir, opts.signal) : { cas: [] };
   const ca = [...roots, ...certDir.cas, ...(opts.extraRoots ?? [])];
   const tls = {
-    secureContext: secureContextFor(ca, certDir.cert, certDir.key),
+    secureContext: trustedSecureContext(ca, certDir.cert, certDir.key),
     rejectUnauthorized: opts.tlsVerify !== false,
   };
-  return new EnvHttpProxyAgent({
+  return newEnvHttpProxyAgent({
     // Empty strings (not undefined) so undici never falls back to process.env.
     httpProxy: envVar(opts.env, 'http_proxy'),
     httpsProxy: envVar(opts.env, 'https_proxy'),
@@ -99,7 +81,7 @@ export async function createTransport(opts: TransportOptions): Promise<Dispatche
     proxyTunnel: false,
     connect: tls,
     requestTls: tls,
-    proxyTls: { secureContext: secureContextFor(ca), rejectUnauthorized: true },
+    proxyTls: { secureContext: trustedSecureContext(ca), rejectUnauthorized: true },
     // Large uploads run for minutes; idle sockets are closed quickly enough.
     headersTimeout: 300_000,
     bodyTimeout: 300_000,

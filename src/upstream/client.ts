@@ -9,13 +9,13 @@
  * its keep-alive pool is per origin, and `request()` hands back the raw body stream.
  */
 import type { Readable } from 'node:stream';
-import { createSecureContext } from 'node:tls';
 // undici is loaded by createUpstreamClient() only: `htvend offline` never needs it (~20 MiB RSS).
 import type { Dispatcher, EnvHttpProxyAgent } from 'undici';
 import { HtvendError, describeError, isAbortError } from '../util/errors.js';
 import { redactUrl } from '../util/redact.js';
 import type { Logger } from '../util/log.js';
-import { loadTrustedRoots } from './roots.js';
+import { loadTrustedRoots, trustedSecureContext } from './roots.js';
+import { newEnvHttpProxyAgent } from './undici-lite.js';
 import { DirectAgent, type DirectTarget, type RawBody } from './direct/agent.js';
 
 /** Response header values as Node and undici give them: lowercase names. */
@@ -146,15 +146,15 @@ export async function createUpstreamClient(opts: UpstreamClientOptions): Promise
   let conn: Promise<Connections> | undefined;
   const connections = (): Promise<Connections> => (conn ??= connect());
   async function connect(): Promise<Connections> {
-    const [roots, undici] = await Promise.all([loadTrustedRoots({ env, systemBundles: opts.systemBundles, signal: opts.signal }), import('undici')]);
+    const roots = await loadTrustedRoots({ env, systemBundles: opts.systemBundles, signal: opts.signal });
     const ca = [...roots, ...(opts.extraRoots ?? [])];
     // One secure context for every connection: passing `ca` alone makes Node parse the few
     // hundred system roots again for each new TLS connection (measured: 15% of the CPU of a
-    // recording run with many small files).
-    const tlsOpts = { secureContext: createSecureContext({ ca }) };
+    // recording run with many small files). Shared with the registry transport (roots.ts).
+    const tlsOpts = { secureContext: trustedSecureContext(ca) };
     // '' (not undefined) for unset values: undici would otherwise fall back to process.env,
     // which by then may hold the child's settings (pointing at htvend itself).
-    const agent = new undici.EnvHttpProxyAgent({
+    const agent = newEnvHttpProxyAgent({
       httpProxy: envVar(env, 'http_proxy'),
       httpsProxy: envVar(env, 'https_proxy'),
       noProxy: envVar(env, 'no_proxy'),

@@ -13,7 +13,7 @@ import { lstat, mkdtemp, open, readlink, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fetch, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { HashingStream } from '../../util/digest.js';
 import { HtvendError, describeError } from '../../util/errors.js';
 import { redactUrl } from '../../util/redact.js';
@@ -367,6 +367,8 @@ async function fetchUrl(url: string, req: CopyRequest): Promise<string> {
   const path = join(dir, 'body');
   const hash = new HashingStream();
   try {
+    // undici's fetch is loaded only by builds with an ADD <url> (src/upstream/undici-lite.ts).
+    const { fetch } = await import('undici');
     const res = await fetch(url, { dispatcher: await req.dispatcher(), redirect: 'follow', signal: req.signal ?? null });
     if (res.status !== 200 || !res.body) throw new HtvendError('UPSTREAM', `${req.where}: ADD ${shown}: HTTP ${res.status}`);
     await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), hash, createWriteStream(path, { mode: 0o600 }), { signal: req.signal });
