@@ -33,6 +33,11 @@ const SMALL_FILES = 100;
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 /** BENCH_ONLY=record: only the 1 GiB recording against nginx direct (no mitmproxy, no replay, no small files). */
 const ONLY_RECORD = process.env.BENCH_ONLY === 'record';
+/**
+ * BENCH_ONLY=replay: only the 1 GiB replay against nginx direct, with the store seeded directly
+ * (no recording phase), and the replay ceiling of this machine printed beside the ratio.
+ */
+const ONLY_REPLAY = process.env.BENCH_ONLY === 'replay';
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): Promise<{ code: number | null; out: string; err: string }> {
@@ -76,6 +81,25 @@ async function curlTime(args: string[]): Promise<number> {
   if (r.code !== 0 || code !== '200') throw new Error(`curl ${args.join(' ')}: exit ${r.code} http ${code}: ${r.err}`);
   if (Number(size) !== BIG_MIB * 1024 * 1024) throw new Error(`curl got ${size} bytes`);
   return Number(secs);
+}
+
+/**
+ * One curl transfer, also returning the CPU seconds (user + system) curl itself used: bash's
+ * `times` reports its waited-for children. The client's CPU is part of the replay ceiling.
+ */
+async function curlTimeWithCpu(args: string[]): Promise<{ secs: number; cpuS: number }> {
+  const r = await sh('bash', ['-c', 'curl "$@"; rc=$?; times; exit $rc', 'curl', '-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}\n', ...args]);
+  const lines = r.out.trim().split('\n');
+  const [code, size, secs] = lines[0]!.split(' ');
+  if (r.code !== 0 || code !== '200') throw new Error(`curl ${args.join(' ')}: exit ${r.code} http ${code}: ${r.err}`);
+  if (Number(size) !== BIG_MIB * 1024 * 1024) throw new Error(`curl got ${size} bytes`);
+  // `times`: the shell's user/sys, then its children's, as `0m1.234s 0m0.567s`.
+  const toS = (t: string) => {
+    const m = /(\d+)m([\d.]+)s/.exec(t);
+    return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
+  };
+  const kids = lines[2]!.trim().split(/\s+/);
+  return { secs: Number(secs), cpuS: toS(kids[0]!) + toS(kids[1]!) };
 }
 
 /** 10,000 small GETs with curl's parallel mode; returns wall seconds. */
@@ -171,6 +195,92 @@ createReadStream(process.argv[1],{highWaterMark:1<<20}).on('data',(c)=>h.update(
   return Number(r.out.trim());
 }
 
+interface ReplayOnlyCtx {
+  work: string;
+  www: string;
+  cert: string;
+  bigUrl: string;
+  nginxCpu: () => Promise<number>;
+  rounds: (m: Record<string, (i: number) => Promise<number>>) => Promise<void>;
+  withCpu: (key: string, cpu: () => Promise<number>, f: (i: number) => Promise<number>) => (i: number) => Promise<number>;
+  results: Record<string, number>;
+  cpuTotals: Record<string, number>;
+}
+
+/**
+ * BENCH_ONLY=replay: the store is seeded with the file (hashed once here) and an assets.json
+ * listing it under one URL per round, then the 1 GiB replay is timed in rounds with nginx
+ * direct and the sha256 floor. Beside the ratio it prints the replay ceiling of this run:
+ * a proxy that did exactly nginx's work (its CPU per transfer) plus one sha256 of the file,
+ * next to the same curl, on this machine's cores. Its wall time cannot be below
+ * max(nginx's time, (curl CPU + nginx CPU + sha256) / cores).
+ */
+async function replayOnly(c: ReplayOnlyCtx): Promise<void> {
+  const { createHash } = await import('node:crypto');
+  const { createReadStream } = await import('node:fs');
+  const { copyFile } = await import('node:fs/promises');
+  const { availableParallelism } = await import('node:os');
+  const big = join(c.www, 'big.bin');
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(big, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+  const digest = h.digest('hex');
+  const blobs = join(c.work, 'blobs');
+  await mkdir(blobs, { recursive: true });
+  await copyFile(big, join(blobs, digest));
+  const assets = join(c.work, 'assets.json');
+  const entry = { Sha256: digest, Headers: { 'Content-Length': String(BIG_MIB * 1024 * 1024), 'Content-Type': 'application/octet-stream' } };
+  await writeFile(assets, JSON.stringify(Object.fromEntries(Array.from({ length: REPEAT }, (_, i) => [`${c.bigUrl}?run=${i}`, entry]))));
+  // Warm the blob's pages too (the copy may have left them in the cache anyway).
+  await sha256Seconds(join(blobs, digest));
+  const htvendCa = join(c.work, 'htvend-ca.pem');
+  const offline = await serveProxy('offline', blobs, assets, htvendCa, c.cert);
+  let curlDirectCpu = 0;
+  let curlReplayCpu = 0;
+  await c.rounds({
+    nginxBigS: c.withCpu('nginxBig', c.nginxCpu, async () => {
+      const t = await curlTimeWithCpu(['--cacert', c.cert, c.bigUrl]);
+      curlDirectCpu += t.cpuS;
+      return t.secs;
+    }),
+    replayBigS: c.withCpu('replayBig', () => offline.cpuS(), async (i) => {
+      const t = await curlTimeWithCpu(['-x', offline.url, '--cacert', htvendCa, `${c.bigUrl}?run=${i}`]);
+      curlReplayCpu += t.cpuS;
+      return t.secs;
+    }),
+    sha256S: () => sha256Seconds(big),
+    sha256MemS: sha256MemSeconds,
+  });
+  const split = await offline.cpuSplit();
+  const o = await offline.stop();
+  if (o.counters.htvend_replayed_total !== REPEAT) throw new Error(`expected ${REPEAT} replays, got ${JSON.stringify(o.counters)}`);
+  const r = (x: number) => Math.round(x * 100) / 100;
+  const res = c.results;
+  const nginxCpuS = c.cpuTotals.nginxBig! / REPEAT;
+  const replayCpuS = c.cpuTotals.replayBig! / REPEAT;
+  const cores = availableParallelism();
+  const floorS = Math.max(res.nginxBigS!, (curlDirectCpu / REPEAT + nginxCpuS + res.sha256MemS!) / cores, res.sha256MemS!);
+  const gib = (BIG_MIB / 1024) * REPEAT;
+  console.log(JSON.stringify({ bigMiB: BIG_MIB, bestOf: REPEAT, ...res, nginxCpuS, replayCpuS, curlDirectCpuS: curlDirectCpu / REPEAT, curlReplayCpuS: curlReplayCpu / REPEAT, replayPeakRssMiB: o.peakRssMiB }));
+  console.log(`replay  ${BIG_MIB} MiB HTTPS   htvend/nginx throughput ratio  ${r(res.nginxBigS! / res.replayBigS!)}  (target >= 0.8; ceiling ≈ ${r(res.nginxBigS! / floorS)}: nginx ${r(res.nginxBigS!)} s, htvend ${r(res.replayBigS!)} s)`);
+  console.log(
+    `ceiling: max(nginx ${r(res.nginxBigS!)} s, (curl ${r(curlDirectCpu / REPEAT)} + nginx ${r(nginxCpuS)} + sha256 ${r(res.sha256MemS!)} CPU-s) / ${cores} cores) = ${r(floorS)} s (a proxy doing nginx's work plus one hash, beside the same curl)`,
+  );
+  console.log(`CPU s per run: nginx ${r(nginxCpuS)}, htvend ${r(replayCpuS)} (whole life: user ${r(split.user / gib)}, sys ${r(split.sys / gib)} per GiB); curl direct ${r(curlDirectCpu / REPEAT)}, via htvend ${r(curlReplayCpu / REPEAT)}`);
+  console.log(`peak RSS replay: ${o.peakRssMiB} MiB (idle ${offline.idleRssMiB}); load ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
+}
+
+/**
+ * Seconds one thread takes to sha256 BIG_MIB MiB already in memory (a 64 MiB buffer hashed over
+ * and over): the hash alone, without the file read that nginx's CPU already counts.
+ */
+async function sha256MemSeconds(): Promise<number> {
+  const code = `const {createHash,randomFillSync}=require('node:crypto');const b=randomFillSync(Buffer.allocUnsafe(64<<20));
+const h=createHash('sha256');const t=process.hrtime.bigint();for(let i=0;i<${BIG_MIB}/64;i++)h.update(b);h.digest();console.log(Number(process.hrtime.bigint()-t)/1e9);`;
+  const r = await sh(process.execPath, ['-e', code]);
+  if (r.code !== 0) throw new Error(`sha256 timing failed: ${r.err}`);
+  return Number(r.out.trim());
+}
+
 function stopChild(c: ChildProcess): Promise<void> {
   if (c.exitCode !== null) return Promise.resolve();
   c.kill('SIGTERM');
@@ -234,6 +344,13 @@ http {
       return t;
     };
   const nginxCpu = () => nginxWorkersCpuS(nginx.pid!);
+
+  if (ONLY_REPLAY) {
+    await replayOnly({ work, www, cert, bigUrl, nginxCpu, rounds, withCpu, results, cpuTotals });
+    await Promise.all(children.map(stopChild));
+    await rm(work, { recursive: true, force: true });
+    process.exit(0);
+  }
 
   // mitmproxy, streaming, in front of the same nginx
   const mitmPort = await freePort();
