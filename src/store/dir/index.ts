@@ -155,7 +155,9 @@ class HashingFileWriter extends Writable {
 
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
     const bufs = chunks.map((c) => c.chunk);
-    const write = this.direct ? this.writeDirect(bufs) : bufs.length === 1 ? this.fh.write(bufs[0]!) : this.fh.writev(bufs);
+    // Every write is positional (`position`): after an O_DIRECT fallback the buffered handle's
+    // own file offset is still 0, and staged bytes must reach the file before later ones.
+    const write = this.direct || this.staged > 0 ? this.writeDirect(bufs) : this.writeAt(bufs);
     this.lastIo = write.catch(() => {});
     Promise.all([write, this.hashAll(bufs)]).then(() => cb(), cb);
   }
