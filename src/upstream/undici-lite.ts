@@ -1,7 +1,7 @@
 /**
  * The part of undici the registry client and the cache probes use: the env-proxy agent and
  * `request`. `import 'undici'` evaluates all of undici (fetch, WebSocket, cookies, caches,
- * mocks: ~90 ms of a warm cached build's ~0.4 s, docs/build-cache.md "Warm path"); these
+ * mocks: 125-140 ms here, docs/build-cache.md "Warm path"); these
  * files are the ~35 ms of it we need (mostly the HTTP/1 client and its llhttp wasm). undici
  * 7 has no `exports` map, so its lib/ files are public paths; the version is pinned in
  * package.json. `fetch` (ADD <url>) is imported from 'undici' where it is used, on demand.
