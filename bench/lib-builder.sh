@@ -7,7 +7,8 @@
 #   bench_busybox_image  pushes busybox:latest (busybox-static + /etc/passwd) to $REG
 #   bench_bg CMD…        starts CMD in the background, killed on exit
 #   now                  seconds since the epoch, with nanoseconds
-# Every buildah store under $W/buildah*/root is emptied and unmounted on exit.
+# Every buildah store under $W/buildah*/root is emptied and unmounted on exit; BENCH_KEEP=1 keeps
+# the rest of $W (logs, reports, outputs) for a look afterwards.
 
 BENCH_PIDS=()
 
@@ -16,7 +17,7 @@ bench_cleanup() {
   for pid in "${BENCH_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for d in "$W"/buildah*/root; do [ -d "$d" ] && buildah --root "$d" --runroot "${d%/root}/run" rm -a >/dev/null 2>&1 || true; done
   for d in "$W"/buildah*/root/overlay; do [ -d "$d" ] && umount -R "$d" 2>/dev/null || true; done
-  rm -rf "$W"
+  if [ "${BENCH_KEEP:-}" = 1 ]; then echo "bench: kept $W (BENCH_KEEP=1)" >&2; else rm -rf "$W"; fi
 }
 
 bench_init() { # NAME

@@ -1,3 +1,3 @@
 #!/usr/bin/env node
-// Thin launcher: the compiled CLI lives in dist/ (run `npm run build`).
-import '../dist/src/cli/htvend.js';
+// Thin launcher: the bundled CLI lives in dist/bundle/ (`npm run build`: tsc, then scripts/bundle.mjs).
+import '../dist/bundle/htvend.js';

@@ -14,6 +14,7 @@ import type { Logger } from '../util/log.js';
 import { writeStderr, writeStdout } from '../util/stdio.js';
 import { commanderOutput, makeLogger, reportError, runIfEntryPoint } from './common.js';
 import { withVersion } from './version.js';
+import { timed, timingMark } from '../util/timing.js';
 import { hostPlatform, parsePlatform, formatPlatform, type Platform } from '../registry/index.js';
 import { buildImages } from '../builder/build/build.js';
 import { createBuildDir } from '../builder/build/build-dir.js';
@@ -27,7 +28,7 @@ import { executeRun } from '../builder/run/execute.js';
 import { proxyInjectionFromEnv } from '../builder/run/proxy-env.js';
 import type { SecretSource } from '../builder/run/types.js';
 import { needsRootless, reexecRootless } from '../builder/rootless/enter.js';
-import { attestationsFor } from '../supply/attest/attach.js';
+import type { AttestationManifest } from '../supply/attest/layout.js';
 import { addCacheOptions, finishBuildCache, openBuildCache, type CacheCliOptions } from './build-cache-options.js';
 
 /**
@@ -202,6 +203,7 @@ async function checkBeforeBuild(dockerfile: { path: string; name: string }, opts
 
 /** Runs one build from parsed options. Returns the digest of what was written. */
 export async function buildCommand(contextArg: string | undefined, opts: CliOptions, env: NodeJS.ProcessEnv, log: Logger, signal: AbortSignal): Promise<string[]> {
+  timingMark('build started');
   const contextDir = contextDirOf(contextArg);
   if (!(await stat(contextDir)).isDirectory()) throw new HtvendError('USAGE', `build context ${contextDir} is not a directory`);
   const df = dockerfileOf(contextDir, opts.file);
@@ -219,8 +221,8 @@ export async function buildCommand(contextArg: string | undefined, opts: CliOpti
   let cache: Awaited<ReturnType<typeof openBuildCache>> | undefined;
   let ok = false;
   try {
-    cache = await openBuildCache(opts, { dockerfileName: df.name, env, tlsVerify: opts.tlsVerify, ...(opts.certDir ? { certDir: opts.certDir } : {}), tmpDir: tmp, log, signal });
-    const images = await buildImages({
+    cache = await timed('cache open', () => openBuildCache(opts, { dockerfileName: df.name, env, tlsVerify: opts.tlsVerify, ...(opts.certDir ? { certDir: opts.certDir } : {}), tmpDir: tmp, log, signal }));
+    const buildOpts: Parameters<typeof buildImages>[0] = {
       contextDir,
       dockerfile,
       dockerfileName: df.name,
@@ -243,8 +245,12 @@ export async function buildCommand(contextArg: string | undefined, opts: CliOpti
       log,
       signal,
       cache,
-    });
-    const attestations = await attestationsFor(images, {
+    };
+    const images = await timed('build', () => buildImages(buildOpts));
+    // Loaded only when asked for: the attestation code (packageurl-js, the SBOM scanner) costs
+    // tens of ms of start-up that a plain build, above all a warm one, should not pay.
+    const attest = opts.provenance === true || opts.sbom === true ? (await import('../supply/attest/attach.js')).attestationsFor : undefined;
+    const attestations: AttestationManifest[] = !attest ? [] : await attest(images, {
       provenance: opts.provenance === true,
       sbom: opts.sbom === true,
       dockerfile,
@@ -260,13 +266,13 @@ export async function buildCommand(contextArg: string | undefined, opts: CliOpti
     });
     const digests: string[] = [];
     for (const t of targets) {
-      digests.push(await writeOutput(t, images, { epoch: Number(epochRaw), env, tlsVerify: opts.tlsVerify, ...(opts.certDir ? { certDir: opts.certDir } : {}), log, signal, attestations }));
+      digests.push(await timed(`write ${t.kind}`, () => writeOutput(t, images, { epoch: Number(epochRaw), env, tlsVerify: opts.tlsVerify, ...(opts.certDir ? { certDir: opts.certDir } : {}), log, signal, attestations })));
       log.info(`wrote ${t.kind === 'docker' ? `docker://${t.ref}` : `${t.kind}:${t.path}`} (${digests[digests.length - 1]})`);
     }
     ok = true;
     return digests;
   } finally {
-    if (cache) await finishBuildCache(cache, ok).catch((e) => log.warn(`build cache: ${String(e)}`));
+    if (cache) await timed('cache finish', () => finishBuildCache(cache!, ok)).catch((e) => log.warn(`build cache: ${String(e)}`));
     await rm(tmp, { recursive: true, force: true }).catch((e) => log.warn(`could not remove ${tmp}: ${String(e)}`));
   }
 }

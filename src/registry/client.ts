@@ -8,6 +8,7 @@
  * Every request body is a Buffer of at most one upload chunk (or a manifest), so a request
  * that meets a 401 (first contact, expired token) can simply be sent again.
  */
+import { timed } from '../util/timing.js';
 import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { request } from '../upstream/undici-lite.js';
@@ -335,7 +336,7 @@ export class RegistryClient {
         // Up to 1 MiB goes as one buffer: for a small blob a stream costs more per request than
         // copying its bytes once; bigger chunks are streamed without being joined.
         const body = Array.isArray(o.body) ? joinSmall(o.body as readonly Buffer[]) : (o.body as Buffer | string | Readable | undefined);
-        res = await request(target, { method, headers, body, dispatcher: this.dispatcher, signal: o.signal });
+        res = await timed(`registry ${method} ${target.pathname}`, () => request(target, { method, headers, body, dispatcher: this.dispatcher, signal: o.signal }));
       } catch (e) {
         if (isAbortError(e) || o.signal?.aborted) throw e;
         if (sameOrigin && target.protocol === 'https:' && (this.httpFallback || this.base.protocol === 'http:')) {

@@ -16,17 +16,6 @@ export interface OpenStoreOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** What `src/store/registry/index.ts` and `src/store/s3/index.ts` export. */
-type BackendOpener = (cfg: StoreConfig, opts: Required<Pick<OpenStoreOptions, 'env' | 'log'>> & { signal?: AbortSignal | undefined }) => Promise<BlobStore>;
-
-async function loadBackend(module: string, exportName: string): Promise<BackendOpener> {
-  // A variable specifier keeps TypeScript from resolving the module at compile time.
-  const mod = (await import(module)) as Record<string, unknown>;
-  const fn = mod[exportName];
-  if (typeof fn !== 'function') throw new HtvendError('INTERNAL', `${module} does not export ${exportName}()`);
-  return fn as BackendOpener;
-}
-
 /**
  * Opens the store `cfg` names. Missing required settings are USAGE errors naming the flag
  * (`flagPrefix` is `--` or `--dest.`).
@@ -47,13 +36,13 @@ export async function openStore(cfg: StoreConfig, opts: OpenStoreOptions = {}, f
       }
     case 'registry': {
       if (!cfg.registry) throw new HtvendError('USAGE', `${flagPrefix}blobs-registry is required with ${flagPrefix}blobs-backend registry`, { hint: 'e.g. https://host/v2/<repo>/' });
-      const open = await loadBackend('./registry/index.js', 'openRegistryStore');
-      return open(cfg, { env, log, signal: opts.signal });
+      const { openRegistryStore } = await import('./registry/index.js');
+      return openRegistryStore(cfg, { env, log, signal: opts.signal });
     }
     case 's3': {
       if (!cfg.bucket) throw new HtvendError('USAGE', `${flagPrefix}blobs-bucket is required with ${flagPrefix}blobs-backend s3`);
-      const open = await loadBackend('./s3/index.js', 'openS3Store');
-      return open(cfg, { env, log, signal: opts.signal });
+      const { openS3Store } = await import('./s3/index.js');
+      return openS3Store(cfg, { env, log, signal: opts.signal });
     }
     default:
       throw new HtvendError('USAGE', `${flagPrefix}blobs-backend ${JSON.stringify((cfg as { backend: unknown }).backend)}: want filesystem, registry or s3`);

@@ -5,6 +5,7 @@
  * extracted when a step needs to look at files (COPY destinations, --chown names, RUN,
  * WORKDIR creation, COPY --from).
  */
+import { timed } from '../../util/timing.js';
 import type { BuildFacts } from './facts.js';
 import { assetKey } from '../../manifest/key.js';
 import { lstat, mkdtemp, readlink, writeFile } from 'node:fs/promises';
@@ -239,9 +240,9 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
   const fromStarted = Date.now();
   if (st.base.kind === 'scratch') image = scratchImage(st.platform);
   else if (st.base.kind === 'stage') image = (await ctx.stage(st.base.index)).image;
-  else image = await ctx.pullImage(st.base.ref, fromWhere);
+  else image = await timed(`pull ${st.base.ref}`, () => ctx.pullImage(st.base.kind === 'image' ? st.base.ref : '', fromWhere));
   if (ctx.cache) {
-    const pull = st.base.kind === 'image' ? await ctx.cache.pullReport(st.base.ref, st.platform) : undefined;
+    const pull = st.base.kind === 'image' ? await timed('pull report', () => ctx.cache!.pullReport(st.base.kind === 'image' ? st.base.ref : '', st.platform)) : undefined;
     ctx.cache.record({ platform: formatPlatform(st.platform), stage: st.index, location: fromWhere, line: st.from.loc.line, instruction: st.from.text, kind: 'FROM', status: 'run', durationMs: Date.now() - fromStarted, layer: null, assets: BuildCache.reportAssets(pull?.report), ...(pull ? { stepId: pull.id } : {}) });
   }
   // BuildKit gives every stage a PATH (FROM scratch, or a base without one) before its first
@@ -267,7 +268,7 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
       image = withHistory(image, nop(text));
       return null;
     }
-    const layer = cached ?? (await writeLayer(entries, { epoch: ctx.epoch, dir: ctx.tmpDir, signal }));
+    const layer = cached ?? (await timed(`write layer (${entries.length} entries)`, () => writeLayer(entries, { epoch: ctx.epoch, dir: ctx.tmpDir, signal })));
     image = appendLayer(image, layer, nop(text));
     fs.track(image, { digest: layer.digest, entries });
     return layer;
@@ -432,7 +433,7 @@ export async function buildStage(ctx: BuildContext, st: PlannedStage): Promise<{
             outcome.assets = BuildCache.reportAssets(await ctx.cache!.endStep(addId));
           }
           const key = ctx.cache?.enabled && entries.length ? await copyStepKey(ins.kind, entries, image, ctx.epoch, signal) : undefined;
-          const hit = key ? await ctx.cache!.lookup(key, ins.kind, where, (n) => (outcome.note = n)) : undefined;
+          const hit = key ? await timed(`cache lookup ${where}`, () => ctx.cache!.lookup(key, ins.kind, where, (n) => (outcome.note = n))) : undefined;
           if (key) outcome.cacheKey = key;
           if (hit) outcome.status = 'cached';
           const layer = await entriesToLayer(entries, ins.text, hit?.layer);
@@ -563,8 +564,8 @@ async function runStep(ctx: BuildContext, st: PlannedStage, ins: RunInstr, image
       const s = stageByRef(ctx.plan, ref);
       return s && s.index !== st.index ? (await ctx.stage(s.index)).image : ctx.pullImage(ref, where);
     };
-    key = outcome.cacheKey = await runStepKey(step, image, ctx.proxy, fromImage);
-    const hit = await cache.lookup(key, 'RUN', where, (n) => (outcome.note = n));
+    const k = (key = outcome.cacheKey = await runStepKey(step, image, ctx.proxy, fromImage));
+    const hit = await timed(`cache lookup ${where}`, () => cache.lookup(k, 'RUN', where, (n) => (outcome.note = n)));
     if (hit) {
       outcome.status = 'cached';
       outcome.assets = hit.entry.assets.map((a) => ({ url: a.key, sha256: a.sha256, size: a.size }));

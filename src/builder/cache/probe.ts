@@ -5,6 +5,7 @@
  * requested, or records it if absent; offline: 404 when it is not there), and the control
  * channel then says what sha256 each URL has now.
  */
+import { timed } from '../../util/timing.js';
 import type { Dispatcher } from 'undici';
 import { describeError } from '../../util/errors.js';
 import type { SessionChannel } from './channel.js';
@@ -23,7 +24,7 @@ export async function probeAssets(assets: readonly CachedAsset[], channel: Sessi
     while (next < assets.length) {
       const a = assets[next++]!;
       try {
-        const res = await dispatcher.request({ ...requestTarget(a.key), method: 'HEAD', signal: signal ?? null, headersTimeout: HEAD_TIMEOUT_MS, bodyTimeout: HEAD_TIMEOUT_MS });
+        const res = await timed(`probe HEAD ${a.key}`, () => dispatcher.request({ ...requestTarget(a.key), method: 'HEAD', signal: signal ?? null, headersTimeout: HEAD_TIMEOUT_MS, bodyTimeout: HEAD_TIMEOUT_MS }));
         await res.body.dump();
         if (res.statusCode === 404) failures.push(`${a.key} is not available (404 from the proxy)`);
         else if (res.statusCode !== 200) failures.push(`${a.key}: the proxy answered ${res.statusCode}`);
@@ -33,8 +34,8 @@ export async function probeAssets(assets: readonly CachedAsset[], channel: Sessi
     }
   };
   await Promise.all(Array.from({ length: Math.min(PARALLEL, assets.length) }, worker));
-  const now = await channel.stepReport(probeId, signal);
-  await channel.forget(probeId);
+  const now = await timed('probe report', () => channel.stepReport(probeId, signal));
+  await timed('probe forget', () => channel.forget(probeId));
   if (failures.length) return { reuse: false, reason: failures[0]! + (failures.length > 1 ? ` (and ${failures.length - 1} more)` : '') };
   const seen = new Map(now.assets.map((a) => [a.key, a]));
   for (const a of assets) {

@@ -9,6 +9,7 @@
  * - stores what ran (in the background; `finish()` waits), pushes to `--cache-to`, prunes;
  * - collects the per-step report.
  */
+import { timed } from '../../util/timing.js';
 import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -221,7 +222,7 @@ export class BuildCache {
   async lookup(key: string, kind: StepKind, where: string, note: (s: string) => void): Promise<CacheHit | undefined> {
     const store = this.store;
     if (!store || this.s.noCache) return undefined;
-    let hit = await store.get(key, this.s.tmpDir, this.s.signal);
+    let hit = await timed('cache get', () => store.get(key, this.s.tmpDir, this.s.signal));
     if (!hit) {
       for (const r of this.from) if (await r.fetch(key, store, this.s.tmpDir)) break;
       hit = await store.get(key, this.s.tmpDir, this.s.signal);
@@ -242,14 +243,15 @@ export class BuildCache {
     }
     const probeId = this.newStepId('probe');
     try {
-      const r = await probeAssets(e.assets, this.channel, probeId, await this.dispatcherFor(probeId), this.s.signal);
+      const d = await timed('probe transport', () => this.dispatcherFor(probeId));
+      const r = await timed('probe', () => probeAssets(e.assets, this.channel!, probeId, d, this.s.signal));
       if (!r.reuse) {
         note(`cache miss: ${r.reason}`);
         this.s.log.info(`${where}: cache entry not reused: ${r.reason}; running the step`);
         return undefined;
       }
     } finally {
-      await this.closeDispatcher(probeId);
+      await timed('probe close', () => this.closeDispatcher(probeId));
     }
     return this.useHit(key, hit);
   }

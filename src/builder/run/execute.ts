@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, lstat, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HtvendError } from '../../util/errors.js';
+import { timed } from '../../util/timing.js';
 import { writeLayer } from '../fs/layer-writer.js';
 import { listingFromEntries } from '../fs/listing.js';
 import type { LayerEntry } from '../fs/types.js';
@@ -25,18 +26,6 @@ import { stderrSink, writeStderr } from '../../util/stdio.js';
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 let counter = 0;
-
-/** `BUILD_IMG_TIMING=1`: one stderr line per RUN phase with its wall time (for bench/). */
-const timing = process.env.BUILD_IMG_TIMING === '1';
-async function timed<T>(what: string, f: () => Promise<T>): Promise<T> {
-  if (!timing) return f();
-  const t0 = performance.now();
-  try {
-    return await f();
-  } finally {
-    writeStderr(`build-img timing: ${what} ${((performance.now() - t0) / 1000).toFixed(3)}s (ends at ${process.uptime().toFixed(2)}s)\n`);
-  }
-}
 
 /**
  * Knobs the builder normally takes from the environment (tests set them explicitly), plus
