@@ -1,8 +1,10 @@
 /**
- * Spawning our own CLIs from tests. Works both from compiled tests (dist/test/…, runs
- * dist/src/cli/*.js) and from TypeScript run with tsx (runs src/cli/*.ts through tsx).
+ * Spawning our own CLIs from tests. Works both from compiled tests (dist/test/…, runs bin/*.js,
+ * the bundle users install: dist/bundle/, made by `npm run build`) and from TypeScript run with
+ * tsx (runs src/cli/*.ts through tsx).
  */
 import { spawn, type SpawnOptions } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
@@ -21,7 +23,17 @@ const tsxLoader = fromTs ? import.meta.resolve('tsx') : '';
 export function cliCommand(name: 'htvend' | 'build-img-with-proxy'): string[] {
   return fromTs
     ? [process.execPath, '--import', tsxLoader, join(repoRoot, 'src', 'cli', `${name}.ts`)]
-    : [process.execPath, join(repoRoot, 'dist', 'src', 'cli', `${name}.js`)];
+    : (checkBundle(name), [process.execPath, join(repoRoot, 'bin', `${name}.js`)]);
+}
+
+/** A bundle older than tsc's output would test yesterday's code: say so instead. */
+function checkBundle(name: string): void {
+  const age = (p: string) => statSync(join(repoRoot, p), { throwIfNoEntry: false })?.mtimeMs;
+  const bundle = age(`dist/bundle/${name}.js`);
+  const compiled = age(`dist/src/cli/${name}.js`);
+  if (bundle === undefined || (compiled !== undefined && bundle < compiled)) {
+    throw new Error(`dist/bundle/${name}.js is ${bundle === undefined ? 'missing' : 'older than dist/src'}: run \`npm run build\` (tsc, then the bundle)`);
+  }
 }
 
 export interface RunResult {

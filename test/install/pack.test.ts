@@ -43,14 +43,14 @@ before(async () => {
 });
 after(() => (work ? rm(work, { recursive: true, force: true }) : undefined));
 
-test('npm pack ships compiled code, bin, README, LICENSE and bundled runtime deps, and nothing else', { skip }, async () => {
+test('npm pack ships the bundled CLIs, bin, README, LICENSE and bundled runtime deps, and nothing else', { skip }, async () => {
   const [info] = JSON.parse(packOutput) as Array<{ files: Array<{ path: string }>; size: number; unpackedSize: number }>;
   const files = info!.files.map((f) => f.path);
-  for (const f of ['bin/htvend.js', 'bin/build-img-with-proxy.js', 'dist/src/cli/htvend.js', 'dist/src/cli/build-img-with-proxy.js', 'README.md', 'LICENSE', 'package.json']) {
+  for (const f of ['bin/htvend.js', 'bin/build-img-with-proxy.js', 'dist/bundle/htvend.js', 'dist/bundle/build-img-with-proxy.js', 'README.md', 'LICENSE', 'package.json']) {
     assert.ok(files.includes(f), `${f} missing from the tarball`);
   }
-  const stray = files.filter((f) => !/^(node_modules\/|bin\/|dist\/src\/.*\.js$|README\.md$|LICENSE$|package\.json$)/.test(f));
-  assert.deepEqual(stray, [], 'only what runs is shipped (no tests, bench, sources or maps)');
+  const stray = files.filter((f) => !/^(node_modules\/|bin\/|dist\/bundle\/.*\.js$|README\.md$|LICENSE$|package\.json$)/.test(f));
+  assert.deepEqual(stray, [], 'only what runs is shipped (the bundle: no dist/src, tests, bench, sources or maps)');
   const bundled = await run(['tar', 'tzf', tarball]);
   assert.match(bundled.stdout, /^package\/node_modules\/commander\/package\.json$/m);
   assert.match(bundled.stdout, /^package\/node_modules\/undici\/package\.json$/m);
