@@ -4,19 +4,33 @@
  *
  *   bash bench/proxy-bench.sh            # BENCH_BIG_MIB=1024 BENCH_SMALL=10000 by default
  *
- * 1. replay:  1 GiB over HTTPS through `htvend offline`  vs the same file from nginx (≥ 0.7)
- * 2. record:  1 GiB nginx → `htvend build` → curl + blob store vs nginx direct   (≥ 0.4)
- * 3. mitmproxy (mitmdump, stream_large_bodies=1) moving the same 1 GiB: htvend ≥ 3× faster
+ * Issue 12's marks:
+ * 1. replay:  1 GiB over HTTPS through `htvend offline`  vs the same file from nginx (≥ 0.8)
+ * 2. record:  1 GiB nginx → `htvend build` → curl + blob store vs nginx direct   (≥ 0.5)
+ * 3. mitmproxy (mitmdump, stream_large_bodies=1) recording the same 1 GiB: htvend ≥ 1.5× faster
  * 4. 10,000 × 10 KiB HTTPS GETs, 32 parallel keep-alive connections, offline vs nginx (≥ 0.5)
  * 5. peak RSS of the htvend process while moving 1 GiB (< 150 MB)
  *
- * Each ratio is printed with its ceiling: the reference time ÷ the time one thread takes to
- * sha256 the file, which no proxy hashing every byte (SPEC §3) can beat on this machine.
+ * Each 1 GiB ratio is printed with the HARDWARE ceiling of this run, from CPU seconds measured
+ * in it (nginx's workers from /proc, curl's from its rusage as a waited-for child of bash):
+ *
+ * - replay ceiling time = max(nginx time, (curl CPU + nginx CPU + sha256) / cores): a proxy that
+ *   did exactly nginx's work (TLS send of the file) plus one sha256 of it, beside the same curl.
+ * - recording ceiling time = max(nginx time, (nginx CPU + curl CPU + proxy) / cores), where the
+ *   proxy's least work is one server's TLS send (≈ nginx CPU), one client's TLS receive (≈ curl
+ *   CPU) and one sha256 of the file: (2·nginx CPU + 2·curl CPU + sha256) / cores. It leaves out
+ *   the store write (a page-cache or O_DIRECT copy), so it is an optimistic bound.
+ *
+ * sha256 here is the in-memory hash of BIG_MIB MiB (one thread, OpenSSL through Node, timed in
+ * the same rounds); neither ceiling can be below it, since one sha256 cannot be split. The
+ * ceiling ratios are nginx ÷ ceiling (vs the ÷ nginx marks) and mitmproxy ÷ ceiling (the best
+ * speed-up any proxy could have over mitmproxy here, vs the 1.5× mark); "÷ ceiling" is how close
+ * htvend is. When a ceiling is at or above its mark the mark is reachable here and the bench says
+ * so; when it is below, the mark cannot be met on this machine.
  *
  * Each htvend timing is taken in rounds with its references (nginx direct, mitmproxy), one of
  * each per round, best of BENCH_REPEAT rounds: the shared VM's load moves a lot, and this way
- * both sides of a ratio see the same load. CPU seconds of nginx's workers and of the proxy are
- * printed too (load-independent).
+ * both sides of a ratio see the same load. CPU seconds are means over the rounds.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile, mkdir, readFile, access } from 'node:fs/promises';
@@ -39,6 +53,56 @@ const ONLY_RECORD = process.env.BENCH_ONLY === 'record';
  */
 const ONLY_REPLAY = process.env.BENCH_ONLY === 'replay';
 const here = fileURLToPath(new URL('.', import.meta.url));
+
+/** Issue 12's marks (the bench's figures are compared with these). */
+const MARKS = { recordVsNginx: 0.5, recordVsMitm: 1.5, replayVsNginx: 0.8, smallVsNginx: 0.5, peakRssMB: 150 };
+
+const r = (x: number) => Math.round(x * 100) / 100;
+
+/** What a ceiling is computed from: wall and CPU seconds of one 1 GiB transfer measured in this run. */
+interface CeilingInputs {
+  /** nginx → curl direct, best wall time of the rounds. */
+  nginxS: number;
+  /** CPU seconds of nginx's workers per direct transfer (mean of the rounds). */
+  nginxCpuS: number;
+  /** CPU seconds of curl per direct transfer (its rusage, mean of the rounds). */
+  curlCpuS: number;
+  /** One thread's sha256 of the GiB in memory, best of the rounds. */
+  shaS: number;
+  cores: number;
+}
+
+/** Replay: a proxy doing nginx's work (TLS send) plus one sha256, beside the same curl. */
+function replayCeilingS(c: CeilingInputs): number {
+  return Math.max(c.nginxS, (c.curlCpuS + c.nginxCpuS + c.shaS) / c.cores, c.shaS);
+}
+
+/**
+ * Recording: nginx and curl as in the direct run, plus a proxy doing the least any recording
+ * proxy does: receive TLS from the server (≈ curl's CPU), send TLS to the client (≈ nginx's
+ * CPU) and sha256 every byte once. The store write is left out (optimistic bound).
+ */
+function recordCeilingS(c: CeilingInputs): number {
+  return Math.max(c.nginxS, (2 * c.nginxCpuS + 2 * c.curlCpuS + c.shaS) / c.cores, c.shaS);
+}
+
+function describeCeiling(kind: 'record' | 'replay', c: CeilingInputs): string {
+  const n = r(c.nginxCpuS);
+  const k = r(c.curlCpuS);
+  const sum = kind === 'record' ? `nginx ${n} + curl ${k} + proxy (TLS send ≈ nginx ${n} + TLS receive ≈ curl ${k} + sha256 ${r(c.shaS)})` : `curl ${k} + nginx ${n} + sha256 ${r(c.shaS)}`;
+  const s = kind === 'record' ? recordCeilingS(c) : replayCeilingS(c);
+  return `${kind} ceiling: max(nginx ${r(c.nginxS)} s, (${sum} CPU-s) / ${c.cores} cores) = ${r(s)} s`;
+}
+
+/**
+ * `ratio` beside its mark and the hardware ceiling of the same ratio, e.g.
+ * `0.33  (mark >= 0.5 not met; hardware ceiling 0.48: the mark is above this machine's ceiling; at 69 % of the ceiling)`.
+ */
+function vsMark(ratio: number, mark: number, ceilingRatio: number, unit = ''): string {
+  const met = ratio >= mark ? 'met' : 'not met';
+  const reach = ceilingRatio >= mark ? 'the mark is reachable here' : "the mark is above this machine's ceiling";
+  return `${r(ratio)}${unit}  (mark >= ${mark}${unit} ${met}; hardware ceiling ${r(ceilingRatio)}${unit}: ${reach}; at ${Math.round((ratio / ceilingRatio) * 100)} % of the ceiling)`;
+}
 
 function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
@@ -99,7 +163,10 @@ async function curlTimeWithCpu(args: string[]): Promise<{ secs: number; cpuS: nu
     return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
   };
   const kids = lines[2]!.trim().split(/\s+/);
-  return { secs: Number(secs), cpuS: toS(kids[0]!) + toS(kids[1]!) };
+  const cpuS = toS(kids[0]!) + toS(kids[1]!);
+  // A 1 GiB TLS receive takes CPU: zero or NaN means `times` was not parsed, not a free curl.
+  if (!(cpuS > 0)) throw new Error(`could not read curl's CPU from bash's times: ${JSON.stringify(r.out)}`);
+  return { secs: Number(secs), cpuS };
 }
 
 /** 10,000 small GETs with curl's parallel mode; returns wall seconds. */
@@ -253,18 +320,16 @@ async function replayOnly(c: ReplayOnlyCtx): Promise<void> {
   const split = await offline.cpuSplit();
   const o = await offline.stop();
   if (o.counters.htvend_replayed_total !== REPEAT) throw new Error(`expected ${REPEAT} replays, got ${JSON.stringify(o.counters)}`);
-  const r = (x: number) => Math.round(x * 100) / 100;
   const res = c.results;
   const nginxCpuS = c.cpuTotals.nginxBig! / REPEAT;
   const replayCpuS = c.cpuTotals.replayBig! / REPEAT;
   const cores = availableParallelism();
-  const floorS = Math.max(res.nginxBigS!, (curlDirectCpu / REPEAT + nginxCpuS + res.sha256MemS!) / cores, res.sha256MemS!);
+  const inputs: CeilingInputs = { nginxS: res.nginxBigS!, nginxCpuS, curlCpuS: curlDirectCpu / REPEAT, shaS: res.sha256MemS!, cores };
+  const floorS = replayCeilingS(inputs);
   const gib = (BIG_MIB / 1024) * REPEAT;
   console.log(JSON.stringify({ bigMiB: BIG_MIB, bestOf: REPEAT, ...res, nginxCpuS, replayCpuS, curlDirectCpuS: curlDirectCpu / REPEAT, curlReplayCpuS: curlReplayCpu / REPEAT, replayPeakRssMiB: o.peakRssMiB }));
-  console.log(`replay  ${BIG_MIB} MiB HTTPS   htvend/nginx throughput ratio  ${r(res.nginxBigS! / res.replayBigS!)}  (target >= 0.8; ceiling ≈ ${r(res.nginxBigS! / floorS)}: nginx ${r(res.nginxBigS!)} s, htvend ${r(res.replayBigS!)} s)`);
-  console.log(
-    `ceiling: max(nginx ${r(res.nginxBigS!)} s, (curl ${r(curlDirectCpu / REPEAT)} + nginx ${r(nginxCpuS)} + sha256 ${r(res.sha256MemS!)} CPU-s) / ${cores} cores) = ${r(floorS)} s (a proxy doing nginx's work plus one hash, beside the same curl)`,
-  );
+  console.log(`replay  ${BIG_MIB} MiB HTTPS   htvend/nginx throughput ratio  ${vsMark(res.nginxBigS! / res.replayBigS!, MARKS.replayVsNginx, res.nginxBigS! / floorS)}; nginx ${r(res.nginxBigS!)} s, htvend ${r(res.replayBigS!)} s`);
+  console.log(`${describeCeiling('replay', inputs)} (a proxy doing nginx's work plus one hash, beside the same curl)`);
   console.log(`CPU s per run: nginx ${r(nginxCpuS)}, htvend ${r(replayCpuS)} (whole life: user ${r(split.user / gib)}, sys ${r(split.sys / gib)} per GiB); curl direct ${r(curlDirectCpu / REPEAT)}, via htvend ${r(curlReplayCpu / REPEAT)}`);
   console.log(`peak RSS replay: ${o.peakRssMiB} MiB (idle ${offline.idleRssMiB}); load ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
 }
@@ -364,11 +429,22 @@ http {
   const viaMitm = () => curlTime(['-x', `http://127.0.0.1:${mitmPort}`, '--cacert', join(mitmConf, 'mitmproxy-ca-cert.pem'), bigUrl]);
   const nginxBig = () => curlTime(['--cacert', cert, bigUrl]);
   await nginxBig(); // warm the page cache
-  // The floor every hashing proxy shares here, timed in the same rounds as everything else
-  // (the machine's speed drifts by 2x over minutes), best of all of them.
-  const hashFloor = () => sha256Seconds(join(www, 'big.bin'));
-  /** The best throughput ratio against a reference taking `refS` that any hashing proxy could reach. */
-  const ceiling = (refS: number) => Math.round((refS / results.sha256S!) * 100) / 100;
+  /** curl's CPU seconds per phase's direct transfers (summed; ÷ REPEAT for the mean). */
+  const curlDirectCpu = { record: 0, replay: 0 };
+  const nginxBigWithCurlCpu = (phase: 'record' | 'replay') => async () => {
+    const t = await curlTimeWithCpu(['--cacert', cert, bigUrl]);
+    curlDirectCpu[phase] += t.cpuS;
+    return t.secs;
+  };
+  const { availableParallelism } = await import('node:os');
+  const cores = availableParallelism();
+  const ceilingInputs = (phase: 'record' | 'replay', nginxS: number): CeilingInputs => ({
+    nginxS,
+    nginxCpuS: cpuTotals[phase === 'record' ? 'nginxBig' : 'nginxReplay']! / REPEAT,
+    curlCpuS: curlDirectCpu[phase] / REPEAT,
+    shaS: results.sha256MemS!,
+    cores,
+  });
 
   // 1. recording through htvend build, in rounds with nginx direct and mitmproxy
   const blobs = join(work, 'blobs');
@@ -381,25 +457,28 @@ http {
   const relay = await serveProxy('relay', join(work, 'relay-blobs'), join(work, 'relay-assets.json'), join(work, 'relay-ca.pem'), cert);
   await rounds({
     relayBigS: withCpu('relayBig', () => relay.cpuS(), (i) => curlTime(['-x', relay.url, '--cacert', join(work, 'relay-ca.pem'), `${bigUrl}?relay=${i}`])),
-    nginxBigS: withCpu('nginxBig', nginxCpu, nginxBig),
+    nginxBigS: withCpu('nginxBig', nginxCpu, nginxBigWithCurlCpu('record')),
     // A distinct query string per run: each run is a fresh recording (nginx ignores the query).
     recordBigS: withCpu('recordBig', () => build.cpuS(), (i) => curlTime(['-x', build.url, '--cacert', htvendCa, `${bigUrl}?run=${i}`])),
     ...(ONLY_RECORD ? {} : { mitmRecordPhaseS: viaMitm }),
-    sha256S: hashFloor,
+    // The in-memory hash every ceiling includes, timed in the same rounds as everything else
+    // (the machine's speed drifts by 2x over minutes), best of all of them.
+    sha256MemS: sha256MemSeconds,
   });
   await relay.stop();
   if (ONLY_RECORD) {
     const split = await build.cpuSplit();
     const b = await build.stop();
-    const r = (x: number) => Math.round(x * 100) / 100;
-    console.log(JSON.stringify({ bigMiB: BIG_MIB, bestOf: REPEAT, ...results, recordPeakRssMiB: b.peakRssMiB }));
-    console.log(`record  1 GiB HTTPS   htvend/nginx throughput ratio  ${r(results.nginxBigS! / results.recordBigS!)}  (target >= 0.4; ceiling ≈ ${ceiling(results.nginxBigS!)})`);
-    console.log(`record  relay ceiling (same proxy, no hash, no store write) ÷ nginx ${r(results.nginxBigS! / results.relayBigS!)}; record ÷ relay ${r(results.relayBigS! / results.recordBigS!)}`);
-    console.log(`sha256 of the file alone, one thread: ${r(results.sha256S!)} s (the ceiling: no proxy that hashes every byte can beat it)`);
+    const rec = ceilingInputs('record', results.nginxBigS!);
+    const recCeilS = recordCeilingS(rec);
+    console.log(JSON.stringify({ bigMiB: BIG_MIB, bestOf: REPEAT, ...results, nginxCpuS: rec.nginxCpuS, curlDirectCpuS: rec.curlCpuS, recordCeilingS: recCeilS, recordPeakRssMiB: b.peakRssMiB }));
+    console.log(`record  ${BIG_MIB} MiB HTTPS   htvend/nginx throughput ratio  ${vsMark(results.nginxBigS! / results.recordBigS!, MARKS.recordVsNginx, results.nginxBigS! / recCeilS)}`);
+    console.log(describeCeiling('record', rec));
+    console.log(`record  relay (same proxy, no hash, no store write) ÷ nginx ${r(results.nginxBigS! / results.relayBigS!)}; record ÷ relay ${r(results.relayBigS! / results.recordBigS!)}`);
     console.log(`server CPU s per run: nginx big ${r(cpuTotals.nginxBig! / REPEAT)}; htvend record big ${r(cpuTotals.recordBig! / REPEAT)}; relay ceiling ${r(cpuTotals.relayBig! / REPEAT)}`);
     const gib = (BIG_MIB / 1024) * REPEAT;
     console.log(`htvend CPU-s per GiB recorded: ${r(cpuTotals.recordBig! / gib)} (whole process life incl. start-up: user ${r(split.user / gib)}, sys ${r(split.sys / gib)}; minor page faults per GiB ${Math.round(split.minflt / gib)})`);
-    console.log(`peak RSS recording: ${b.peakRssMiB} MiB; load ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
+    console.log(`peak RSS recording: ${b.peakRssMiB} MiB (mark < ${MARKS.peakRssMB} MB); load ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`);
     await Promise.all(children.map(stopChild));
     await rm(work, { recursive: true, force: true });
     process.exit(0);
@@ -414,10 +493,10 @@ http {
   const offline = await serveProxy('offline', blobs, assets, htvendCa, cert);
   results.idleRssMiB = offline.idleRssMiB;
   await rounds({
-    nginxReplayPhaseS: withCpu('nginxBig', nginxCpu, nginxBig),
+    nginxReplayPhaseS: withCpu('nginxReplay', nginxCpu, nginxBigWithCurlCpu('replay')),
     replayBigS: withCpu('replayBig', () => offline.cpuS(), (i) => curlTime(['-x', offline.url, '--cacert', htvendCa, `${bigUrl}?run=${i}`])),
     mitmBigS: viaMitm,
-    sha256S: hashFloor,
+    sha256MemS: sha256MemSeconds,
   });
   await rounds({
     nginxSmallS: withCpu('nginxSmall', nginxCpu, () => curlMany(smallCfg, ['--cacert', cert])),
@@ -426,22 +505,30 @@ http {
   const o = await offline.stop();
   results.replayPeakRssMiB = o.peakRssMiB;
   if (o.counters.htvend_missing_asset_total !== 0) throw new Error('offline replay missed assets');
-  for (const [k, v] of Object.entries(cpuTotals)) results[`${k}CpuS`] = v / (k === 'nginxBig' ? 2 * REPEAT : REPEAT);
+  const rec = ceilingInputs('record', results.nginxBigS!);
+  const rep = ceilingInputs('replay', results.nginxReplayPhaseS!);
+  const recCeilS = recordCeilingS(rec);
+  const repCeilS = replayCeilingS(rep);
+  for (const [k, v] of Object.entries(cpuTotals)) results[`${k}CpuS`] = v / REPEAT;
+  results.curlDirectRecordCpuS = rec.curlCpuS;
+  results.curlDirectReplayCpuS = rep.curlCpuS;
+  results.recordCeilingS = recCeilS;
+  results.replayCeilingS = repCeilS;
 
-  const r = (x: number) => Math.round(x * 100) / 100;
-  console.log(JSON.stringify({ bigMiB: BIG_MIB, smallRequests: SMALL_N, bestOf: REPEAT, ...results }));
-  console.log(`replay  1 GiB HTTPS   htvend/nginx throughput ratio  ${r(results.nginxReplayPhaseS! / results.replayBigS!)}  (target >= 0.7; ceiling ≈ ${ceiling(results.nginxReplayPhaseS!)})`);
-  console.log(`record  1 GiB HTTPS   htvend/nginx throughput ratio  ${r(results.nginxBigS! / results.recordBigS!)}  (target >= 0.4; ceiling ≈ ${ceiling(results.nginxBigS!)})`);
-  console.log(`record  relay ceiling (same proxy, no hash, no store write) ÷ nginx ${r(results.nginxBigS! / results.relayBigS!)}; record ÷ relay ${r(results.relayBigS! / results.recordBigS!)}`);
-  console.log(`replay  vs mitmproxy  htvend speed-up                ${r(results.mitmBigS! / results.replayBigS!)}x (target >= 3; ceiling ≈ ${ceiling(results.mitmBigS!)}x)`);
-  console.log(`record  vs mitmproxy  htvend speed-up                ${r(results.mitmRecordPhaseS! / results.recordBigS!)}x (target >= 3; ceiling ≈ ${ceiling(results.mitmRecordPhaseS!)}x)`);
-  console.log(`sha256 of the 1 GiB file alone, one thread: ${r(results.sha256S!)} s (best of the rounds); each ceiling ≈ reference time / this (SPEC §3: a proxy hashes every byte before the transfer completes; timed apart, so a run may land a few % above)`);
-  console.log(`small   ${SMALL_N} x 10 KiB   htvend/nginx throughput ratio  ${r(results.nginxSmallS! / results.replaySmallS!)}  (target >= 0.5)`);
+  console.log(JSON.stringify({ bigMiB: BIG_MIB, smallRequests: SMALL_N, bestOf: REPEAT, cores, ...results }));
+  console.log(`replay  ${BIG_MIB} MiB HTTPS   htvend/nginx throughput ratio  ${vsMark(results.nginxReplayPhaseS! / results.replayBigS!, MARKS.replayVsNginx, results.nginxReplayPhaseS! / repCeilS)}`);
+  console.log(`record  ${BIG_MIB} MiB HTTPS   htvend/nginx throughput ratio  ${vsMark(results.nginxBigS! / results.recordBigS!, MARKS.recordVsNginx, results.nginxBigS! / recCeilS)}`);
+  console.log(`record  vs mitmproxy  htvend speed-up                ${vsMark(results.mitmRecordPhaseS! / results.recordBigS!, MARKS.recordVsMitm, results.mitmRecordPhaseS! / recCeilS, 'x')}`);
+  console.log(`replay  vs mitmproxy  htvend speed-up                ${r(results.mitmBigS! / results.replayBigS!)}x (no mark; hardware ceiling ${r(results.mitmBigS! / repCeilS)}x)`);
+  console.log(describeCeiling('record', rec));
+  console.log(describeCeiling('replay', rep));
+  console.log(`record  relay (same proxy, no hash, no store write) ÷ nginx ${r(results.nginxBigS! / results.relayBigS!)}; record ÷ relay ${r(results.relayBigS! / results.recordBigS!)}`);
+  console.log(`small   ${SMALL_N} x 10 KiB   htvend/nginx throughput ratio  ${r(results.nginxSmallS! / results.replaySmallS!)}  (mark >= ${MARKS.smallVsNginx} ${results.nginxSmallS! / results.replaySmallS! >= MARKS.smallVsNginx ? 'met' : 'not met'})`);
   // Server CPU seconds per run: unlike wall time, hardly moved by other load on the machine.
-  console.log(`server CPU s per run: nginx big ${r(results.nginxBigCpuS!)}, small ${r(results.nginxSmallCpuS!)}; htvend record big ${r(results.recordBigCpuS!)}, relay ceiling ${r(results.relayBigCpuS!)}, replay big ${r(results.replayBigCpuS!)}, replay small ${r(results.replaySmallCpuS!)}`);
+  console.log(`server CPU s per run: nginx big ${r(results.nginxBigCpuS!)} (replay phase ${r(results.nginxReplayCpuS!)}), small ${r(results.nginxSmallCpuS!)}; htvend record big ${r(results.recordBigCpuS!)}, relay ceiling ${r(results.relayBigCpuS!)}, replay big ${r(results.replayBigCpuS!)}, replay small ${r(results.replaySmallCpuS!)}`);
   const load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
   console.log(`load average at the end: ${load}`);
-  console.log(`peak RSS moving 1 GiB: record ${results.recordPeakRssMiB} MiB, replay ${results.replayPeakRssMiB} MiB (target < 150 MB); idle ${results.idleRssMiB} MiB`);
+  console.log(`peak RSS moving 1 GiB: record ${results.recordPeakRssMiB} MiB, replay ${results.replayPeakRssMiB} MiB (mark < ${MARKS.peakRssMB} MB); idle ${results.idleRssMiB} MiB`);
 } finally {
   await Promise.all(children.map(stopChild));
   await rm(work, { recursive: true, force: true });
